@@ -1,0 +1,184 @@
+"""World motion <-> Motion VAE frames (see :mod:`mocap.pose_layout` for the layout).
+
+Pure functions over numpy arrays. Spaces are named in the variables:
+``world_`` (y-up, metres), ``char_`` (character frame: root projected on the ground,
++z facing), ``local_`` (relative to the parent joint).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mocap.kinematics import Motion, motion_world, world_to_local_rotations
+from mocap.pose_layout import PoseLayout
+from mocap.rotations import matrix_to_rot6d, rot6d_to_matrix, wrap_angle, yaw_matrix
+from mocap.skeleton import Skeleton, name_side
+
+# Contact labels: a foot joint is in contact while it is within this height of its
+# lowest height in the clip and moves slower than this horizontally.
+CONTACT_HEIGHT_M = 0.05
+CONTACT_SPEED_MPS = 0.6
+
+
+def facing_yaw(skeleton: Skeleton, world_pos: np.ndarray, source: str = "") -> np.ndarray:
+    """Facing angle (T,) radians from the left-minus-right vector of every paired joint.
+
+    Facing is perpendicular to the across-body direction: ``forward = across x up``, so a
+    character whose left side points to +x faces +z (yaw 0).
+    """
+    perm = _left_right_pairs(skeleton, source)
+    left = [i for i in range(skeleton.num_joints) if name_side(skeleton.joint_names[i]) == "left" and perm[i] != i]
+    across = (world_pos[:, left] - world_pos[:, perm[left]]).sum(axis=1)  # (T, 3)
+    return np.arctan2(-across[:, 2], across[:, 0])
+
+
+def _left_right_pairs(skeleton: Skeleton, source: str) -> np.ndarray:
+    try:
+        return skeleton.mirror_indices()
+    except ValueError as e:
+        raise ValueError(
+            f"{source or 'skeleton'}: the facing direction comes from left/right joint pairs, and {e}"
+        ) from None
+
+
+def world_to_frames(world_rot: np.ndarray, world_pos: np.ndarray, yaw: np.ndarray, fps: float) -> np.ndarray:
+    """World joints (T, J, 3, 3), (T, J, 3) and facing (T,) -> frames (T, D) float64.
+
+    Frame 0's root delta and velocities repeat frame 1's (there is no frame -1).
+    """
+    t, j = world_pos.shape[:2]
+    if t < 2:
+        raise ValueError("a clip needs at least 2 frames to compute velocities")
+    layout = PoseLayout(j)
+    root_xz = world_pos[:, 0, [0, 2]]  # (T, 2)
+    inv_yaw = yaw_matrix(-yaw)  # (T, 3, 3): world -> char
+
+    ground = np.zeros((t, 1, 3))
+    ground[:, 0, 0], ground[:, 0, 2] = root_xz[:, 0], root_xz[:, 1]
+    char_pos = np.einsum("tab,tjb->tja", inv_yaw, world_pos - ground)  # (T, J, 3)
+    world_vel = np.diff(world_pos, axis=0, prepend=world_pos[:1]) * fps
+    world_vel[0] = world_vel[1]
+    char_vel = np.einsum("tab,tjb->tja", inv_yaw, world_vel)  # (T, J, 3)
+    char_rot = inv_yaw[:, None] @ world_rot  # (T, J, 3, 3)
+
+    step = np.diff(root_xz, axis=0)  # (T-1, 2): displacement from t-1 to t, world
+    c, s = np.cos(yaw[:-1]), np.sin(yaw[:-1])
+    # Into the previous facing frame: inverse yaw rotation on (x, z).
+    dx = c * step[:, 0] - s * step[:, 1]
+    dz = s * step[:, 0] + c * step[:, 1]
+    dyaw = wrap_angle(np.diff(yaw))
+
+    frames = np.zeros((t, layout.frame_size))
+    frames[1:, layout.root_dxdz] = np.stack([dx, dz], axis=-1)
+    frames[1:, layout.root_dyaw] = dyaw
+    frames[0, layout.root_delta] = frames[1, layout.root_delta]
+    frames[:, layout.joint_pos] = char_pos.reshape(t, -1)
+    frames[:, layout.joint_vel] = char_vel.reshape(t, -1)
+    frames[:, layout.joint_rot6d] = matrix_to_rot6d(char_rot).reshape(t, -1)
+    return frames
+
+
+def integrate_root(frames: np.ndarray, start_xz=(0.0, 0.0), start_yaw: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Root ground position (T, 2) and facing (T,) from frames; frame 0 sits at the start.
+
+    Frame t's delta moves the root from frame t-1 to t: displacement in t-1's facing frame.
+    """
+    layout = PoseLayout.from_frame_size(frames.shape[-1])
+    d = layout.root_deltas(frames)[1:]  # (T-1, 3)
+    yaw = start_yaw + np.concatenate([[0.0], np.cumsum(d[:, 2])])
+    c, s = np.cos(yaw[:-1]), np.sin(yaw[:-1])
+    step_x = c * d[:, 0] + s * d[:, 1]
+    step_z = -s * d[:, 0] + c * d[:, 1]
+    xz = np.zeros((frames.shape[0], 2))
+    xz[:] = start_xz
+    xz[1:, 0] += np.cumsum(step_x)
+    xz[1:, 1] += np.cumsum(step_z)
+    return xz, yaw
+
+
+def frames_to_world(frames: np.ndarray, start_xz=(0.0, 0.0), start_yaw: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T, D) -> world rotations (T, J, 3, 3) and positions (T, J, 3) by integrating the root."""
+    layout = PoseLayout.from_frame_size(frames.shape[-1])
+    xz, yaw = integrate_root(frames, start_xz, start_yaw)
+    rot_yaw = yaw_matrix(yaw)  # (T, 3, 3): char -> world
+    char_pos = layout.positions(frames)  # (T, J, 3)
+    world_pos = np.einsum("tab,tjb->tja", rot_yaw, char_pos)
+    world_pos[..., 0] += xz[:, None, 0]
+    world_pos[..., 2] += xz[:, None, 1]
+    world_rot = rot_yaw[:, None] @ rot6d_to_matrix(layout.rotations6d(frames))
+    return world_rot, world_pos
+
+
+def motion_to_frames(motion: Motion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A clip -> (frames (T, D), world positions (T, J, 3), facing yaw (T,))."""
+    world_rot, world_pos = motion_world(motion)
+    yaw = facing_yaw(motion.skeleton, world_pos, motion.source or motion.name)
+    return world_to_frames(world_rot, world_pos, yaw, motion.fps), world_pos, yaw
+
+
+def frames_to_motion(frames: np.ndarray, skeleton: Skeleton, fps: float, name: str = "clip") -> Motion:
+    """Frames -> a clip of local transforms for ``skeleton`` (for BVH export).
+
+    Joint orientations give local rotations; the root joint's position gives the root
+    translation; other joints use the skeleton's rest offsets.
+    """
+    world_rot, world_pos = frames_to_world(frames)
+    local_rot = world_to_local_rotations(skeleton.parents, world_rot)
+    local_pos = np.broadcast_to(skeleton.offsets, world_pos.shape).copy()
+    local_pos[:, 0] = world_pos[:, 0]
+    return Motion(name, skeleton, local_rot, local_pos, fps)
+
+
+def mirror_frames(frames: np.ndarray, mirror_perm: np.ndarray) -> np.ndarray:
+    """Reflect frames (..., D) across the character's sagittal plane (x -> -x), swapping sides.
+
+    Applying it twice gives the input back exactly.
+    """
+    layout = PoseLayout.from_frame_size(frames.shape[-1])
+    out = np.array(frames, copy=True)
+    reflect = np.array([-1.0, 1.0, 1.0])
+    out[..., 0] = -frames[..., 0]  # dx
+    out[..., layout.root_dyaw] = -frames[..., layout.root_dyaw]
+    pos = layout.positions(frames)[..., mirror_perm, :] * reflect
+    vel = layout.velocities(frames)[..., mirror_perm, :] * reflect
+    rot = _rot6d_columns(layout.rotations6d(frames)[..., mirror_perm, :])
+    # S R S with S = diag(-1, 1, 1): negate entries where exactly one index is x.
+    rot = rot * np.array([[1.0, -1.0, -1.0], [-1.0, 1.0, 1.0], [-1.0, 1.0, 1.0]])[..., :2]
+    out[..., layout.joint_pos] = pos.reshape(*frames.shape[:-1], -1)
+    out[..., layout.joint_vel] = vel.reshape(*frames.shape[:-1], -1)
+    out[..., layout.joint_rot6d] = np.concatenate([rot[..., :, 0], rot[..., :, 1]], axis=-1).reshape(*frames.shape[:-1], -1)
+    return out
+
+
+def _rot6d_columns(x: np.ndarray) -> np.ndarray:
+    """(..., 6) -> (..., 3, 2): the two stored columns, without re-orthogonalising."""
+    return np.stack([x[..., 0:3], x[..., 3:6]], axis=-1)
+
+
+def foot_contacts(
+    world_pos: np.ndarray,
+    foot_idx: np.ndarray,
+    fps: float,
+    floor_height: np.ndarray | None = None,
+    height_m: float = CONTACT_HEIGHT_M,
+    speed_mps: float = CONTACT_SPEED_MPS,
+) -> np.ndarray:
+    """Contact labels (T, F) bool for the foot joints ``foot_idx`` of world positions (T, J, 3).
+
+    ``floor_height`` (F,) is each foot joint's lowest height; by default the clip's 5th percentile.
+    """
+    feet = world_pos[:, foot_idx]  # (T, F, 3)
+    if floor_height is None:
+        floor_height = np.percentile(feet[..., 1], 5, axis=0)
+    vel = np.diff(feet, axis=0, prepend=feet[:1]) * fps
+    vel[0] = vel[1] if len(vel) > 1 else 0.0
+    speed = np.linalg.norm(vel[..., [0, 2]], axis=-1)
+    return (feet[..., 1] < floor_height + height_m) & (speed < speed_mps)
+
+
+def default_foot_indices(skeleton: Skeleton, world_pos: np.ndarray) -> np.ndarray:
+    """Foot joints by name (foot/ankle/toe); otherwise the two joints lowest on average."""
+    idx = skeleton.foot_indices()
+    if len(idx) == 0:
+        idx = np.sort(np.argsort(world_pos[..., 1].mean(axis=0))[:2])
+    return idx
