@@ -1,0 +1,155 @@
+"""The Motion VAE checkpoint file: config + weights + normalisation + skeleton, plain types only.
+
+Layout (a dict written with ``torch.save``, read with ``torch.load(weights_only=True)``)::
+
+    format              "mvae-checkpoint"
+    version             1
+    config              VAEConfig.to_dict()
+    state_dict          model.state_dict() (includes the data_mean / data_std normalisation buffers)
+    skeleton            Skeleton.to_dict()
+    fps                 float, frames per second of the training data
+    dataset_fingerprint str, MotionDataset.fingerprint() of the training data
+    extra               dict of plain types (trainer metadata: epochs, losses, arguments ...)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+from mocap.pose_layout import PoseLayout
+from mocap.skeleton import Skeleton
+from vae.config import VAEConfig
+from vae.manifold import MotionManifold
+from vae.mixture_vae import PoseMixtureVAE
+from vae.pose_vae import PoseVAE
+from vae.vq_vae import PoseVQVAE
+
+FORMAT = "mvae-checkpoint"
+VERSION = 1
+MODEL_CLASSES: dict[str, type[MotionManifold]] = {"mixture": PoseMixtureVAE, "vae": PoseVAE, "vq": PoseVQVAE}
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor)
+TRAIN_HINT = "python -m vae.train --data DATA.npz --out CKPT"
+
+
+def build_model(config: VAEConfig) -> MotionManifold:
+    """A fresh (randomly initialised) manifold of the kind ``config.model`` names."""
+    return MODEL_CLASSES[config.model](config)
+
+
+def _check_plain(value, where: str) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where}: key {k!r} is not a str/int; checkpoints hold plain types only")
+            _check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(value, _PLAIN):
+        raise TypeError(
+            f"{where} is a {type(value).__name__}; checkpoints hold plain types only "
+            "(dict, list, str, int, float, bool, None, tensors) so they load with weights_only=True"
+        )
+
+
+def _check_skeleton(config: VAEConfig, skeleton: Skeleton, where: str) -> None:
+    try:
+        joints = PoseLayout.from_frame_size(config.frame_size).num_joints
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    if joints != skeleton.num_joints:
+        raise ValueError(
+            f"{where}: the model's frame_size {config.frame_size} means {joints} joints but the skeleton has "
+            f"{skeleton.num_joints}; the model and the dataset do not belong together"
+        )
+
+
+def save_checkpoint(path, model: MotionManifold, *, skeleton: Skeleton, fps: float, dataset_fingerprint: str,
+                    extra: dict | None = None) -> None:
+    """Write a checkpoint atomically (temp file in the same folder, fsync, rename over ``path``)."""
+    path = Path(path)
+    _check_skeleton(model.config, skeleton, str(path))
+    extra = dict(extra or {})
+    _check_plain(extra, "extra")
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "skeleton": skeleton.to_dict(),
+        "fps": float(fps),
+        "dataset_fingerprint": str(dataset_fingerprint),
+        "extra": extra,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_checkpoint(path) -> dict:
+    """The validated checkpoint dict (see the module docstring), tensors on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint; train one with `{TRAIN_HINT}`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        message = str(e)
+        if "weights_only" in message or "Unsupported global" in message or "GLOBAL" in message:
+            raise ValueError(
+                f"{path}: holds pickled Python objects (e.g. a whole nn.Module saved by the EA reference code "
+                f"with torch.save(model)), which are not loaded for safety. Convert it to an mvae-checkpoint "
+                f"(state_dict + config) or retrain with `{TRAIN_HINT}`"
+            ) from None
+        raise ValueError(f"{path}: not a PyTorch checkpoint file ({message.splitlines()[0]})") from None
+    except Exception as e:  # noqa: BLE001 - any reader error means the same thing to the user
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint file ({first})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(
+            f"{path}: not an mvae-checkpoint (no 'format': '{FORMAT}' entry); if it is a bare state_dict or a "
+            f"model from the EA reference code, retrain with `{TRAIN_HINT}`"
+        )
+    if ckpt.get("version") != VERSION:
+        raise ValueError(f"{path}: checkpoint version {ckpt.get('version')!r}; this code reads version {VERSION}")
+    missing = [k for k in ("config", "state_dict", "skeleton", "fps", "dataset_fingerprint") if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path}: checkpoint lacks {missing}; it is damaged, retrain with `{TRAIN_HINT}`")
+    return ckpt
+
+
+def load_manifold(path, device: str | torch.device = "cpu") -> MotionManifold:
+    """Rebuild the saved manifold in eval mode with ``skeleton``, ``fps``, ``dataset_fingerprint``, ``extra`` set."""
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    try:
+        config = VAEConfig.from_dict(ckpt["config"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: bad config: {e}") from None
+    skeleton = Skeleton.from_dict(ckpt["skeleton"])
+    _check_skeleton(config, skeleton, str(path))
+    model = build_model(config)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit the saved config ({str(e).splitlines()[0]}); "
+                         "the checkpoint is damaged") from None
+    model.skeleton = skeleton
+    model.fps = float(ckpt["fps"])
+    model.dataset_fingerprint = str(ckpt["dataset_fingerprint"])
+    model.extra = ckpt.get("extra", {})
+    return model.to(device).eval()

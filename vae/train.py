@@ -1,0 +1,688 @@
+"""``python -m vae.train``: train a Motion VAE (Ling et al. 2020) on a prepared dataset.
+
+Usage::
+
+    python -m vae.train --data DATA.npz --out CKPT.pt [--model mixture|vae|vq] [--epochs options] ...
+    torchrun --nproc_per_node 2 -m vae.train --data DATA.npz --out CKPT.pt ...   # DistributedDataParallel
+
+Every option is a field of :class:`TrainConfig` (``--help`` lists them with their docstrings). The script reads
+top to bottom in :func:`train`:
+
+1. Data: the dataset (``mocap.prepare``) is split into training and held-out clips (``--holdout-every``,
+   :func:`vae.data.holdout_split`); normalisation statistics (mean/std per feature over the training frames) go
+   into the model's buffers, and all frames are normalised once. A sample is a window of ``C`` condition frames
+   followed by an ``L``-step rollout (``L = --rollout-steps``, 8 as in the paper), each step predicting ``F``
+   frames; windows never cross a clip boundary (:mod:`vae.data`).
+2. Scheduled sampling, as in the paper: ``teacher_epochs`` of teacher forcing (the condition of every rollout
+   step is the ground truth), ``ramping_epochs`` in which the probability of feeding back the model's own
+   prediction rises linearly (epoch i of R uses (i+1)/(R+1)), then ``student_epochs`` that always feed back the
+   prediction. As in the reference code the choice is one coin per rollout step for the whole batch, and the
+   fed-back prediction is detached: no gradient flows through the feedback.
+3. Loss per rollout step: ``recon + beta * kl`` (Gaussian models) or ``recon + vq_loss`` (VQ), where ``recon`` is
+   the mean squared error per element of the normalised frames and ``kl`` is KL(q(z|x) || N(0, I)) in nats *per
+   latent dim* (batch mean of each dim, clamped from below at ``free_bits``, then averaged over dims). This is the
+   reference code's normalisation (MSE mean, KL sum / numel, kl_beta = 1). Against an ELBO with unit-variance
+   Gaussian frames it weighs the KL by about D / (2 Z) more, which is what makes the reference prone to posterior
+   collapse; ``kl_warmup_epochs`` (beta rises linearly from 0) and ``free_bits`` (no pressure on a dim below that
+   many nats) keep the latent in use. By default the gradients of the L steps are accumulated and Adam steps once
+   per rollout (``--update-every-step`` steps after every rollout step, as the reference does).
+4. Adam, learning rate decaying linearly to 0 over all optimiser steps.
+5. Each epoch: KL per latent dim, active units (dims whose posterior mean varies across samples by more than
+   0.01, Burda et al.), VQ perplexity; a loud warning when fewer than half the dims are active or the total KL
+   is below 0.1 nats (posterior collapse: the decoder ignores z, a random walk just replays the mean motion).
+   Progress with tqdm; every loss term to TensorBoard and ``metrics.csv`` in ``--log-dir``; a random-walk preview
+   BVH every ``--preview-every`` epochs; a checkpoint every ``--checkpoint-every`` epochs and at the end.
+
+Checkpoints (:func:`vae.checkpoint.save_checkpoint`, atomic, ``torch.load(weights_only=True)``) carry in ``extra``:
+``train_config``, ``epoch`` (completed epochs), ``optimizer``, ``rng_state``, ``start_frames`` (S <= 512, C, D raw
+condition windows from the training clips; environments start characters from them), ``history`` (per-epoch
+metrics), ``holdout`` (the split) and ``interrupted``. ``--resume CKPT`` continues from the checkpoint's epoch with
+the weights, optimiser state and learning-rate schedule restored. Every epoch reseeds the random generators from
+``(seed, epoch, rank)``, so a run resumed from an end-of-epoch checkpoint reaches the same weights as an
+uninterrupted one. Ctrl-C saves a checkpoint (marked ``interrupted``: the epoch in progress counts as not done)
+before exiting.
+
+DistributedDataParallel: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank trains on its share of every epoch's
+windows (``batch_size`` is the global batch, split evenly), gradients are averaged by DDP (gloo on CPU, nccl on
+CUDA), the VQ codebook's EMA statistics are all-reduced by the model itself, epoch metrics are summed across
+ranks, and rank 0 alone logs, previews and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import csv
+import dataclasses
+import inspect
+import logging
+import math
+import os
+import sys
+import textwrap
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from mocap.dataset import MotionDataset
+from vae.checkpoint import build_model, read_checkpoint, save_checkpoint
+from vae.config import MODELS, VAEConfig
+from vae.data import (
+    WindowDataset,
+    WindowSampler,
+    clip_frame_indices,
+    frame_statistics,
+    holdout_split,
+    valid_window_starts,
+    window_length,
+)
+from vae.metrics import active_units, gaussian_kl_per_dim, variance_from_moments
+
+logger = logging.getLogger("vae.train")
+
+MAX_START_FRAMES = 512
+COLLAPSE_KL_NATS = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (saved in the checkpoint as ``extra["train_config"]``)."""
+
+    data: str = ""
+    """Prepared dataset (.npz from `python -m mocap.prepare`). Required."""
+
+    out: str = ""
+    """Checkpoint path to write (atomically, every --checkpoint-every epochs and at the end). Required."""
+
+    model: str = "mixture"
+    """Manifold: "mixture" (PoseMixtureVAE, the paper's), "vae" (single-MLP decoder) or "vq" (discrete codes)."""
+
+    latent_size: int = 32
+    """Z, latent size (Gaussian) or code vector size (VQ)."""
+
+    hidden_size: int = 256
+    """Width of the encoder and decoder hidden layers."""
+
+    num_experts: int = 6
+    """Experts of the mixture decoder ("mixture" and "vq")."""
+
+    num_codes: int = 512
+    """K, codebook size ("vq")."""
+
+    num_condition_frames: int = 1
+    """C, past frames the decoder is conditioned on."""
+
+    num_future_predictions: int = 1
+    """F, frames predicted per step (the first is fed back)."""
+
+    rollout_steps: int = 8
+    """L, autoregressive steps per training sample (8 in the paper)."""
+
+    teacher_epochs: int = 20
+    """Epochs of teacher forcing (paper: 20)."""
+
+    ramping_epochs: int = 20
+    """Epochs in which the probability of feeding back the prediction rises linearly from 0 to 1 (paper: 20)."""
+
+    student_epochs: int = 100
+    """Epochs that always feed back the model's prediction (paper: 100)."""
+
+    batch_size: int = 256
+    """Windows per optimiser step, over all ranks (the reference used 64; 256 trains several times faster per
+    frame on CPU and reaches a similar loss with the default learning rate)."""
+
+    learning_rate: float = 3e-4
+    """Initial Adam learning rate; decays linearly to 0 over training (reference: 1e-4 at batch 64)."""
+
+    kl_beta: float = 1.0
+    """Weight of the KL term (nats per latent dim) against the per-element MSE; the reference used 1.0."""
+
+    kl_warmup_epochs: float = 5.0
+    """Epochs over which beta rises linearly from 0 to kl_beta (0: no warm-up)."""
+
+    free_bits: float = 0.05
+    """Free bits, nats per latent dim: a dim's batch-mean KL below this is not penalised (0: off)."""
+
+    update_every_step: bool = False
+    """Adam step after every rollout step (the reference's); default: accumulate the L steps, step once."""
+
+    holdout_every: int = 10
+    """Hold out every k-th motion (with its mirrored copy) for evaluation (0: train on all clips)."""
+
+    seed: int = 1
+    """Seed of the initial weights, the window order, scheduled sampling and the latent noise."""
+
+    device: str = "cpu"
+    """Torch device: "cpu", "cuda" or "cuda:N" (under torchrun with CUDA each rank uses cuda:LOCAL_RANK)."""
+
+    threads: int = 0
+    """torch CPU threads per process (0: torch's default)."""
+
+    log_dir: str = ""
+    """TensorBoard events, metrics.csv, train.log and preview BVHs (default: beside --out, "<out stem>_logs")."""
+
+    checkpoint_every: int = 1
+    """Write the checkpoint every this many epochs (and always at the end)."""
+
+    preview_every: int = 10
+    """Write a random-walk preview BVH every this many epochs (0: never)."""
+
+    preview_frames: int = 300
+    """Frames in each preview random walk."""
+
+    resume: str = ""
+    """Checkpoint to continue from (its epoch, weights, optimiser and schedule); usually the same as --out."""
+
+    stop_after_epoch: int = 0
+    """Stop (with a checkpoint) once this many epochs are done, keeping the full schedule (0: run to the end)."""
+
+    progress: bool = True
+    """Show tqdm progress bars."""
+
+    @property
+    def epochs(self) -> int:
+        return self.teacher_epochs + self.ramping_epochs + self.student_epochs
+
+    def vae_config(self, frame_size: int) -> VAEConfig:
+        return VAEConfig(
+            model=self.model,
+            frame_size=frame_size,
+            num_condition_frames=self.num_condition_frames,
+            num_future_predictions=self.num_future_predictions,
+            latent_size=self.latent_size,
+            hidden_size=self.hidden_size,
+            num_experts=self.num_experts,
+            num_codes=self.num_codes,
+        )
+
+
+def config_field_docs(cls) -> dict[str, str]:
+    """The docstring written under each field of a dataclass (read from its source)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def config_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
+    """An argparse parser with one ``--flag-name`` per dataclass field (bools get ``--no-flag`` too)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    docs = config_field_docs(cls)
+    types = {"int": int, "float": float, "str": str, "bool": bool}
+    for f in dataclasses.fields(cls):
+        kind = types[f.type if isinstance(f.type, str) else f.type.__name__]
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{docs.get(f.name, '')} (default: {f.default!r})"
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=kind, default=f.default, metavar=f.name.upper(),
+                                help=help_text)
+    return parser
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise ValueError naming the flag for any value that cannot work."""
+    problems = []
+    if not cfg.data:
+        problems.append("--data DATA.npz is required (a dataset from `python -m mocap.prepare`)")
+    if not cfg.out:
+        problems.append("--out CKPT is required (where to write the checkpoint)")
+    if cfg.model not in MODELS:
+        problems.append(f"--model {cfg.model!r}: choose one of {', '.join(MODELS)}")
+    for name in ("latent_size", "hidden_size", "num_experts", "num_codes", "num_condition_frames",
+                 "num_future_predictions", "rollout_steps", "batch_size", "checkpoint_every", "preview_frames"):
+        if getattr(cfg, name) < 1:
+            problems.append(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("teacher_epochs", "ramping_epochs", "student_epochs", "holdout_every", "preview_every",
+                 "stop_after_epoch", "threads"):
+        if getattr(cfg, name) < 0:
+            problems.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.epochs < 1:
+        problems.append("--teacher-epochs + --ramping-epochs + --student-epochs must be >= 1")
+    for name in ("learning_rate",):
+        if not getattr(cfg, name) > 0 or not math.isfinite(getattr(cfg, name)):
+            problems.append(f"--{name.replace('_', '-')} must be a positive number, got {getattr(cfg, name)}")
+    for name in ("kl_beta", "kl_warmup_epochs", "free_bits"):
+        if not getattr(cfg, name) >= 0 or not math.isfinite(getattr(cfg, name)):
+            problems.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    if not (cfg.device == "cpu" or cfg.device == "cuda" or cfg.device.startswith("cuda:")):
+        problems.append(f"--device {cfg.device!r}: use cpu, cuda or cuda:N")
+    elif cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        problems.append(f"--device {cfg.device}: CUDA is not available on this machine; use --device cpu")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def student_probability(cfg: TrainConfig, epoch: int) -> float:
+    """Probability of feeding back the model's own prediction in (0-based) ``epoch``."""
+    if epoch < cfg.teacher_epochs:
+        return 0.0
+    i = epoch - cfg.teacher_epochs
+    if i < cfg.ramping_epochs:
+        return (i + 1) / (cfg.ramping_epochs + 1)
+    return 1.0
+
+
+def kl_weight(cfg: TrainConfig, epoch_progress: float) -> float:
+    """beta after ``epoch_progress`` epochs (fractional), with the linear warm-up."""
+    if cfg.kl_warmup_epochs <= 0:
+        return cfg.kl_beta
+    return cfg.kl_beta * min(1.0, epoch_progress / cfg.kl_warmup_epochs)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def rng_state() -> dict:
+    """The process's random generator states as tensors (``weights_only`` loadable)."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def to_cpu(obj):
+    """Tensors inside nested dicts/lists moved to the CPU (optimizer state for the checkpoint)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+def load_training_data(cfg: TrainConfig) -> MotionDataset:
+    path = Path(cfg.data)
+    if not path.exists():
+        raise FileNotFoundError(f"--data {path}: no such file; create a dataset with "
+                                f"`python -m mocap.prepare INPUT --out {path}`")
+    return MotionDataset.load(path)
+
+
+def default_log_dir(out: str) -> Path:
+    out_path = Path(out)
+    return out_path.parent / f"{out_path.stem}_logs"
+
+
+def collapse_message(kl_total: float, active: int, latent_size: int) -> str | None:
+    """The posterior-collapse warning for an epoch, or None when the latent is in use."""
+    if active >= latent_size / 2 and kl_total >= COLLAPSE_KL_NATS:
+        return None
+    return (
+        f"POSTERIOR COLLAPSE: {active}/{latent_size} latent dims active, total KL {kl_total:.3g} nats. The decoder "
+        f"ignores z, so random walks replay an average motion. Raise --free-bits (e.g. 0.1), lengthen "
+        f"--kl-warmup-epochs or lower --kl-beta."
+    )
+
+
+def write_preview(model, start_window: torch.Tensor, frames: int, seed: int, path: Path, skeleton, fps) -> None:
+    """A random walk (z from the prior every frame) from ``start_window`` (C, D) raw, written as BVH."""
+    try:
+        from mocap.bvh import write_bvh
+        from mocap.features import frames_to_motion
+    except ImportError as e:
+        logger.info("preview skipped: BVH export is unavailable (%s)", e)
+        return
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        cond = start_window[None].clone()  # (1, C, D)
+        out = torch.empty(frames, cond.shape[-1], device=cond.device)
+        for t in range(frames):
+            nxt = model.step(model.sample_prior(1, generator=gen), cond)  # (1, D)
+            out[t] = nxt[0]
+            cond = torch.cat([cond[:, 1:], nxt[:, None]], dim=1)
+    model.train(was_training)
+    walk = torch.cat([start_window, out]).double().cpu().numpy()  # (C + T, D)
+    if not np.isfinite(walk).all():
+        logger.warning("preview %s not written: the random walk produced non-finite frames", path.name)
+        return
+    write_bvh(path, frames_to_motion(walk, skeleton, fps, name=path.stem))
+    logger.info("preview written: %s", path)
+
+
+CSV_FIELDS = ["epoch", "p_student", "beta", "lr", "loss", "recon", "kl_total", "kl_dim_min", "kl_dim_mean",
+              "kl_dim_max", "active_units", "vq_loss", "commit_loss", "perplexity", "samples_per_s", "seconds"]
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run the training described by ``cfg``; returns the checkpoint path (see the module docstring)."""
+    check_config(cfg)
+    with contextlib.ExitStack() as cleanup:
+        return _train(cfg, cleanup)
+
+
+def _train(cfg: TrainConfig, cleanup: contextlib.ExitStack) -> Path:
+    # ---- processes, device, threads ---------------------------------------------------------------
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    distributed = world_size > 1
+    device = torch.device(cfg.device)
+    if distributed and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if distributed:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        cleanup.callback(dist.destroy_process_group)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    if cfg.batch_size % world_size != 0:
+        raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the {world_size} processes")
+    main_rank = rank == 0
+    log_dir = Path(cfg.log_dir) if cfg.log_dir else default_log_dir(cfg.out)
+    out_path = Path(cfg.out)
+    if main_rank:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        cleanup.callback(logger.removeHandler, handler)
+        cleanup.callback(handler.close)
+        logger.info("config:\n%s", "\n".join(f"  {k} = {v!r}" for k, v in asdict(cfg).items()))
+
+    # ---- data ---------------------------------------------------------------------------------------
+    dataset = load_training_data(cfg)
+    c, f, steps = cfg.num_condition_frames, cfg.num_future_predictions, cfg.rollout_steps
+    window = window_length(c, steps, f)
+    train_clips, heldout_clips = holdout_split(dataset.clip_names, cfg.holdout_every)
+    clip_lengths = np.diff(np.concatenate([[-1], dataset.end_indices]))
+    starts = valid_window_starts(dataset.end_indices, window, train_clips)
+    if len(starts) == 0:
+        raise ValueError(
+            f"--data {cfg.data}: no training clip has the {window} frames a sample needs (C={c} condition + "
+            f"{steps} rollout steps + F={f} - 1); the longest training clip has "
+            f"{int(clip_lengths[train_clips].max()) if len(train_clips) else 0} frames. Use longer clips or lower "
+            f"--rollout-steps / --num-condition-frames / --num-future-predictions"
+        )
+    if len(starts) < cfg.batch_size:
+        raise ValueError(f"--batch-size {cfg.batch_size} is larger than the {len(starts)} training windows in "
+                         f"{cfg.data}; lower --batch-size")
+    mean, std = frame_statistics(dataset.data, clip_frame_indices(dataset.end_indices, train_clips))
+    frames_norm = (dataset.data - mean) / std  # (N, D)
+    windows = WindowDataset(frames_norm, starts, window, device)
+    sampler = WindowSampler(len(starts), cfg.batch_size // world_size, cfg.seed, rank, world_size)
+    batches_per_epoch = len(sampler)
+    d = dataset.data.shape[1]
+    if main_rank:
+        logger.info("data: %s; training %d clips, %d windows of %d frames; held out %d clips: %s",
+                    dataset.summary(), len(train_clips), len(starts), window, len(heldout_clips),
+                    [dataset.clip_names[i] for i in heldout_clips])
+
+    # ---- model, optimiser -----------------------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    vae_config = cfg.vae_config(d)
+    model = build_model(vae_config)
+    model.set_normalization(mean, std)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    gaussian = not model.discrete
+    z_size = cfg.latent_size
+
+    start_rng = np.random.default_rng([cfg.seed, 7])
+    start_choice = np.sort(start_rng.choice(len(starts), size=min(MAX_START_FRAMES, len(starts)), replace=False))
+    start_frames = torch.from_numpy(dataset.data[starts[start_choice][:, None] + np.arange(c)]).float()  # (S, C, D)
+
+    first_epoch, history, interrupted_before = 0, [], False
+    if cfg.resume:
+        ckpt = read_checkpoint(cfg.resume)
+        saved = VAEConfig.from_dict(ckpt["config"])
+        if saved != vae_config:
+            diff = {k: (v, getattr(vae_config, k)) for k, v in saved.to_dict().items() if getattr(vae_config, k) != v}
+            raise ValueError(f"--resume {cfg.resume}: the checkpoint's model differs from the flags "
+                             f"(field: (checkpoint, flags)) {diff}; use the same model flags")
+        if ckpt["dataset_fingerprint"] != dataset.fingerprint():
+            raise ValueError(f"--resume {cfg.resume}: the checkpoint was trained on other data than --data "
+                             f"{cfg.data} (fingerprint {ckpt['dataset_fingerprint']} vs {dataset.fingerprint()})")
+        extra = ckpt["extra"]
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(extra["optimizer"])
+        first_epoch, history = int(extra["epoch"]), list(extra.get("history", []))
+        interrupted_before = bool(extra.get("interrupted", False))
+        set_rng_state(extra["rng_state"])
+        old = extra.get("train_config", {})
+        changed = {k: (old[k], v) for k, v in asdict(cfg).items()
+                   if k in old and old[k] != v and k not in ("resume", "stop_after_epoch", "progress", "log_dir")}
+        if main_rank:
+            logger.info("resumed from %s at epoch %d%s", cfg.resume, first_epoch,
+                        " (it was interrupted mid-epoch: that epoch is redone)" if interrupted_before else "")
+            if changed:
+                logger.warning("resume: flags differ from the checkpoint's run (old, new): %s", changed)
+
+    net = model
+    if distributed:
+        # Buffers are identical on every rank by construction (same statistics; the VQ codebook syncs itself).
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+        )
+    updates_per_batch = steps if cfg.update_every_step else 1
+    total_updates = cfg.epochs * batches_per_epoch * updates_per_batch
+    last_epoch = cfg.epochs if cfg.stop_after_epoch <= 0 else min(cfg.epochs, cfg.stop_after_epoch)
+
+    # ---- logging sinks (rank 0) ------------------------------------------------------------------
+    writer, csv_file, csv_writer = None, None, None
+    if main_rank:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(log_dir))
+        cleanup.callback(writer.close)
+        csv_path = log_dir / "metrics.csv"
+        new_csv = not csv_path.exists() or csv_path.stat().st_size == 0
+        csv_file = cleanup.enter_context(open(csv_path, "a", newline=""))
+        csv_writer = csv.DictWriter(csv_file, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        if new_csv:
+            csv_writer.writeheader()
+
+    def save(epoch_done: int, interrupted: bool) -> None:
+        extra = {
+            "train_config": asdict(cfg),
+            "epoch": epoch_done,
+            "optimizer": to_cpu(optimizer.state_dict()),
+            "rng_state": rng_state(),
+            "start_frames": start_frames,
+            "history": history,
+            "holdout": {"every": cfg.holdout_every, "clips": [dataset.clip_names[i] for i in heldout_clips]},
+            "interrupted": interrupted,
+        }
+        save_checkpoint(out_path, model, skeleton=dataset.skeleton, fps=dataset.fps,
+                        dataset_fingerprint=dataset.fingerprint(), extra=extra)
+
+    from tqdm.auto import tqdm
+
+    show = cfg.progress and main_rank
+    epoch_bar = cleanup.enter_context(tqdm(range(first_epoch, last_epoch), desc="epochs", disable=not show,
+                                           initial=first_epoch, total=last_epoch, dynamic_ncols=True))
+    done = first_epoch  # completed epochs
+    try:
+        for epoch in epoch_bar:
+            # ---- one epoch ----------------------------------------------------------------------
+            seed_e = epoch_seed(cfg.seed, epoch, rank)
+            torch.manual_seed(seed_e)
+            coin = torch.Generator().manual_seed(seed_e + 1)
+            sampler.set_epoch(epoch)
+            p_student = student_probability(cfg, epoch)
+            t0 = time.perf_counter()
+            # Sums over the epoch, kept on the device (no host sync in the loop): recon, kl terms, loss, vq.
+            acc = torch.zeros(6, device=device)  # recon, loss, vq_loss, commit_loss, perplexity, count
+            kl_dims = torch.zeros(z_size, device=device)
+            mu_sum = torch.zeros(z_size, device=device)
+            mu_sq = torch.zeros(z_size, device=device)
+            mu_count = 0
+            batch_bar = tqdm(sampler, desc=f"epoch {epoch + 1}", leave=False, disable=not show, dynamic_ncols=True)
+            for b, positions in enumerate(batch_bar):
+                beta = kl_weight(cfg, epoch + b / batches_per_epoch)
+                win = windows.windows(positions.to(device))  # (B, W, D) normalised
+                bsz = win.shape[0]
+                cond = win[:, :c]  # (B, C, D)
+                for k in range(steps):
+                    update = (epoch * batches_per_epoch + b) * updates_per_batch + (k if cfg.update_every_step else 0)
+                    last_step = k == steps - 1
+                    target = win[:, c + k : c + k + f].reshape(bsz, f * d)  # (B, F*D)
+                    sync = not distributed or cfg.update_every_step or last_step
+                    with contextlib.nullcontext() if sync else net.no_sync():
+                        recon, enc = net(target, cond.reshape(bsz, c * d))
+                        recon_loss = (recon - target).pow(2).mean()
+                        if gaussian:
+                            kl_dim = gaussian_kl_per_dim(enc["mu"], enc["logvar"])  # (Z,)
+                            latent_loss = beta * kl_dim.clamp(min=cfg.free_bits).mean()
+                        else:
+                            latent_loss = enc["vq_loss"]
+                        loss = recon_loss + latent_loss
+                        (loss if cfg.update_every_step else loss / steps).backward()
+                    if cfg.update_every_step or last_step:
+                        for group in optimizer.param_groups:
+                            group["lr"] = cfg.learning_rate * (1.0 - update / total_updates)
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                    with torch.no_grad():
+                        acc[0] += recon_loss.detach()
+                        acc[1] += loss.detach()
+                        acc[5] += 1
+                        if gaussian:
+                            kl_dims += kl_dim.detach()
+                            mu = enc["mu"].detach()
+                            mu_sum += mu.sum(0)
+                            mu_sq += mu.pow(2).sum(0)
+                            mu_count += bsz
+                        else:
+                            acc[2] += enc["vq_loss"].detach()
+                            acc[3] += enc["commit_loss"].detach()
+                            acc[4] += enc["perplexity"].detach()
+                    # Next condition: the true next frame, or (scheduled sampling) the model's own prediction,
+                    # detached so no gradient flows back through the feedback, as in the reference.
+                    use_student = p_student > 0 and bool(torch.rand((), generator=coin) < p_student)
+                    nxt = recon[:, :d].detach() if use_student else win[:, c + k]  # (B, D)
+                    cond = torch.cat([cond[:, 1:], nxt[:, None]], dim=1)  # (B, C, D)
+                if show and b % 10 == 0:
+                    batch_bar.set_postfix(loss=f"{float(loss):.4f}", recon=f"{float(recon_loss):.4f}")
+
+            # ---- epoch metrics (summed over ranks) --------------------------------------------------
+            seconds = time.perf_counter() - t0
+            stats = torch.cat([acc, kl_dims, mu_sum, mu_sq, torch.tensor([float(mu_count)], device=device)])
+            if distributed:
+                dist.all_reduce(stats)
+            stats = stats.cpu().double()
+            n_steps = float(stats[5])
+            lr_now = optimizer.param_groups[0]["lr"]
+            row = {
+                "epoch": epoch + 1,
+                "p_student": p_student,
+                "beta": kl_weight(cfg, epoch + 1) if gaussian else 0.0,
+                "lr": lr_now,
+                "loss": float(stats[1] / n_steps),
+                "recon": float(stats[0] / n_steps),
+                "samples_per_s": batches_per_epoch * cfg.batch_size * steps / seconds,
+                "seconds": seconds,
+            }
+            if gaussian:
+                kl_per_dim = stats[6 : 6 + z_size] / n_steps
+                count = float(stats[-1])
+                mu_var = variance_from_moments(stats[6 + z_size : 6 + 2 * z_size], stats[6 + 2 * z_size : -1], count)
+                row.update({
+                    "kl_total": float(kl_per_dim.sum()),
+                    "kl_dim_min": float(kl_per_dim.min()),
+                    "kl_dim_mean": float(kl_per_dim.mean()),
+                    "kl_dim_max": float(kl_per_dim.max()),
+                    "active_units": active_units(mu_var),
+                    "kl_per_dim": [float(x) for x in kl_per_dim],
+                })
+            else:
+                row.update({
+                    "vq_loss": float(stats[2] / n_steps),
+                    "commit_loss": float(stats[3] / n_steps),
+                    "perplexity": float(stats[4] / n_steps),
+                })
+            history.append(row)
+
+            if main_rank:
+                csv_writer.writerow(row)
+                csv_file.flush()
+                for key, value in row.items():
+                    if key != "epoch" and isinstance(value, (int, float)):
+                        writer.add_scalar(f"train/{key}", value, epoch + 1)
+                if gaussian:
+                    writer.add_histogram("train/kl_per_dim", kl_per_dim, epoch + 1)
+                writer.flush()
+                summary = (f"epoch {epoch + 1}/{cfg.epochs} p_student {p_student:.2f} loss {row['loss']:.4f} "
+                           f"recon {row['recon']:.4f} ")
+                if gaussian:
+                    summary += f"kl {row['kl_total']:.3f} nats active {row['active_units']}/{z_size} "
+                else:
+                    summary += f"vq {row['vq_loss']:.4f} perplexity {row['perplexity']:.1f} "
+                summary += f"lr {lr_now:.2e} {row['samples_per_s']:.0f} frames/s {seconds:.1f}s"
+                logger.info(summary)
+                epoch_bar.set_postfix(loss=f"{row['loss']:.4f}", recon=f"{row['recon']:.4f}")
+                if gaussian:
+                    message = collapse_message(row["kl_total"], row["active_units"], z_size)
+                    if message:
+                        logger.warning(message)
+                        tqdm.write(f"WARNING: {message}", file=sys.stderr)
+                if cfg.preview_every and (epoch + 1) % cfg.preview_every == 0:
+                    write_preview(model, start_frames[0].to(device), cfg.preview_frames, cfg.seed,
+                                  log_dir / f"preview_epoch{epoch + 1:04d}.bvh", dataset.skeleton, dataset.fps)
+                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == last_epoch:
+                    save(epoch + 1, False)
+            done = epoch + 1
+    except KeyboardInterrupt:
+        if main_rank:
+            save(done, True)
+            logger.warning("interrupted: checkpoint of the weights so far written to %s (%d epochs complete); "
+                           "continue with --resume %s", out_path, done, out_path)
+        raise
+    if main_rank and first_epoch >= last_epoch:
+        save(first_epoch, interrupted_before)
+    return out_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = config_parser(TrainConfig, "python -m vae.train", "Train a Motion VAE on a prepared dataset.")
+    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if int(os.environ.get("RANK", "0")) != 0:
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        path = train(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"vae.train: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"checkpoint: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
