@@ -9,7 +9,8 @@ Reading (:func:`read_bvh`, :func:`import_bvh`):
   (the convention of Blender and most exporters). An ``End Site`` offset is stored in
   ``Skeleton.end_offsets`` of its parent joint.
 - MOTION: ``Frames: N``, ``Frame Time: dt`` (fps = 1 / dt), then N lines of values. The block is parsed by
-  numpy in one go; token counts per line are found on the raw bytes, so there is no per-frame Python loop.
+  numpy's C reader in one go, and token counts per line are found on the raw bytes, so there is no
+  per-frame Python loop.
 - Units: ``scale`` multiplies file units to metres. When it is None the unit is detected from the
   character's height (median over frames of the highest minus the lowest joint or End Site after FK): a height of
   1-2.5 in metres, centimetres or inches picks that unit; anything else is scaled to 1.7 m with a warning
@@ -27,6 +28,7 @@ readers that add the offset and readers that replace it agree. The file is writt
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -59,7 +61,8 @@ _CHANNELS = {
     "zrotation": ("rot", 2),
 }
 _AXES = "XYZ"
-_WHITESPACE = np.array([9, 10, 11, 12, 13, 32], dtype=np.uint8)
+_IS_SPACE = np.zeros(256, dtype=bool)  # byte -> is ASCII whitespace
+_IS_SPACE[[9, 10, 11, 12, 13, 32]] = True
 
 
 class BVHError(ValueError):
@@ -109,7 +112,7 @@ def import_bvh(path: str | os.PathLike, scale: float | None = None) -> BVHImport
     except OSError as e:
         raise BVHError(f"{path}: cannot read the file ({e.strerror or e})") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")  # joint names from some exporters; numbers are ASCII either way
     lines = text.splitlines()
@@ -176,13 +179,14 @@ def _find_motion_line(lines: list[str], path: Path) -> int:
 
 def _frames_count(lines: list[str], motion_line: int, path: Path) -> int:
     i = _next_nonblank(lines, motion_line + 1)
-    words = lines[i].split() if i < len(lines) else []
-    if len(words) != 2 or words[0].lower() != "frames:":
+    line = lines[i].strip() if i < len(lines) else ""
+    if not line.lower().startswith("frames:"):
         raise BVHError(f"{path}:{i + 1}: expected 'Frames: N' after MOTION, found {_show(lines, i)}")
+    value = line[len("frames:"):].strip()
     try:
-        n = int(words[1])
+        n = int(value)
     except ValueError:
-        raise BVHError(f"{path}:{i + 1}: 'Frames:' must be a whole number, found {words[1]!r}") from None
+        raise BVHError(f"{path}:{i + 1}: 'Frames:' must be a whole number, found {value!r}") from None
     if n < 1:
         raise BVHError(f"{path}:{i + 1}: the file has {n} frames; a clip needs at least one")
     return n
@@ -241,10 +245,8 @@ def _parse_frames(lines: list[str], first: int, num_frames: int, joints: list[_J
             f"HIERARCHY declares {num_channels} channels; the file is corrupt or its CHANNELS lines do not match "
             "the data — re-export it"
         )
-    tokens = block.split()[: num_frames * num_channels]
-    try:
-        values = np.array(tokens, dtype=np.float64).reshape(num_frames, num_channels)  # (T, C)
-    except ValueError:
+    values = _parse_numbers(block, num_frames, num_channels)  # (T, C)
+    if values is None:
         k, line_index, token = _first_non_numeric(block)
         raise BVHError(
             f"{path}:{first + line_index + 1}: frame {k} holds {token!r}, which is not a number; fix or re-export "
@@ -260,14 +262,31 @@ def _parse_frames(lines: list[str], first: int, num_frames: int, joints: list[_J
     return values
 
 
+def _parse_numbers(block: str, num_frames: int, num_channels: int) -> np.ndarray | None:
+    """The first ``num_frames`` rows of numbers in ``block`` -> (T, C), or None if a token is not a number.
+
+    Token counts per line are already checked, so only a non-numeric token can fail here.
+    """
+    try:  # numpy's C reader
+        return np.loadtxt(io.StringIO(block), dtype=np.float64, comments=None, max_rows=num_frames, ndmin=2)
+    except ValueError:
+        pass
+    # Python's float() accepts a few spellings numpy rejects (e.g. "1_000"); only if it fails too is it an error.
+    tokens = block.split()[: num_frames * num_channels]
+    try:
+        return np.fromiter(map(float, tokens), dtype=np.float64, count=len(tokens)).reshape(num_frames, num_channels)
+    except ValueError:
+        return None
+
+
 def _tokens_per_line(block: bytes) -> np.ndarray:
     """Number of whitespace-separated tokens on each line of ``block`` (vectorised over bytes)."""
     b = np.frombuffer(block, dtype=np.uint8)
     newline = b == 10
-    space = np.isin(b, _WHITESPACE)
+    space = _IS_SPACE[b]
     starts = ~space
     starts[1:] &= space[:-1]  # a token starts where a non-space follows a space
-    line_of = np.cumsum(newline, dtype=np.int64)  # line index of each byte
+    line_of = np.cumsum(newline, dtype=np.int32)  # line index of each byte
     return np.bincount(line_of[starts], minlength=int(newline.sum()) + 1)
 
 
@@ -290,6 +309,7 @@ def _channels_to_transforms(joints: list[_Joint], values: np.ndarray) -> tuple[n
     t, num_joints = values.shape[0], len(joints)
     local_rot = np.empty((t, num_joints, 3, 3))
     local_pos = np.empty((t, num_joints, 3))
+    by_order: dict[str, tuple[list[int], list[np.ndarray]]] = {}  # Euler order -> joints, their angle columns
     col = 0
     for j, joint in enumerate(joints):
         cols = col + np.arange(len(joint.channels))
@@ -302,14 +322,19 @@ def _channels_to_transforms(joints: list[_Joint], values: np.ndarray) -> tuple[n
             else:
                 rot_cols.append(c)
                 rot_axes.append(axis)
-        angles = np.radians(values[:, rot_cols])  # (T, n_rot)
         if len(rot_axes) == 3 and len(set(rot_axes)) == 3:
-            local_rot[:, j] = euler_to_matrix(angles, "".join(_AXES[a] for a in rot_axes))
+            group = by_order.setdefault("".join(_AXES[a] for a in rot_axes), ([], []))
+            group[0].append(j)
+            group[1].append(np.array(rot_cols))
         else:  # fewer (or repeated) rotation channels: compose them one by one in file order
             m = np.broadcast_to(np.eye(3), (t, 3, 3)).copy()
-            for k, axis in enumerate(rot_axes):
-                m = m @ axis_angle_matrix(axis, angles[:, k])
+            for c, axis in zip(rot_cols, rot_axes, strict=True):
+                m = m @ axis_angle_matrix(axis, np.radians(values[:, c]))
             local_rot[:, j] = m
+    # One call per rotation order, for all joints that share it.
+    for order, (group_joints, group_cols) in by_order.items():
+        angles = np.radians(values[:, np.stack(group_cols)])  # (T, G, 3)
+        local_rot[:, group_joints] = euler_to_matrix(angles, order)
     return local_rot, local_pos
 
 
@@ -320,7 +345,7 @@ def _height(skeleton: Skeleton, local_rot: np.ndarray, local_pos: np.ndarray) ->
     measure is close to the body height.
     """
     t = local_rot.shape[0]
-    sample = np.unique(np.linspace(0, t - 1, min(t, _HEIGHT_SAMPLE_FRAMES)).astype(np.int64))
+    sample = np.linspace(0, t - 1, min(t, _HEIGHT_SAMPLE_FRAMES)).round().astype(np.int64)
     world_rot, world_pos = forward_kinematics(skeleton.parents, local_rot[sample], local_pos[sample])
     ends = np.nonzero(np.any(skeleton.end_offsets != 0, axis=1))[0]
     end_pos = world_pos[:, ends] + (world_rot[:, ends] @ skeleton.end_offsets[ends, :, None])[..., 0]  # (S, E, 3)
@@ -463,6 +488,9 @@ def write_bvh(
     if sorted(order) != ["X", "Y", "Z"]:
         raise ValueError(f"write_bvh: order must be a permutation of 'XYZ' such as 'ZXY', got {order!r}")
     sk = motion.skeleton
+    spaced = [n for n in sk.joint_names if not n or any(ch.isspace() for ch in n)]
+    if spaced:
+        raise ValueError(f"write_bvh: BVH joint names cannot be empty or hold spaces; rename {spaced}")
     rot_channels = " ".join(f"{a}rotation" for a in order)
     # Joints whose translation is animated (not just the rest offset) keep position channels.
     animated = np.abs(motion.local_pos - sk.offsets).max(axis=(0, 2)) > _STATIC_TRANSLATION_M  # (J,)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.bvh import import_bvh
+from mocap.bvh import BVHError, import_bvh
 from mocap.dataset import MotionDataset
 from mocap.features import (
     default_foot_indices,
@@ -133,8 +133,10 @@ def prepare(
 
     if not kept:
         if pattern is not None and matched == 0:
-            raise PrepareError(f"--clips {clips!r} matches no clip name among {len(sources)} input files; names are file stems (paths "
-                "relative to a folder input)")
+            raise PrepareError(
+                f"--clips {clips!r} matches no clip name among {len(sources)} input files; clip names are file stems "
+                "(paths relative to a folder input)"
+            )
         _report_skipped(skipped)
         raise PrepareError("no usable clips: every input was skipped (see above)")
 
@@ -197,8 +199,8 @@ def _expand_inputs(inputs: list[str]) -> list[_Source]:
             mvae_npz = _other_module("mvae_npz", item)
             if not mvae_npz.is_mvae_npz(path):
                 raise PrepareError(
-                    f"{path}: not an original-MVAE mocap.npz; a dataset made by mocap.prepare is already prepared "
-                    "(use it directly), other .npz files are not supported"
+                    f"{path}: not a Motion VAE frames file; a .npz input needs 'data' (N, 3 + 12 J frames) and "
+                    "'end_indices' like the original MVAE mocap.npz"
                 )
             sources.append(_Source("mvae", path, path.stem))
         else:
@@ -227,10 +229,7 @@ def _load(source: _Source, fps: float, scale: float | None, loop_cycles: int) ->
         mvae_npz = _other_module("mvae_npz", str(source.path))
         for name, frames, skeleton in mvae_npz.read_mvae_npz(source.path, fps):
             frames = np.asarray(frames, dtype=np.float64)
-            if frames.shape[0] < 2:  # too short for anything; _conform names it
-                yield _Clip(name, frames, np.zeros((frames.shape[0], skeleton.num_joints, 3)), skeleton, str(source.path))
-                continue
-            _, world_pos = frames_to_world(frames)
+            world_pos = frames_to_world(frames)[1] if len(frames) else np.zeros((0, skeleton.num_joints, 3))
             yield _Clip(name, frames, world_pos, skeleton, str(source.path))
         return
     if source.kind == "bvh":
@@ -242,8 +241,10 @@ def _load(source: _Source, fps: float, scale: float | None, loop_cycles: int) ->
 
 def _motion_clip(motion: Motion, name: str, fps: float) -> _Clip:
     motion = resample(motion, fps)
-    if motion.num_frames < 2:  # no velocities; _conform reports the length
-        return _Clip(name, np.zeros((motion.num_frames, 0)), np.zeros((motion.num_frames, 0, 3)), motion.skeleton, motion.source)
+    if motion.num_frames < 2:  # no velocities: an empty clip, which _conform reports as too short
+        j = motion.skeleton.num_joints
+        return _Clip(name, np.zeros((motion.num_frames, PoseLayout(j).frame_size)), np.zeros((motion.num_frames, j, 3)),
+                     motion.skeleton, motion.source)
     frames, world_pos, _ = motion_to_frames(motion)
     return _Clip(name, frames, world_pos, motion.skeleton, motion.source)
 
@@ -391,10 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from mocap.bvh import BVHError
-
     with warnings.catch_warnings():
-        warnings.simplefilter("always")
         warnings.showwarning = _show_warning
         try:
             dataset = prepare(
@@ -413,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)  # above the progress bar, not through it
 
 
 if __name__ == "__main__":

@@ -50,6 +50,13 @@ class MotionManifold(nn.Module):
         self.extra: dict = {}
 
     @property
+    def start_frames(self) -> torch.Tensor | None:
+        """(S, C, D) raw condition windows from the training data, where environments start
+        characters; stored by the trainer in the checkpoint's extra["start_frames"]."""
+        frames = self.extra.get("start_frames")
+        return None if frames is None else torch.as_tensor(frames, dtype=torch.float32)
+
+    @property
     def device(self) -> torch.device:
         return self.data_mean.device
 
