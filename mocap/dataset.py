@@ -101,7 +101,7 @@ class MotionDataset:
         atomic_save_npz(path, arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "MotionDataset":
+    def load(cls, path: str | os.PathLike) -> MotionDataset:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such dataset; create one with `python -m mocap.prepare INPUT --out {path}`")

@@ -195,7 +195,9 @@ def read_deepmimic(path: str | os.PathLike, loop_cycles: int = 1) -> Motion:
         local_rot, local_pos, times = _loop(local_rot, local_pos, times, int(loop_cycles))
     if np.any(np.abs(np.diff(times) - step) > _DURATION_RTOL * step):
         local_rot, local_pos = _sample_times(local_rot, local_pos, times, step)
-    return Motion(path.stem, character.skeleton, local_rot, local_pos, _snap_fps(1.0 / step), str(path))
+    sk = character.skeleton  # copied: the cached character must not change if a caller edits a clip's skeleton
+    skeleton = Skeleton(list(sk.joint_names), sk.parents.copy(), sk.offsets.copy(), sk.end_offsets.copy())
+    return Motion(path.stem, skeleton, local_rot, local_pos, _snap_fps(1.0 / step), str(path))
 
 
 def _read_frames(path: Path) -> tuple[np.ndarray, bool]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 ROOT_DELTA_SIZE = 3
 ROOT_DXDZ = slice(0, 2)
 ROOT_DYAW = 2
@@ -33,7 +32,7 @@ class PoseLayout:
     num_joints: int
 
     @classmethod
-    def from_frame_size(cls, frame_size: int) -> "PoseLayout":
+    def from_frame_size(cls, frame_size: int) -> PoseLayout:
         if frame_size < ROOT_DELTA_SIZE + 12 or (frame_size - ROOT_DELTA_SIZE) % 12 != 0:
             raise ValueError(
                 f"frame size {frame_size} is not 3 + 12 * J for any joint count J; "

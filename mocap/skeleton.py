@@ -148,7 +148,7 @@ class Skeleton:
         }
 
     @classmethod
-    def from_arrays(cls, arrays, prefix: str = "") -> "Skeleton":
+    def from_arrays(cls, arrays, prefix: str = "") -> Skeleton:
         end = arrays[f"{prefix}end_offsets"] if f"{prefix}end_offsets" in arrays else None
         return cls(
             joint_names=[str(n) for n in np.asarray(arrays[f"{prefix}joint_names"]).tolist()],
@@ -167,5 +167,5 @@ class Skeleton:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Skeleton":
+    def from_dict(cls, d: dict) -> Skeleton:
         return cls(d["joint_names"], d["parents"], d["offsets"], d.get("end_offsets"))
