@@ -1,0 +1,98 @@
+"""The torch modules that are exported to ONNX: raw frames in, raw frames out, everything inside one graph.
+
+Graphs (B is a dynamic axis in every one)::
+
+    DecoderGraph     (latent (B, Z) float32 | code (B,) int64, cond_raw (B, C*D) float32) -> next_raw (B, D)
+    PolicyGraph      obs_raw (B, O) float32 -> action (B, A) float32 in [-1, 1] | (B,) int64 code
+    ControllerGraph  (obs_raw (B, O), cond_raw (B, C*D)) -> (next_raw (B, D), action)
+
+``DecoderGraph`` does what ``MotionManifold.step`` does: normalise the condition, look the code vector
+up (VQ), decode, keep the first future frame, denormalise. It is written for tracing: no data-dependent
+Python branches, and reshapes use -1 instead of the traced batch size, so the exported graph carries no
+shape arithmetic. The mixture-of-experts decoder is traced in its fast formulation (all experts of a layer
+in one matmul, then the expert outputs blended by the gate), which equals blending the weights.
+``ControllerGraph`` fuses the policy and the decoder; it scales Gaussian actions by ``action_scale`` (the
+environments' latent = action * action_scale) and looks discrete actions up in the codebook.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vae.mixture_vae import MixtureDecoder
+
+
+def mixture_decode(decoder: MixtureDecoder, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """``MixtureDecoder.forward`` without traced batch sizes: (B, Z), (B, C*D) -> (B, F*D) normalised."""
+    coef = decoder.coefficients(z, cond).unsqueeze(1)  # (B, 1, E)
+    h = cond
+    last = len(decoder.weights) - 1
+    for i, (w, b) in enumerate(zip(decoder.weights, decoder.biases, strict=True)):
+        x = torch.cat((z, h), dim=1)  # (B, in)
+        y = torch.addmm(b.flatten(), x, w.flatten(1))  # (B, E*out): every expert in one matmul
+        y = y.reshape(-1, decoder.num_experts, w.shape[2])  # (B, E, out)
+        h = torch.bmm(coef, y).squeeze(1)  # (B, out): sum_k c_k y_k
+        if i < last:
+            h = F.elu(h)
+    return h
+
+
+class DecoderGraph(nn.Module):
+    """(latent or code, cond_raw (B, C*D)) -> next_raw (B, D): ``manifold.step`` as one traceable module."""
+
+    def __init__(self, manifold):
+        super().__init__()
+        self.manifold = manifold
+        self.discrete = bool(manifold.discrete)
+        c, d = manifold.num_condition_frames, manifold.frame_size
+        self.frame_size = d
+        mean = manifold.data_mean.detach().float()
+        std = manifold.data_std.detach().float()
+        # The condition window is C frames flattened oldest first: tile the per-frame statistics.
+        self.register_buffer("cond_mean", mean.repeat(c).clone())  # (C*D,)
+        self.register_buffer("cond_std", std.repeat(c).clone())  # (C*D,)
+        self.register_buffer("frame_mean", mean.clone())  # (D,)
+        self.register_buffer("frame_std", std.clone())  # (D,)
+        decoder = getattr(manifold, "decoder", None)
+        self._mixture = decoder if isinstance(decoder, MixtureDecoder) else None
+
+    def latent(self, action: torch.Tensor) -> torch.Tensor:
+        """(B, Z) latents pass through; (B,) int64 codes become (B, Z) code vectors."""
+        return self.manifold.codebook[action] if self.discrete else action
+
+    def forward(self, action: torch.Tensor, cond_raw: torch.Tensor) -> torch.Tensor:
+        z = self.latent(action)  # (B, Z)
+        cond_norm = (cond_raw - self.cond_mean) / self.cond_std  # (B, C*D)
+        if self._mixture is not None:
+            out = mixture_decode(self._mixture, z, cond_norm)  # (B, F*D)
+        else:
+            out = self.manifold.decode(z, cond_norm)  # (B, F*D)
+        return out[:, : self.frame_size] * self.frame_std + self.frame_mean  # first future frame, (B, D)
+
+
+class PolicyGraph(nn.Module):
+    """obs_raw (B, O) -> action: the policy's own forward (observation normalisation and tanh inside)."""
+
+    def __init__(self, policy: nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs_raw: torch.Tensor) -> torch.Tensor:
+        return self.policy(obs_raw)
+
+
+class ControllerGraph(nn.Module):
+    """(obs_raw, cond_raw) -> (next_raw, action): the policy's action decoded in the same graph."""
+
+    def __init__(self, policy: nn.Module, manifold, action_scale: float | None):
+        super().__init__()
+        self.policy = policy
+        self.decoder = DecoderGraph(manifold)
+        self.action_scale = None if manifold.discrete else float(action_scale)
+
+    def forward(self, obs_raw: torch.Tensor, cond_raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        action = self.policy(obs_raw)  # (B, A) in [-1, 1], or (B,) codes
+        latent = action if self.action_scale is None else action * self.action_scale
+        return self.decoder(latent, cond_raw), action

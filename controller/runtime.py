@@ -1,0 +1,366 @@
+"""Runtime inference backends: a manifold (+ policy) that steps characters as fast as this machine allows.
+
+    backend = make_backend("assets/vae.pt", policy="assets/policy.pt")   # ONNX Runtime when installed
+    next_raw = backend.step(latent, cond_raw)       # (B, Z) latents | (B,) codes, (B, C, D) raw -> (B, D) torch
+    action = backend.act(obs_raw)                   # (B, O) raw observations -> (B, A) in [-1, 1] | (B,) codes
+    next_raw, action = backend.control(obs_raw, cond_raw)   # both; the latent is action * action_scale
+    backend.last_ms, backend.mean_ms                # inference time of the last call / running mean (for a HUD)
+
+A backend stands in for the manifold wherever the environments take one: it has ``frame_size``,
+``latent_size``, ``discrete``, ``num_codes``, ``num_condition_frames``, ``skeleton``, ``fps``,
+``start_frames``, ``extra``, ``config``, ``device``, ``sample_prior(B, generator)``, ``normalize`` and
+``denormalize``, all from the torch manifold it wraps, and ``step`` from the fast path.
+
+Backends:
+
+* ``"onnx"``: ONNX Runtime on the graphs of ``controller.export`` (CUDA provider when ``onnxruntime-gpu`` and a
+  GPU are there, else the CPU provider, one intra-op thread). Inputs and outputs are CPU tensors (``device``
+  is the CPU). Graphs come from ``export_dir`` (exported into it when it holds none; an error when it holds
+  graphs of other weights), else from the cache beside the checkpoint (``controller.cache``), else (in-memory
+  models) from a temporary folder. ``control`` runs the fused ``controller.onnx`` or the two graphs in turn,
+  whichever the export measured faster at the batch size nearest the call's.
+* ``"torch"``: the torch modules themselves, under ``torch.no_grad`` (CUDA when available).
+* ``"auto"``: ``"onnx"`` when onnxruntime is installed, else ``"torch"``.
+
+The backend chosen and its provider are logged (and printed with ``verbose=True``) and exposed as ``.name``
+and ``.provider``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import controller.export as exporter
+from controller import cache
+from controller.latency import LatencyMeter
+from controller.sessions import DEFAULT_THREADS, DEVICES, onnxruntime_available, open_session, providers_for
+from controller.sources import resolve_policy, resolve_vae
+
+BACKENDS = ("auto", "onnx", "torch")
+log = logging.getLogger(__name__)
+
+
+class _ManifoldFacade:
+    """The manifold interface the environments read, delegated to the wrapped torch manifold; timing."""
+
+    name = "?"
+    provider = "?"
+
+    def __init__(self, manifold, action_scale: float | None, has_policy: bool):
+        self.manifold = manifold
+        self.action_scale = action_scale
+        self.has_policy = has_policy
+        self.meters = {"step": LatencyMeter(), "act": LatencyMeter(), "control": LatencyMeter()}
+        self._last = self.meters["step"]
+
+    # ---- the manifold attributes ------------------------------------------------------------------------
+    frame_size = property(lambda self: int(self.manifold.frame_size))
+    latent_size = property(lambda self: int(self.manifold.latent_size))
+    discrete = property(lambda self: bool(self.manifold.discrete))
+    num_codes = property(lambda self: self.manifold.num_codes)
+    num_condition_frames = property(lambda self: int(self.manifold.num_condition_frames))
+    skeleton = property(lambda self: self.manifold.skeleton)
+    fps = property(lambda self: self.manifold.fps)
+    start_frames = property(lambda self: self.manifold.start_frames)
+    extra = property(lambda self: self.manifold.extra)
+    config = property(lambda self: self.manifold.config)
+    dataset_fingerprint = property(lambda self: self.manifold.dataset_fingerprint)
+
+    def sample_prior(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.manifold.sample_prior(batch_size, generator=generator).to(self.device)
+
+    def normalize(self, x) -> torch.Tensor:
+        return self.manifold.normalize(torch.as_tensor(x, device=self.manifold.device)).to(self.device)
+
+    def denormalize(self, x) -> torch.Tensor:
+        return self.manifold.denormalize(torch.as_tensor(x, device=self.manifold.device)).to(self.device)
+
+    # ---- timing -----------------------------------------------------------------------------------------
+    @property
+    def last_ms(self) -> float:
+        """Milliseconds the last step/act/control call took."""
+        return self._last.last_ms
+
+    @property
+    def mean_ms(self) -> float:
+        """Running mean of the milliseconds of calls of the same kind as the last one."""
+        return self._last.mean_ms
+
+    def _timed(self, kind: str, start: float) -> None:
+        self._last = self.meters[kind]
+        self._last.since(start)
+
+    def _need_policy(self, what: str) -> None:
+        if not self.has_policy:
+            raise RuntimeError(f"{what}() needs a policy: pass policy= (a policy checkpoint) to make_backend")
+
+    def _cond_shape_error(self, shape) -> ValueError:
+        c, d = self.num_condition_frames, self.frame_size
+        return ValueError(f"step: condition frames have shape {tuple(shape)}; expected (B, {c}, {d}) or "
+                          f"(B, {c * d}) (num_condition_frames={c}, frame_size={d})")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, provider={self.provider!r})"
+
+
+# ---- ONNX Runtime -----------------------------------------------------------------------------------------
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+class OnnxBackend(_ManifoldFacade):
+    """ONNX Runtime sessions on an export folder (see ``controller.export``)."""
+
+    name = "onnx"
+
+    def __init__(self, manifold, export_dir, *, use_policy: bool = False, device: str = "auto",
+                 threads: int = DEFAULT_THREADS, handle: cache.ExportHandle | None = None):
+        self.export_dir = Path(export_dir)
+        self._handle = handle  # keeps a temporary export folder alive as long as the backend
+        manifest = exporter.read_manifest(self.export_dir)
+        if manifest is None:
+            raise FileNotFoundError(f"{self.export_dir}: no {exporter.MANIFEST} of a complete export; run "
+                                    "`python -m controller.export --vae CKPT --out DIR`")
+        if use_policy and "policy" not in manifest["files"]:
+            raise ValueError(f"{self.export_dir}: exported without a policy; re-export with --policy")
+        super().__init__(manifold, manifest["action_scale"] if use_policy else None, use_policy)
+        self.manifest = manifest
+        self.threads = threads
+        self._decoder = open_session(self.export_dir / manifest["files"]["decoder"], device, threads)
+        self.provider = self._decoder.get_providers()[0]
+        self._latent_name = manifest["latent_input"]
+        self._policy = self._fused = None
+        if use_policy:
+            self._policy = open_session(self.export_dir / manifest["files"]["policy"], device, threads)
+            self._fused = open_session(self.export_dir / manifest["files"]["controller"], device, threads)
+        timing = manifest.get("timing") or {}
+        self.fused_choice = {int(k[1:]): v == "fused" for k, v in (timing.get("choice") or {}).items()}
+        self._scale = None if self.action_scale is None else np.float32(self.action_scale)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def _cond(self, cond_raw) -> np.ndarray:
+        cond = _numpy(cond_raw)
+        c, d = self.num_condition_frames, self.frame_size
+        if cond.ndim == 3 and cond.shape[1:] == (c, d):
+            cond = cond.reshape(cond.shape[0], c * d)  # (B, C*D)
+        elif not (cond.ndim == 2 and cond.shape[1] == c * d):
+            raise self._cond_shape_error(cond.shape)
+        return np.ascontiguousarray(cond, dtype=np.float32)
+
+    def _latent(self, action, batch: int) -> np.ndarray:
+        a = _numpy(action)
+        if self.discrete:
+            if a.ndim == 2 and a.shape[1] == 1:
+                a = a[:, 0]
+            if a.ndim != 1 or a.dtype.kind not in "iu" or a.shape[0] != batch:
+                raise ValueError(f"action has shape {a.shape} and dtype {a.dtype}; a VQ manifold takes ({batch},) "
+                                 f"integer code indices in [0, {self.num_codes})")
+            if a.size and (a.min() < 0 or a.max() >= self.num_codes):
+                raise ValueError(f"code index out of range [0, {self.num_codes}): got {a.min()}..{a.max()}")
+            return np.ascontiguousarray(a, dtype=np.int64)
+        if a.ndim != 2 or a.shape != (batch, self.latent_size):
+            raise ValueError(f"action has shape {a.shape}; expected ({batch}, {self.latent_size}) latents")
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    def _obs(self, obs_raw) -> np.ndarray:
+        obs = _numpy(obs_raw)
+        size = self.manifest["policy"]["obs_size"]
+        if obs.ndim != 2 or obs.shape[1] != size:
+            raise ValueError(f"observations have shape {obs.shape}; the policy takes (B, {size})")
+        return np.ascontiguousarray(obs, dtype=np.float32)
+
+    def step(self, action, cond_raw) -> torch.Tensor:
+        """(B, Z) latents or (B,) codes, (B, C, D) raw condition -> (B, D) raw next frame (CPU float32)."""
+        start = time.perf_counter()
+        cond = self._cond(cond_raw)
+        latent = self._latent(action, cond.shape[0])
+        out = self._decoder.run(None, {self._latent_name: latent, "cond_raw": cond})[0]
+        self._timed("step", start)
+        return torch.from_numpy(out)  # a fresh array from ONNX Runtime: safe to keep
+
+    def act(self, obs_raw) -> torch.Tensor:
+        """(B, O) raw observations -> (B, A) actions in [-1, 1] (Gaussian) or (B,) int64 codes."""
+        self._need_policy("act")
+        start = time.perf_counter()
+        out = self._policy.run(None, {"obs_raw": self._obs(obs_raw)})[0]
+        self._timed("act", start)
+        return torch.from_numpy(out)
+
+    def uses_fused(self, batch: int) -> bool:
+        """Whether ``control`` runs controller.onnx at this batch size: the export's faster choice at the
+        measured batch size nearest (in ratio) to ``batch``; fused when nothing was measured."""
+        if not self.fused_choice:
+            return True
+        nearest = min(self.fused_choice, key=lambda b: abs(math.log(b) - math.log(max(batch, 1))))
+        return self.fused_choice[nearest]
+
+    def control(self, obs_raw, cond_raw) -> tuple[torch.Tensor, torch.Tensor]:
+        """Policy and decoder in one call: -> (next_raw (B, D), action); the latent is action * action_scale."""
+        self._need_policy("control")
+        start = time.perf_counter()
+        obs, cond = self._obs(obs_raw), self._cond(cond_raw)
+        if obs.shape[0] != cond.shape[0]:
+            raise ValueError(f"control: {obs.shape[0]} observations but {cond.shape[0]} condition windows")
+        if self.uses_fused(obs.shape[0]):
+            nxt, action = self._fused.run(None, {"obs_raw": obs, "cond_raw": cond})
+        else:
+            action = self._policy.run(None, {"obs_raw": obs})[0]
+            latent = action if self._scale is None else action * self._scale
+            nxt = self._decoder.run(None, {self._latent_name: latent, "cond_raw": cond})[0]
+        self._timed("control", start)
+        return torch.from_numpy(nxt), torch.from_numpy(action)
+
+
+# ---- torch ------------------------------------------------------------------------------------------------
+class TorchBackend(_ManifoldFacade):
+    """The torch modules, under ``torch.no_grad`` (the plain fallback, and the GPU path without onnxruntime-gpu)."""
+
+    name = "torch"
+
+    def __init__(self, manifold, policy=None, action_scale: float | None = None):
+        super().__init__(manifold, action_scale, policy is not None)
+        self.policy = policy
+        self.provider = f"torch-{manifold.device.type}"
+
+    @property
+    def device(self) -> torch.device:
+        return self.manifold.device
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # so the measured time is the real one
+
+    def _obs(self, obs_raw) -> torch.Tensor:
+        obs = torch.as_tensor(obs_raw, dtype=torch.float32, device=self.device)
+        size = getattr(self.policy, "obs_size", None)
+        if obs.dim() != 2 or (size is not None and obs.shape[1] != size):
+            raise ValueError(f"observations have shape {tuple(obs.shape)}; the policy takes (B, {size})")
+        return obs
+
+    @torch.no_grad()
+    def step(self, action, cond_raw) -> torch.Tensor:
+        start = time.perf_counter()
+        cond = torch.as_tensor(cond_raw, dtype=torch.float32, device=self.device)
+        if cond.dim() not in (2, 3):
+            raise self._cond_shape_error(cond.shape)
+        out = self.manifold.step(action, cond)
+        self._sync()
+        self._timed("step", start)
+        return out
+
+    @torch.no_grad()
+    def act(self, obs_raw) -> torch.Tensor:
+        self._need_policy("act")
+        start = time.perf_counter()
+        out = self.policy(self._obs(obs_raw))
+        self._sync()
+        self._timed("act", start)
+        return out
+
+    @torch.no_grad()
+    def control(self, obs_raw, cond_raw) -> tuple[torch.Tensor, torch.Tensor]:
+        self._need_policy("control")
+        start = time.perf_counter()
+        action = self.policy(self._obs(obs_raw))
+        latent = action if self.action_scale is None else action * self.action_scale
+        cond = torch.as_tensor(cond_raw, dtype=torch.float32, device=self.device)
+        nxt = self.manifold.step(latent, cond)
+        self._sync()
+        self._timed("control", start)
+        return nxt, action
+
+
+# ---- choosing one -----------------------------------------------------------------------------------------
+def _is_path(x) -> bool:
+    return isinstance(x, (str, Path)) or hasattr(x, "__fspath__")
+
+
+def _export_folder(vae, policy, vae_src, pol_src, action_scale, export_dir) -> cache.ExportHandle:
+    """The folder whose graphs the ONNX backend runs (see the module docstring)."""
+    if export_dir is not None:
+        export_dir = Path(export_dir)
+        manifest = exporter.read_manifest(export_dir)
+        if manifest is None:
+            exporter.export_onnx(vae, export_dir, policy, action_scale=action_scale)
+            return cache.ExportHandle(export_dir)
+        recorded = manifest["sources"]
+        problems = []
+        if recorded["vae"]["weights_sha256"] != vae_src.weights:
+            problems.append(f"vae weights {recorded['vae']['weights_sha256']} != {vae_src.weights}")
+        if pol_src is not None:
+            if not recorded.get("policy"):
+                problems.append("it was exported without a policy")
+            elif recorded["policy"]["weights_sha256"] != pol_src.weights:
+                problems.append(f"policy weights {recorded['policy']['weights_sha256']} != {pol_src.weights}")
+            if action_scale is not None and manifest["action_scale"] != float(action_scale):
+                problems.append(f"action_scale {manifest['action_scale']} != {action_scale}")
+        if problems:
+            raise ValueError(f"export_dir {export_dir} holds graphs of other models ({'; '.join(problems)}); "
+                             "re-export with `python -m controller.export --vae CKPT [--policy POLICY] --out "
+                             f"{export_dir}`, or pass no export_dir to use the cache")
+        return cache.ExportHandle(export_dir, reused=True)
+    if _is_path(vae) and (policy is None or _is_path(policy)):
+        return cache.cached_export(vae, policy, action_scale)
+    return cache.temporary_export(vae_src.module, None if pol_src is None else pol_src.module, action_scale)
+
+
+def make_backend(vae, policy=None, backend: str = "auto", device: str = "auto", export_dir=None, *,
+                 action_scale: float | None = None, threads: int = DEFAULT_THREADS, verbose: bool = True):
+    """A manifold stand-in (and policy runner) on the fastest available inference path.
+
+    ``vae``: checkpoint path or manifold; ``policy``: checkpoint path or policy module (optional);
+    ``backend``: "auto" | "onnx" | "torch"; ``device``: "auto" | "cpu" | "cuda"; ``export_dir``: folder of
+    exported graphs (ONNX backend); ``threads``: ONNX Runtime intra-op threads on the CPU.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if backend == "auto":
+        backend = "onnx" if onnxruntime_available() else "torch"
+        if backend == "torch":
+            log.info("onnxruntime is not installed: using the torch backend")
+
+    if backend == "torch":
+        if device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device='cuda' but torch sees no GPU (a CPU build of torch, or no CUDA device); "
+                               "use device='cpu'")
+        where = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
+        vae_src = resolve_vae(vae, where)
+        manifold = vae_src.module
+        if not _is_path(vae) and device != "auto" and manifold.device.type != where:
+            raise ValueError(f"the manifold lives on {manifold.device} but device={device!r} was asked; move it "
+                             "first or pass the checkpoint path")
+        pol, scale = None, None
+        if policy is not None:
+            pol_src, scale = resolve_policy(policy, manifold, action_scale, device=manifold.device)
+            pol = pol_src.module.to(manifold.device)
+        result = TorchBackend(manifold, pol, scale)
+        where_from = "torch modules"
+    else:
+        providers_for(device)  # a missing CUDA provider is reported before any export work
+        vae_src = resolve_vae(vae, "cpu")
+        pol_src = None
+        if policy is not None:
+            pol_src, _ = resolve_policy(policy, vae_src.module, action_scale)
+        handle = _export_folder(vae, policy, vae_src, pol_src, action_scale, export_dir)
+        result = OnnxBackend(vae_src.module, handle.path, use_policy=policy is not None, device=device,
+                             threads=threads, handle=handle)
+        where_from = f"graphs in {handle.path} ({'reused' if handle.reused else 'exported'})"
+    message = f"controller: {result.name} backend on {result.provider}; {where_from}"
+    log.info(message)
+    if verbose:
+        print(message, flush=True)
+    return result
+
+
+__all__ = ["BACKENDS", "OnnxBackend", "TorchBackend", "make_backend"]
