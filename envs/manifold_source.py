@@ -1,0 +1,127 @@
+"""Where an environment's motion manifold comes from, and the checks that it can drive a character.
+
+``vae=`` of every environment accepts:
+
+* ``None``: the shipped model ``assets/vae.pt`` (an error says how to train one while it is absent);
+* a path (``str`` / ``os.PathLike``) to a checkpoint written by ``vae.train`` (loaded with ``vae.load_manifold``);
+* a manifold object: a :class:`vae.MotionManifold` or anything with the same interface, namely
+  ``frame_size`` (D), ``latent_size`` (Z), ``discrete`` (bool), ``num_codes`` (K, discrete only),
+  ``num_condition_frames`` (C, or ``config.num_condition_frames``), ``step(action, cond_raw (B, C, D)) -> (B, D)``,
+  ``sample_prior(B, generator=None)``, ``normalize((B, C*D)) -> (B, C*D)``, and optionally ``device``,
+  ``fps``, ``skeleton`` and ``start_frames`` (S, C, D) (else ``extra["start_frames"]``).
+
+Characters start from ``start_frames``: raw condition windows sampled from the training data, stored in
+the checkpoint by the trainer. A hand-built manifold has none; pass ``start_frames=`` to the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mocap.pose_layout import PoseLayout
+
+DEFAULT_VAE = Path(__file__).resolve().parents[1] / "assets" / "vae.pt"
+TRAIN_HINT = (
+    "train one with `python -m mocap.prepare <bvh folder> --out data/mocap.npz` then "
+    "`python -m vae.train --data data/mocap.npz --out assets/vae.pt`"
+)
+_REQUIRED = ("frame_size", "latent_size", "step", "sample_prior", "normalize")
+
+
+def resolve_manifold(vae, device: str | torch.device | None):
+    """``vae`` (None, a path or a manifold) -> a manifold on ``device`` (default: where it already is / cpu)."""
+    if vae is None:
+        if not DEFAULT_VAE.is_file():
+            raise FileNotFoundError(
+                f"no vae= was given and the shipped model {DEFAULT_VAE} is absent; pass vae='path/to/vae.pt' "
+                f"(a checkpoint from vae.train) or a MotionManifold, or {TRAIN_HINT}"
+            )
+        vae = DEFAULT_VAE
+    if isinstance(vae, (str, os.PathLike)):
+        from vae import load_manifold  # torch-heavy; imported only when a path is given
+
+        return load_manifold(vae, device=device or "cpu")
+    missing = [name for name in _REQUIRED if not hasattr(vae, name)]
+    if missing:
+        raise TypeError(
+            f"vae= is a {type(vae).__name__}, which lacks {missing}; pass a checkpoint path or a MotionManifold "
+            "(vae.load_manifold / vae.build_model)"
+        )
+    where = manifold_device(vae)
+    if device is not None and torch.device(device) != where:
+        raise ValueError(
+            f"the manifold lives on {where} but device={device!r} was asked; move it first "
+            f"(manifold.to({str(device)!r})) or pass the checkpoint path so it loads there"
+        )
+    return vae
+
+
+def manifold_device(manifold) -> torch.device:
+    device = getattr(manifold, "device", None)
+    return torch.device(device) if device is not None else torch.device("cpu")
+
+
+def num_condition_frames(manifold) -> int:
+    if hasattr(manifold, "num_condition_frames"):
+        return int(manifold.num_condition_frames)
+    return int(manifold.config.num_condition_frames)
+
+
+def pose_layout(manifold) -> PoseLayout:
+    """The frame layout of the manifold, checked against its skeleton (when it has one)."""
+    try:
+        layout = PoseLayout.from_frame_size(int(manifold.frame_size))
+    except ValueError as e:
+        raise ValueError(f"the manifold's frame_size does not describe a character: {e}") from None
+    skeleton = getattr(manifold, "skeleton", None)
+    if skeleton is not None and skeleton.num_joints != layout.num_joints:
+        raise ValueError(
+            f"the manifold's frame_size {manifold.frame_size} means {layout.num_joints} joints but its skeleton has "
+            f"{skeleton.num_joints}; the model and its skeleton do not belong together (retrain, or fix the checkpoint)"
+        )
+    return layout
+
+
+def start_frames(manifold, given, device: torch.device) -> torch.Tensor:
+    """(S, C, D) float32 raw condition windows on ``device``: ``given``, else the manifold's own."""
+    frames = given
+    if frames is None:
+        frames = getattr(manifold, "start_frames", None)
+    if frames is None:
+        extra = getattr(manifold, "extra", None)
+        frames = extra.get("start_frames") if isinstance(extra, dict) else None
+    if frames is None:
+        raise ValueError(
+            "the manifold carries no start_frames (a hand-built model has none): pass start_frames= as an array of "
+            "raw condition windows (S, C, D) taken from the training data, or load a checkpoint written by vae.train"
+        )
+    frames = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames)
+    c, d = num_condition_frames(manifold), int(manifold.frame_size)
+    if frames.dim() == 2 and c == 1:
+        frames = frames[:, None, :]  # (S, 1, D)
+    if frames.dim() != 3 or tuple(frames.shape[1:]) != (c, d) or frames.shape[0] == 0:
+        raise ValueError(
+            f"start_frames have shape {tuple(frames.shape)}; the manifold needs (S, {c}, {d}) raw condition windows "
+            f"(num_condition_frames={c}, frame_size={d}) with S >= 1"
+        )
+    frames = frames.to(device=device, dtype=torch.float32)
+    if not bool(torch.isfinite(frames).all()):
+        raise ValueError("start_frames contain NaN or infinite values; rebuild them from the training data")
+    return frames
+
+
+def frames_per_second(manifold, given: float | None) -> float:
+    fps = given if given is not None else getattr(manifold, "fps", None)
+    if fps is None:
+        raise ValueError(
+            "the manifold has no fps (a hand-built model does not know its data's frame rate): pass fps= "
+            "to the environment (e.g. fps=30)"
+        )
+    fps = float(fps)
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    return fps

@@ -1,0 +1,176 @@
+"""MotionCore: B characters driven by a motion manifold, stepped together in torch on one device.
+
+State (all on ``device``, float32 unless noted):
+
+=============== =========== =================================================================
+attribute       shape       meaning
+=============== =========== =================================================================
+cond            (B, C, D)   raw condition frames, oldest first; ``cond[:, -1]`` is the current pose
+root_xz         (B, 2)      root position on the ground, world metres
+yaw             (B,)        facing, radians in (-pi, pi]; 0 faces +z (setting it updates ``rotation``)
+rotation        (B, 2, 2)   ``[[cos, sin], [-sin, cos]]`` of yaw: ground vectors character -> world
+steps           (B,) int64  frames since the character's last reset
+=============== =========== =================================================================
+
+One step: ``next = manifold.step(latent, cond)``; the root moves exactly as
+:func:`mocap.features.integrate_root` integrates a clip (the frame's displacement is expressed in
+the *previous* facing frame, then the facing changes by the frame's dyaw); the window shifts by one.
+Nothing here loops over B in Python. All randomness comes from ``generator`` (a ``torch.Generator``
+on ``device``), so a seed fixes every trajectory.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from envs import manifold_source
+from envs.geometry import heading_vector, rot6d_to_matrix, yaw_matrix
+
+
+class MotionCore:
+    """Batched character state + manifold stepping (no task, no Gymnasium)."""
+
+    def __init__(self, manifold, num_envs: int, *, start_frames=None, fps: float | None = None):
+        if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        num_envs = int(num_envs)
+        self.manifold = manifold
+        self.num_envs = num_envs
+        self.device = manifold_source.manifold_device(manifold)
+        self.layout = manifold_source.pose_layout(manifold)
+        self.fps = manifold_source.frames_per_second(manifold, fps)
+        self.dt = 1.0 / self.fps
+        self.start_frames = manifold_source.start_frames(manifold, start_frames, self.device)  # (S, C, D)
+        self.discrete = bool(getattr(manifold, "discrete", False))
+        self.latent_size = int(manifold.latent_size)
+        self.num_codes = int(manifold.num_codes) if self.discrete else None
+        self.generator = torch.Generator(device=self.device)
+        b, (_, c, d) = num_envs, self.start_frames.shape
+        self.cond = torch.zeros(b, c, d, device=self.device)
+        self.root_xz = torch.zeros(b, 2, device=self.device)
+        self.yaw = torch.zeros(b, device=self.device)
+        self.steps = torch.zeros(b, dtype=torch.int64, device=self.device)
+
+    @property
+    def yaw(self) -> torch.Tensor:
+        return self._yaw
+
+    @yaw.setter
+    def yaw(self, value: torch.Tensor) -> None:
+        # The rotation is cached: the step, the observations and the tasks all need it.
+        self._yaw = value
+        self._set_rotation(torch.cos(value), torch.sin(value))
+
+    def _set_rotation(self, c: torch.Tensor, s: torch.Tensor) -> None:
+        self.rotation = torch.stack((c, s, -s, c), dim=1).view(-1, 2, 2)  # (B, 2, 2)
+
+    @property
+    def num_condition_frames(self) -> int:
+        return int(self.cond.shape[1])
+
+    @property
+    def frame_size(self) -> int:
+        return int(self.cond.shape[2])
+
+    def seed(self, seed: int) -> None:
+        self.generator.manual_seed(int(seed))
+
+    # ---- reset ----------------------------------------------------------------------------------
+    def reset(self, mask: torch.Tensor | None = None, root_xz: torch.Tensor | None = None,
+              yaw: torch.Tensor | None = None) -> None:
+        """Restart the characters where ``mask`` (B,) bool is set (all when None).
+
+        Each gets a random start window and, unless given, yaw uniform in [-pi, pi) and the root at
+        the origin. ``root_xz`` (B, 2) / ``yaw`` (B,) are read only at the masked rows. Random numbers
+        are drawn for all B characters whatever the mask, so the stream does not depend on it.
+        """
+        b = self.num_envs
+        pick = torch.randint(self.start_frames.shape[0], (b,), generator=self.generator, device=self.device)
+        new_yaw = (torch.rand(b, generator=self.generator, device=self.device) * 2.0 - 1.0) * math.pi
+        if yaw is not None:
+            new_yaw = yaw.to(self.yaw)
+        new_xz = torch.zeros_like(self.root_xz) if root_xz is None else root_xz.to(self.root_xz)
+        new_cond = self.start_frames[pick]  # (B, C, D)
+        if mask is None:
+            self.cond, self.root_xz, self.yaw = new_cond, new_xz.clone(), new_yaw.clone()
+            self.steps = torch.zeros_like(self.steps)
+            return
+        self.cond = torch.where(mask[:, None, None], new_cond, self.cond)
+        self.root_xz = torch.where(mask[:, None], new_xz, self.root_xz)
+        self.yaw = torch.where(mask, new_yaw, self.yaw)
+        self.steps = torch.where(mask, torch.zeros_like(self.steps), self.steps)
+
+    # ---- step -----------------------------------------------------------------------------------
+    def sample_prior(self) -> torch.Tensor:
+        """(B, Z) standard-normal latents, or (B,) codes for a discrete manifold, from the core's generator."""
+        return self.manifold.sample_prior(self.num_envs, generator=self.generator)
+
+    @torch.no_grad()
+    def step(self, latent: torch.Tensor) -> torch.Tensor:
+        """Advance every character by one frame with ``latent`` (B, Z) float or (B,) long codes -> new frame (B, D)."""
+        nxt = self.manifold.step(latent, self.cond).to(torch.float32)  # (B, D)
+        # Displacement in the previous facing frame (the rotation still holds the previous yaw), then the turn.
+        self.root_xz = self.root_xz + (self.rotation @ nxt[:, self.layout.root_dxdz, None])[..., 0]
+        yaw = self._yaw + nxt[:, self.layout.root_dyaw]
+        c, s = torch.cos(yaw), torch.sin(yaw)
+        self._yaw = torch.atan2(s, c)  # wrapped to (-pi, pi] at no extra cost
+        self._set_rotation(c, s)
+        # (B, C, D): drop the oldest frame, append the new one.
+        self.cond = nxt[:, None] if self.cond.shape[1] == 1 else torch.cat((self.cond[:, 1:], nxt[:, None]), dim=1)
+        self.steps = self.steps + 1
+        return nxt
+
+    # ---- views ----------------------------------------------------------------------------------
+    @property
+    def frame(self) -> torch.Tensor:
+        """(B, D) the current raw frame."""
+        return self.cond[:, -1]
+
+    def normalized_condition(self) -> torch.Tensor:
+        """(B, C*D) the condition window normalised with the manifold's data statistics."""
+        b = self.num_envs
+        return self.manifold.normalize(self.cond.reshape(b, -1)).to(torch.float32)  # (B, C*D)
+
+    def facing(self) -> torch.Tensor:
+        """(B, 2) unit facing direction on the ground, world."""
+        return heading_vector(self.yaw)
+
+    def to_char(self, points: torch.Tensor) -> torch.Tensor:
+        """World ground points (B, K, 2) -> each character's frame (B, K, 2) (m; +z ahead, +x to the left)."""
+        return (points - self.root_xz[:, None, :]) @ self.rotation
+
+    def vectors_to_char(self, vectors: torch.Tensor) -> torch.Tensor:
+        """World ground directions (B, K, 2) -> each character's frame (B, K, 2) (rotation only)."""
+        return vectors @ self.rotation
+
+    def root_velocity(self) -> torch.Tensor:
+        """(B, 2) world ground velocity (m/s) of the last step: the current frame's delta, in the previous facing."""
+        delta = self.layout.root_deltas(self.frame)
+        prev_yaw = self.yaw - delta[:, self.layout.root_dyaw]
+        c, s = torch.cos(prev_yaw), torch.sin(prev_yaw)
+        dx, dz = delta[:, 0], delta[:, 1]
+        return torch.stack((c * dx + s * dz, c * dz - s * dx), dim=1) * self.fps
+
+    def speed(self) -> torch.Tensor:
+        """(B,) ground speed of the root (m/s) over the last step."""
+        return torch.linalg.vector_norm(self.layout.root_deltas(self.frame)[:, :2], dim=1) * self.fps
+
+    def world_joint_positions(self) -> torch.Tensor:
+        """(B, J, 3) world joint positions (m): character-frame positions turned by yaw, plus the root on the ground."""
+        pos = self.layout.positions(self.frame)  # (B, J, 3)
+        xz = pos[..., [0, 2]] @ self.rotation.transpose(1, 2) + self.root_xz[:, None, :]  # (B, J, 2)
+        return torch.stack((xz[..., 0], pos[..., 1], xz[..., 1]), dim=-1)
+
+    def world_joint_rotations(self) -> torch.Tensor:
+        """(B, J, 3, 3) world joint orientations: yaw times the frame's character-frame orientations."""
+        rot = rot6d_to_matrix(self.layout.rotations6d(self.frame))  # (B, J, 3, 3)
+        return yaw_matrix(self.yaw)[:, None] @ rot
+
+    def nonfinite(self) -> torch.Tensor:
+        """(B,) bool: the character's state holds a NaN or an inf."""
+        # NaN and inf survive a sum, and x - x is NaN exactly for them (isfinite costs several kernels).
+        total = self.frame.sum(dim=1) + self._yaw + self.root_xz.sum(dim=1)
+        return torch.isnan(total - total)

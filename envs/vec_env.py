@@ -1,0 +1,318 @@
+"""MotionVecEnv: B characters of one task stepped together in torch, as a Gymnasium 1.x ``VectorEnv``.
+
+Spaces (one character; the batched spaces add a leading B):
+
+* observation: ``Box(-inf, inf, (C*D + F,), float32)``: the condition frames normalised with the
+  manifold's statistics, flattened oldest first, then the task's F features (see each task's docstring;
+  ``observation_layout`` names the two slices);
+* action: ``Box(-1, 1, (Z,), float32)`` for a Gaussian manifold: the latent is ``action_scale * action``
+  (default 4.0: the box spans the prior's +-4 sigma; values outside [-1, 1] are clipped), or
+  ``Discrete(K)`` for a discrete (VQ) manifold: the code index.
+
+``step`` returns ``(obs (B, O) float32, reward (B,) float32, terminated (B,) bool, truncated (B,) bool, info)``
+as numpy arrays, or as torch tensors on the environment's device with ``array_backend="torch"`` (actions
+may then be tensors too). Truncation: an episode ends after ``max_episode_steps`` steps (each task has a
+default). A character whose state becomes non-finite (NaN / inf) is terminated with reward 0 and flagged
+in ``info["nonfinite"]``.
+
+Autoreset (``metadata["autoreset_mode"]``): ``AutoresetMode.SAME_STEP`` by default: a finished
+character restarts inside the step that ended its episode; the observation returned for it is the
+first of its new episode, and the last one of the old episode is in ``info["final_obs"]`` (what
+Stable-Baselines3 needs). ``AutoresetMode.NEXT_STEP`` (``autoreset_mode="NextStep"``, Gymnasium's default
+and what its stateful vector wrappers such as ``NormalizeObservation`` require): the step that ends an
+episode returns its last observation, and the next step restarts that character, ignoring its action
+and returning its first observation with reward 0, not terminated, not truncated.
+``AutoresetMode.DISABLED`` (``autoreset_mode="Disabled"``) never restarts by itself: call
+``reset(options={"reset_mask": mask})``.
+
+``info`` follows Gymnasium's vector convention: every key holds an array over the B characters and
+``"_key"`` a bool mask of where it is valid.
+
+=================== ============================== ====================================================
+key                 values                         mask / when present
+=================== ============================== ====================================================
+task metrics        (B,) e.g. ``targets_reached``  per task (see its docstring); event metrics such as
+                                                   ``time_to_target`` are masked to the steps they happen.
+                                                   They describe the step just taken, also for characters
+                                                   then restarted by SAME_STEP autoreset
+``nonfinite``       (B,) bool                      all True
+``final_obs``       (B, O) float32                 SAME_STEP only, on steps where an episode ended;
+                                                   rows valid where ``_final_obs`` (others: the new obs)
+``final_info``      dict: the task metrics and     SAME_STEP only, with ``_final_info``: the finished
+                    ``nonfinite`` of those steps   characters
+``episode_stats``   ``{"r": return (B,) f32,       on steps where an episode ended, with
+                    "l": steps (B,) i64,           ``_episode_stats``: the finished characters (every
+                    "seconds": (B,) f32}``         autoreset mode)
+=================== ============================== ====================================================
+
+(``episode_stats`` is not named ``episode`` so that Gymnasium's ``RecordEpisodeStatistics`` can be
+added on top.) Under NEXT_STEP the metrics of a character restarted in a step describe its new state.
+
+(``final_obs`` is one dense array rather than Gymnasium's object array, so it stays a tensor with the
+torch backend.) Stable-Baselines3's VecEnv wants per-env ``terminal_observation`` and
+``TimeLimit.truncated``: an adapter takes them from ``info["final_obs"][i]`` and
+``truncated[i] and not terminated[i]`` for each ``i`` in ``info["_final_obs"]``.
+
+Reset with ``reset(seed=s)`` seeds the one ``torch.Generator`` behind every random choice (start poses,
+yaw, goals, prior samples), so a seed gives identical trajectories for identical actions.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from envs import manifold_source
+from envs.motion_core import MotionCore
+from envs.tasks import make_task
+
+ARRAY_BACKENDS = ("numpy", "torch")
+DEFAULT_ACTION_SCALE = 4.0
+
+
+class StepTensors(NamedTuple):
+    """One step of every character, as tensors, before any autoreset."""
+
+    obs: torch.Tensor  # (B, O) float32
+    reward: torch.Tensor  # (B,) float32
+    terminated: torch.Tensor  # (B,) bool
+    truncated: torch.Tensor  # (B,) bool
+    nonfinite: torch.Tensor  # (B,) bool
+    metrics: dict  # name -> (values (B,), mask (B,) bool or None = valid everywhere)
+
+
+def _autoreset_mode(mode) -> AutoresetMode:
+    try:
+        mode = AutoresetMode(mode) if not isinstance(mode, AutoresetMode) else mode
+    except ValueError:
+        mode = None
+    if mode is None:
+        raise ValueError("autoreset_mode must be an AutoresetMode: SAME_STEP ('SameStep'), NEXT_STEP ('NextStep') or "
+                         "DISABLED ('Disabled')")
+    return mode
+
+
+class MotionVecEnv(gymnasium.vector.VectorEnv):
+    """B characters of one task (see the module docstring for the API, each task module for its spec)."""
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1, task: str = "target", vae=None, *, device=None,
+                 array_backend: str = "numpy", action_scale: float = DEFAULT_ACTION_SCALE,
+                 max_episode_steps: int | None = None, start_frames=None, fps: float | None = None,
+                 autoreset_mode=AutoresetMode.SAME_STEP, **task_options):
+        if array_backend not in ARRAY_BACKENDS:
+            raise ValueError(f"array_backend={array_backend!r}; choose one of {', '.join(ARRAY_BACKENDS)}")
+        if not action_scale > 0:
+            raise ValueError(f"action_scale must be positive, got {action_scale}")
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        self.array_backend = array_backend
+        self.manifold = manifold_source.resolve_manifold(vae, device)
+        self.core = MotionCore(self.manifold, num_envs, start_frames=start_frames, fps=fps)
+        self.task = make_task(task, self.core, task_options)
+        self.task.action_scale = float(action_scale)
+        self.action_scale = float(action_scale)
+        self.num_envs = self.core.num_envs
+        self.device = self.core.device
+        steps = self.task.default_max_episode_steps if max_episode_steps is None else max_episode_steps
+        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"max_episode_steps must be a positive integer, got {max_episode_steps!r}")
+        self.max_episode_steps = int(steps)
+
+        cond_size = self.core.num_condition_frames * self.core.frame_size
+        obs_size = cond_size + self.task.feature_size
+        self.observation_layout = {"condition": slice(0, cond_size), "task": slice(cond_size, obs_size)}
+        self.single_observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
+        if self.core.discrete:
+            self.single_action_space = spaces.Discrete(self.core.num_codes)
+        else:
+            self.single_action_space = spaces.Box(-1.0, 1.0, (self.core.latent_size,), np.float32)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+        self._needs_reset = True
+        self._seeded = False
+        self._pending = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)  # NEXT_STEP restarts
+        self._returns = torch.zeros(self.num_envs, device=self.device)
+
+    # ---- reset ------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Restart every character (or those in ``options["reset_mask"]``, a (B,) bool array) -> (obs, info)."""
+        self._seed(seed)
+        mask = self._reset_mask(options)
+        if mask is not None and self._needs_reset:
+            raise RuntimeError("reset(options={'reset_mask': ...}) restarts some characters; call reset() without a "
+                               "mask first to start all of them")
+        with torch.no_grad():
+            self._restart(mask)
+            self._pending = torch.zeros_like(self._pending) if mask is None else self._pending & ~mask
+            obs = self._observe()
+            metrics = self.task.metrics()
+        nonfinite = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        self._needs_reset = False
+        return self._out(obs), self._info(metrics, nonfinite)
+
+    def _seed(self, seed) -> None:
+        if seed is not None:
+            if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+                raise ValueError(f"seed must be one int (it seeds every character), got {seed!r}")
+            super().reset(seed=int(seed))
+            self.core.seed(int(seed))
+            self._seeded = True
+        elif not self._seeded:
+            self.core.seed(int(self.np_random.integers(2**63 - 1)))
+            self._seeded = True
+
+    def _reset_mask(self, options) -> torch.Tensor | None:
+        if not options:
+            return None
+        unknown = sorted(set(options) - {"reset_mask"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; the only option is 'reset_mask' ((B,) bool)")
+        mask = options["reset_mask"]
+        mask = mask.to(self.device) if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask),
+                                                                                          device=self.device)
+        if mask.dtype != torch.bool or tuple(mask.shape) != (self.num_envs,):
+            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got "
+                             f"{mask.dtype} {tuple(mask.shape)}")
+        return mask
+
+    def _restart(self, mask: torch.Tensor | None) -> None:
+        self.task.reset(mask)
+        self._returns = self.task.where(mask, torch.zeros_like(self._returns), self._returns)
+
+    # ---- step -------------------------------------------------------------------------------------
+    def step(self, actions):
+        """One frame for every character -> (obs, reward, terminated, truncated, info); see the module docstring."""
+        out = self.step_tensors(actions)
+        if self.autoreset_mode is AutoresetMode.NEXT_STEP:
+            out = self._next_step_autoreset(out)
+        obs, done = out.obs, out.terminated | out.truncated
+        info = self._info(out.metrics, out.nonfinite)
+        if bool(done.any()):
+            lengths = self.core.steps.clone()
+            info["episode_stats"] = {"r": self._out(self._returns.clone()), "l": self._out(lengths),
+                                     "seconds": self._out(lengths.to(torch.float32) * self.core.dt)}
+            info["_episode_stats"] = self._out(done.clone())
+            if self.autoreset_mode is AutoresetMode.SAME_STEP:
+                info["final_obs"] = self._out(obs)
+                info["_final_obs"] = self._out(done)
+                final = self._info(out.metrics, out.nonfinite, done)
+                info["final_info"], info["_final_info"] = final, self._out(done.clone())
+                with torch.no_grad():
+                    self._restart(done)
+                    obs = self._observe()
+        return self._out(obs), self._out(out.reward), self._out(out.terminated), self._out(out.truncated), info
+
+    def _next_step_autoreset(self, out: StepTensors) -> StepTensors:
+        """Restart the characters whose episode ended on the previous step, overriding this step's results."""
+        restart, self._pending = self._pending, out.terminated | out.truncated
+        if not bool(restart.any()):
+            return out
+        with torch.no_grad():
+            self._restart(restart)
+            self._pending = self._pending & ~restart
+            keep = ~restart
+            return StepTensors(self._observe(), torch.where(restart, torch.zeros_like(out.reward), out.reward),
+                               out.terminated & keep, out.truncated & keep, out.nonfinite & keep, self.task.metrics())
+
+    def step_tensors(self, actions) -> StepTensors:
+        """Validate ``actions`` and advance every character one frame, with no autoreset and no info packing."""
+        if self._needs_reset:
+            raise RuntimeError("step() called before reset(): call env.reset() (optionally with seed=...) first")
+        action = self._action_tensor(actions)
+        with torch.no_grad():
+            self.core.step(self.task.latent(action))
+            reward, terminated = self.task.update()
+            nonfinite = self.core.nonfinite()
+            if bool(nonfinite.any()):
+                reward = torch.where(nonfinite, torch.zeros_like(reward), reward)
+                terminated = terminated | nonfinite
+            reward = reward.to(torch.float32)
+            truncated = (self.core.steps >= self.max_episode_steps) & ~terminated
+            self._returns = self._returns + reward
+            obs = self._observe()
+            metrics = self.task.metrics()
+        return StepTensors(obs, reward, terminated, truncated, nonfinite, metrics)
+
+    def _observe(self) -> torch.Tensor:
+        return torch.cat((self.core.normalized_condition(), self.task.features()), dim=1)  # (B, O)
+
+    # ---- actions ----------------------------------------------------------------------------------
+    def _action_tensor(self, actions) -> torch.Tensor:
+        """Checked actions as a tensor on the device: (B, Z) float32 in [-1, 1], or (B,) int64 codes."""
+        b = self.num_envs
+        if isinstance(actions, torch.Tensor):
+            a = actions.detach()
+            is_float = a.dtype.is_floating_point
+            is_int = not is_float and not a.dtype.is_complex and a.dtype != torch.bool
+        else:
+            try:
+                a = np.asarray(actions)
+            except ValueError as e:
+                raise ValueError(f"actions could not be read as one array ({e}); pass a ({b}, ...) array") from None
+            is_float, is_int = a.dtype.kind == "f", a.dtype.kind in "iu"
+        shape = tuple(a.shape)
+        if self.core.discrete:
+            k = self.core.num_codes
+            if shape != (b,) or not is_int:
+                raise ValueError(f"actions are {a.dtype} with shape {shape}; this manifold is discrete (VQ): pass "
+                                 f"integer code indices of shape ({b},), each in [0, {k})")
+            a = torch.as_tensor(a, device=self.device).to(torch.int64)
+            if bool(((a < 0) | (a >= k)).any()):
+                raise ValueError(f"action code indices must lie in [0, {k}); got {a.min().item()}..{a.max().item()}")
+            return a
+        z = self.core.latent_size
+        if shape != (b, z) or not (is_float or is_int):
+            raise ValueError(f"actions are {a.dtype} with shape {shape}; pass a float array of shape ({b}, {z}) "
+                             f"(num_envs x latent size) with values in [-1, 1]")
+        if isinstance(a, np.ndarray):
+            finite = bool(np.isfinite(a).all())  # checked in numpy: cheaper than torch for small batches
+            a = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
+        else:
+            a = a.to(device=self.device, dtype=torch.float32)
+            finite = bool(torch.isfinite(a).all())
+        if not finite:
+            rows = (~torch.isfinite(a).all(dim=1)).nonzero()[:, 0].tolist()
+            raise ValueError(f"actions contain NaN or inf (environments {rows[:10]}{'...' if len(rows) > 10 else ''}); "
+                             "check the policy's output")
+        return a.clamp(-1.0, 1.0)
+
+    # ---- outputs ----------------------------------------------------------------------------------
+    def _out(self, x: torch.Tensor):
+        return x.cpu().numpy() if self.array_backend == "numpy" else x
+
+    def _info(self, metrics: dict, nonfinite: torch.Tensor, where: torch.Tensor | None = None) -> dict:
+        """Gymnasium vector info: ``key`` (B,) values and ``_key`` (B,) masks, restricted to ``where`` if given."""
+        info = {}
+        entries = dict(metrics)
+        entries["nonfinite"] = (nonfinite, None)
+        for key, (values, mask) in entries.items():
+            if mask is None:
+                mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if where is None else where
+            elif where is not None:
+                mask = mask & where
+            info[key] = self._out(values.clone())
+            info["_" + key] = self._out(mask.clone())
+        return info
+
+    # ---- everything else --------------------------------------------------------------------------
+    def draw_data(self, index: int) -> dict:
+        """What a viewer draws for character ``index`` besides the character (see envs.tasks.base)."""
+        return self.task.draw_data(index)
+
+    def render(self):
+        raise NotImplementedError(
+            "the environments do not render; draw env.core.world_joint_positions() and env.draw_data(i) "
+            "with the viewer package"
+        )
+
+    def close_extras(self, **kwargs) -> None:
+        self.task.close()
