@@ -129,30 +129,29 @@ def frames_to_motion(frames: np.ndarray, skeleton: Skeleton, fps: float, name: s
     return Motion(name, skeleton, local_rot, local_pos, fps)
 
 
-def mirror_frames(frames: np.ndarray, mirror_perm: np.ndarray) -> np.ndarray:
+def mirror_frames(frames: np.ndarray, mirror_perm: np.ndarray, reflections: np.ndarray | None = None) -> np.ndarray:
     """Reflect frames (..., D) across the character's sagittal plane (x -> -x), swapping sides.
 
-    Applying it twice gives the input back exactly.
+    Orientations become ``S R_pair(j) M_j``: ``S`` reflects the character-frame x axis and ``M_j``
+    (J, 3, 3) the joint's local rest frame (``Skeleton.mirror_reflections()``), so the mirrored
+    orientations drive the skeleton to the mirrored positions. Without ``reflections`` M_j = S
+    (right for rigs whose rest frames are symmetric across x). Applying it twice is the identity.
     """
     layout = PoseLayout.from_frame_size(frames.shape[-1])
     out = np.array(frames, copy=True)
     reflect = np.array([-1.0, 1.0, 1.0])
+    if reflections is None:
+        reflections = np.broadcast_to(np.diag(reflect), (layout.num_joints, 3, 3))
     out[..., 0] = -frames[..., 0]  # dx
     out[..., layout.root_dyaw] = -frames[..., layout.root_dyaw]
     pos = layout.positions(frames)[..., mirror_perm, :] * reflect
     vel = layout.velocities(frames)[..., mirror_perm, :] * reflect
-    rot = _rot6d_columns(layout.rotations6d(frames)[..., mirror_perm, :])
-    # S R S with S = diag(-1, 1, 1): negate entries where exactly one index is x.
-    rot = rot * np.array([[1.0, -1.0, -1.0], [-1.0, 1.0, 1.0], [-1.0, 1.0, 1.0]])[..., :2]
+    rot = rot6d_to_matrix(layout.rotations6d(frames)[..., mirror_perm, :])  # (..., J, 3, 3)
+    rot = (reflect[:, None] * rot) @ reflections
     out[..., layout.joint_pos] = pos.reshape(*frames.shape[:-1], -1)
     out[..., layout.joint_vel] = vel.reshape(*frames.shape[:-1], -1)
-    out[..., layout.joint_rot6d] = np.concatenate([rot[..., :, 0], rot[..., :, 1]], axis=-1).reshape(*frames.shape[:-1], -1)
+    out[..., layout.joint_rot6d] = matrix_to_rot6d(rot).reshape(*frames.shape[:-1], -1)
     return out
-
-
-def _rot6d_columns(x: np.ndarray) -> np.ndarray:
-    """(..., 6) -> (..., 3, 2): the two stored columns, without re-orthogonalising."""
-    return np.stack([x[..., 0:3], x[..., 3:6]], axis=-1)
 
 
 def foot_contacts(

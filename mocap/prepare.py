@@ -50,6 +50,7 @@ from mocap.features import (
     motion_to_frames,
 )
 from mocap.kinematics import Motion, resample
+from mocap.motion_graph import graph_walks
 from mocap.pose_layout import PoseLayout
 from mocap.skeleton import Skeleton
 
@@ -91,6 +92,9 @@ def prepare(
     skip_bad: bool = False,
     loop_cycles: int = 1,
     progress: bool = True,
+    graph_seconds: float = 0.0,
+    graph_threshold: float = 0.06,
+    seed: int = 0,
 ) -> MotionDataset:
     """Read ``inputs``, write the dataset to ``out`` (atomically) and return it. See the module docstring.
 
@@ -140,7 +144,7 @@ def prepare(
         _report_skipped(skipped)
         raise PrepareError("no usable clips: every input was skipped (see above)")
 
-    dataset = _build_dataset(kept, fps, mirror)
+    dataset = _build_dataset(kept, fps, mirror, graph_seconds, graph_threshold, seed)
     dataset.save(out)
     _report_skipped(skipped)
     return dataset
@@ -299,7 +303,9 @@ def _unique(name: str, seen: set[str]) -> str:
     return candidate
 
 
-def _build_dataset(clips: list[_Clip], fps: float, mirror: bool) -> MotionDataset:
+def _build_dataset(
+    clips: list[_Clip], fps: float, mirror: bool, graph_seconds: float = 0.0, graph_threshold: float = 0.06, seed: int = 0
+) -> MotionDataset:
     skeleton = clips[0].skeleton
     foot_idx = default_foot_indices(skeleton, clips[0].world_pos)
     perm = _mirror_perm(clips[0]) if mirror else None
@@ -319,9 +325,18 @@ def _build_dataset(clips: list[_Clip], fps: float, mirror: bool) -> MotionDatase
     for clip in clips:
         add(clip.name, clip.frames, clip.world_pos)
         if perm is not None:
-            mirrored = mirror_frames(clip.frames, perm)
+            mirrored = mirror_frames(clip.frames, perm, skeleton.mirror_reflections())
             _, mirrored_pos = frames_to_world(mirrored)
             add(f"{clip.name}:mirror", mirrored, mirrored_pos)
+
+    if graph_seconds > 0:
+        try:
+            walks = graph_walks(list(frames), skeleton, fps, int(graph_seconds * fps), threshold_m=graph_threshold, seed=seed)
+        except ValueError as e:
+            raise PrepareError(f"--graph-seconds: {e}") from None
+        for k, walk in enumerate(walks):
+            _, walk_pos = frames_to_world(walk)
+            add(f"graph:{k:03d}", walk, walk_pos)
 
     lengths = np.array([len(f) for f in frames])
     return MotionDataset(
@@ -386,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"shortest usable clip after resampling (default {DEFAULT_MIN_FRAMES})")
     p.add_argument("--skip-bad", action="store_true", help="leave out bad files and clips, list them at the end")
     p.add_argument("--loop-cycles", type=int, default=1, help="repeat cyclic DeepMimic motions K times (default 1)")
+    p.add_argument("--graph-seconds", type=float, default=0.0,
+                   help="add this many seconds of motion-graph random walks that branch between clips at matching "
+                        "poses (see mocap/motion_graph.py; makes small clip sets steerable). Default 0: none")
+    p.add_argument("--graph-threshold", type=float, default=0.06,
+                   help="pose mismatch (m) below which the motion graph may jump between frames (default 0.06)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the motion-graph walks (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -398,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             dataset = prepare(
                 args.inputs, args.out, fps=args.fps, mirror=args.mirror, clips=args.clips, scale=args.scale,
                 min_frames=args.min_frames, skip_bad=args.skip_bad, loop_cycles=args.loop_cycles,
-                progress=not args.no_progress,
+                progress=not args.no_progress, graph_seconds=args.graph_seconds,
+                graph_threshold=args.graph_threshold, seed=args.seed,
             )
         except (PrepareError, BVHError) as e:
             print(f"error: {e}", file=sys.stderr)

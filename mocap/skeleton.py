@@ -134,6 +134,57 @@ class Skeleton:
             )
         return perm
 
+    def mirror_reflections(self) -> np.ndarray:
+        """(J, 3, 3) per-joint reflections M_j of the local rest frames used by mirroring.
+
+        A mirrored pose has orientations ``S R_pair(j) M_j`` (``S`` reflects the character's x axis).
+        For positions to follow, ``M_j`` must map each child offset of joint j onto the offset of the
+        mirrored child: ``M_j o_c = o_pair(c)``. Each M_j is a Householder reflection ``I - 2 n n^T`` whose
+        normal n is the dominant direction of those offset differences (shared by a joint and its pair,
+        so mirroring twice is the identity); where the children need no reflection (a single centred
+        child), n is the rest pose's lateral axis made perpendicular to them.
+        """
+        perm = self.mirror_indices()
+        rest = np.zeros_like(self.offsets)  # rest-pose positions
+        for j in range(1, self.num_joints):
+            rest[j] = rest[self.parents[j]] + self.offsets[j]
+        lateral = np.zeros(3)
+        lateral[int(np.argmax(np.abs(rest - rest[perm]).sum(axis=0)))] = 1.0
+
+        def child_offsets(j: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+            kids = self.children(j)
+            src = [self.offsets[c] for c in kids]
+            dst = [self.offsets[perm[c]] for c in kids]
+            if np.any(self.end_offsets[j]):
+                src.append(self.end_offsets[j])
+                dst.append(self.end_offsets[perm[j]])
+            return src, dst
+
+        out = np.tile(np.eye(3), (self.num_joints, 1, 1))
+        for j in range(self.num_joints):
+            if perm[j] < j:
+                continue
+            src, dst = child_offsets(j)
+            scatter = np.zeros((3, 3))
+            for u, v in zip(src, dst, strict=True):
+                d = u - v
+                scatter += np.outer(d, d)
+            if np.trace(scatter) > 1e-12:
+                n = np.linalg.eigh(scatter)[1][:, -1]
+            else:
+                # The lateral axis (or failing that another axis) made perpendicular to the children.
+                for axis in (lateral, *np.eye(3)):
+                    n = axis.copy()
+                    for u in src:
+                        if np.linalg.norm(u) > 1e-9:
+                            u = u / np.linalg.norm(u)
+                            n = n - n.dot(u) * u
+                    if np.linalg.norm(n) > 1e-3:
+                        break
+                n = n / np.linalg.norm(n)
+            out[j] = out[perm[j]] = np.eye(3) - 2.0 * np.outer(n, n)
+        return out
+
     def foot_indices(self) -> np.ndarray:
         """Joints whose name says foot, ankle or toe (used for contact labels)."""
         return np.array([i for i, n in enumerate(self.joint_names) if _FOOT.search(n)], dtype=np.int64)
