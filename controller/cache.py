@@ -19,6 +19,7 @@ from pathlib import Path
 
 import controller.export as exporter
 from controller.fingerprint import file_fingerprint, same_file
+from mocap.atomic import default_mode
 
 
 def cache_dir_for(vae_path, policy_path=None) -> Path:
@@ -96,7 +97,7 @@ def cached_export(vae_path, policy_path=None, action_scale: float | None = None)
     except OSError:
         return temporary_export(vae_path, policy_path, action_scale)
     try:
-        os.chmod(fresh, exporter.default_mode(directory=True))
+        os.chmod(fresh, default_mode(directory=True))
         exporter.export_onnx(vae_path, fresh, policy_path, action_scale=action_scale)
         _swap_in(fresh, target)
     except OSError:

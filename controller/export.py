@@ -28,10 +28,8 @@ import argparse
 import copy
 import io
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -42,6 +40,7 @@ import torch
 from controller.graphs import ControllerGraph, DecoderGraph, PolicyGraph
 from controller.sessions import DEFAULT_THREADS, open_session
 from controller.sources import resolve_policy, resolve_vae
+from mocap.atomic import atomic_write
 
 FORMAT = "mvae-onnx-export"
 VERSION = 1
@@ -54,27 +53,10 @@ TIMING_BATCHES = (1, 256)
 
 
 # ---- files ------------------------------------------------------------------------------------------
-def default_mode(directory: bool = False) -> int:
-    """The permissions a plain ``open``/``mkdir`` would give (mkstemp/mkdtemp make private 0600/0700 ones)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
-
-
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` all at once or not at all."""
+    with atomic_write(path) as f:
+        f.write(data)
 
 
 def read_manifest(directory) -> dict | None:

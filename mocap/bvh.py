@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mocap.atomic import atomic_write
 from mocap.kinematics import Motion, drop_placement_roots, forward_kinematics
 from mocap.rotations import axis_angle_matrix, euler_to_matrix, matrix_to_euler
 from mocap.skeleton import Skeleton
@@ -533,20 +533,9 @@ def write_bvh(
     values = np.concatenate(columns, axis=1)  # (T, C)
     out += ["MOTION", f"Frames: {motion.num_frames}", f"Frame Time: {1.0 / motion.fps:.8f}"]
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(out) + "\n")
-            np.savetxt(f, values, fmt="%.6f")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\n".join(out) + "\n")
+        np.savetxt(f, values, fmt="%.6f")
 
 
 def _depth_first(sk: Skeleton) -> list[int]:

@@ -14,13 +14,12 @@ Layout (a dict written with ``torch.save``, read with ``torch.load(weights_only=
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
 
+from mocap.atomic import atomic_write
 from mocap.pose_layout import PoseLayout
 from mocap.skeleton import Skeleton
 from vae.config import VAEConfig
@@ -86,18 +85,8 @@ def save_checkpoint(path, model: MotionManifold, *, skeleton: Skeleton, fps: flo
         "dataset_fingerprint": str(dataset_fingerprint),
         "extra": extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        torch.save(payload, f)
 
 
 def read_checkpoint(path) -> dict:
