@@ -142,3 +142,18 @@ def load_manifold(path, device: str | torch.device = "cpu") -> MotionManifold:
     model.dataset_fingerprint = str(ckpt["dataset_fingerprint"])
     model.extra = ckpt.get("extra", {})
     return model.to(device).eval()
+
+
+# Training-only state that a shipped model does not need (Adam moments are twice the weights' size).
+TRAINING_ONLY_KEYS = ("optimizer", "rng_state")
+
+
+def slim_checkpoint(src, dst) -> dict:
+    """Copy a checkpoint without its training-only state (a shipped model); returns the sizes in bytes."""
+    ckpt = read_checkpoint(src)
+    ckpt["extra"] = {k: v for k, v in ckpt["extra"].items() if k not in TRAINING_ONLY_KEYS}
+    ckpt["extra"]["slimmed_from"] = str(src)
+    with atomic_write(dst) as f:
+        torch.save(ckpt, f)
+    return {"src_bytes": Path(src).stat().st_size, "dst_bytes": Path(dst).stat().st_size}
+

@@ -1,0 +1,30 @@
+"""``python -m vae.ship CKPT --out assets/vae.pt``: a slim checkpoint for shipping."""
+
+from __future__ import annotations
+
+from vae.checkpoint import slim_checkpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(
+        prog="python -m vae.ship",
+        description="Write a slim copy of a Motion VAE checkpoint for shipping: weights, config, normalisation, "
+        "skeleton and start poses, without the optimizer and RNG state (it can no longer --resume).",
+    )
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    try:
+        sizes = slim_checkpoint(args.checkpoint, args.out)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: {sizes['dst_bytes'] / 1e6:.1f} MB (from {sizes['src_bytes'] / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
