@@ -40,5 +40,5 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
     for name, value in module.state_dict().items():
         value = value.detach().cpu().contiguous()
         h.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        h.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+        h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")  # 0-d tensors too
     return h.hexdigest()[:16]

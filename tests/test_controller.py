@@ -345,3 +345,13 @@ def test_bad_requests_get_clear_errors(tmp_path):
         vq_backend.step(torch.tensor([16]), vq.start_frames[:1])
     with pytest.raises(ValueError, match="integer code indices"):
         vq_backend.step(torch.zeros(1, 8), vq.start_frames[:1])
+
+
+def test_weights_fingerprint_handles_scalar_buffers():
+    """Policy files hold 0-d tensors (e.g. a step count); fingerprinting must not choke on them."""
+    from controller.fingerprint import weights_fingerprint
+
+    a, b = torch.nn.Module(), torch.nn.Module()
+    a.register_buffer("count", torch.tensor(3.0, dtype=torch.float64))
+    b.register_buffer("count", torch.tensor(4.0, dtype=torch.float64))
+    assert weights_fingerprint(a) != weights_fingerprint(b)

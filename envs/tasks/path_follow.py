@@ -14,6 +14,10 @@ termination         d > ``max_distance`` (4 m): the character lost the path (and
 truncation          ``max_episode_steps`` (default 900 = 30 s at 30 fps)
 info metrics        ``path_distance`` (d, m), ``path_laps`` (loops completed by the moving point)
 =================== ===============================================================================
+
+Interactive hook: ``set_path(points, mask=None)`` replaces the paths by hand-made ones (e.g. drawn with
+the mouse): the points are joined end to start into a loop, resampled like the generated paths, and the
+moving point restarts at ``points[0]``.
 """
 
 from __future__ import annotations
@@ -107,6 +111,28 @@ class PathFollow(Task):
         """(B, K, 2) world points: the moving point now and every ``lookahead_seconds`` ahead."""
         k = torch.arange(self.num_lookahead, device=self.core.device)
         return self.points_at(self.progress[:, None] + k * (self.path_speed * self.lookahead_seconds))
+
+    def set_path(self, points, mask=None) -> None:
+        """Follow hand-made paths: ``points`` (P, 2) or (B, P, 2) world xz m, P >= 2, joined end to start into a
+        closed loop and resampled evenly in arc length; the moving point restarts at ``points[0]`` where
+        ``mask`` (B,) is set (everywhere when None)."""
+        b, dev = self.core.num_envs, self.core.device
+        pts = torch.as_tensor(points, dtype=torch.float32, device=dev)
+        if pts.dim() == 2:
+            pts = pts[None].expand(b, -1, -1)  # (B, P, 2)
+        if pts.dim() != 3 or pts.shape[0] != b or pts.shape[1] < 2 or pts.shape[2] != 2:
+            raise ValueError(f"set_path: points must be (P, 2) or ({b}, P, 2) world xz with P >= 2, "
+                             f"got shape {tuple(pts.shape)}")
+        if not bool(torch.isfinite(pts).all()):
+            raise ValueError("set_path: points contain NaN or infinite values")
+        path, length = self._resample(pts)
+        if bool((length < 1e-3).any()):
+            raise ValueError("set_path: a path has (almost) no length; give at least two distinct points")
+        mask = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=dev)
+        self.path = self.where(mask, path, self.path)
+        self.length = self.where(mask, length, self.length)
+        self.progress = self.where(mask, torch.zeros_like(self.progress), self.progress)
+        self.distance = self.where(mask, self._measure(), self.distance)
 
     # ---- protocol -------------------------------------------------------------------------------
     def _measure(self) -> torch.Tensor:

@@ -1,0 +1,253 @@
+"""Keyboard, gamepad and mouse -> control commands for the real-time app (pure logic plus a guarded gamepad reader).
+
+Bindings (also what the app's F1 overlay lists, from :data:`KEY_HELP`):
+
+=================== ==================================================================================
+W A S D / arrows    move direction relative to the camera: W forward (away from the camera), A left,
+                    S toward the camera, D right (the joystick task's command)
+Shift (held)        run: command ``run_speed`` instead of ``walk_speed``
+Space (held)        stop: command speed 0 (facing kept)
+1 2 3 4 5           task: random walk, target, joystick, path, maze
+R / P / C           reset the characters / pause / cycle camera mode (follow, orbit, fixed)
+H / F1              hide the HUD / help overlay
+Esc                 quit
+left click          target task: place the target there (from random walk / joystick it switches to
+                    the target task first); maze: make that cell the goal
+left drag           path task: draw a path from the character along the stroke (looped back)
+right drag          orbit the camera
+middle drag         pan the camera (orbit mode)
+wheel               zoom
+gamepad             left stick: direction (dead zone ``STICK_DEAD_ZONE``); right trigger or A: run;
+                    B: stop
+=================== ==================================================================================
+
+A move is ``(x, y)`` in screen terms: x to the right, y forward (into the screen), length <= 1. The camera's
+azimuth turns it into a world ground direction (:func:`world_direction`), using the viewer's camera
+convention: the eye sits at ``target + d (cos el sin az, sin el, cos el cos az)``, so "forward" on screen is
+``(-sin az, -cos az)`` on the ground and "right" is ``(cos az, -sin az)``.
+
+Key names are pyglet's ``key.symbol_string`` names ("W", "LEFT", "LSHIFT", "SPACE"), so this module never
+imports ``pyglet.window`` (which would fix pyglet's platform, see :mod:`viewer.display`).
+
+Gamepads come from ``pyglet.input``, which raises on machines without ``/dev/input`` and cannot be imported
+in pyglet's headless mode: :class:`Gamepads` treats every such failure as "no gamepad" and says so in
+``status``; it follows hot-plugging through ``pyglet.input.ControllerManager`` where one exists.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+STICK_DEAD_ZONE = 0.2  # of full deflection: sticks rarely rest at exactly 0
+TRIGGER_RUN = 0.5  # right-trigger travel beyond which the character runs
+CLICK_SLOP_PX = 6.0  # a press and release closer than this is a click, not a drag
+PATH_POINT_SPACING_PX = 8.0  # mouse samples closer than this along a stroke are skipped
+
+FORWARD_KEYS = ("W", "UP")
+BACK_KEYS = ("S", "DOWN")
+LEFT_KEYS = ("A", "LEFT")
+RIGHT_KEYS = ("D", "RIGHT")
+RUN_KEYS = ("LSHIFT", "RSHIFT")
+STOP_KEYS = ("SPACE",)
+MOVE_KEYS = FORWARD_KEYS + BACK_KEYS + LEFT_KEYS + RIGHT_KEYS + RUN_KEYS + STOP_KEYS
+TASK_KEYS = {"_1": "random_walk", "_2": "target", "_3": "joystick", "_4": "path", "_5": "maze",
+             "NUM_1": "random_walk", "NUM_2": "target", "NUM_3": "joystick", "NUM_4": "path", "NUM_5": "maze"}
+
+KEY_HELP = [
+    "W A S D / arrows   move (relative to the camera; joystick task)",
+    "Shift              run          Space   stop",
+    "1 2 3 4 5          task: random walk, target, joystick, path, maze",
+    "R reset    P pause    C camera mode (follow / orbit / fixed)",
+    "left click         place the target (maze: the goal cell)",
+    "left drag          draw a path (path task)",
+    "right drag orbit   middle drag pan   wheel zoom",
+    "gamepad            left stick move, right trigger or A run, B stop",
+    "H hide the HUD     F1 this help     Esc quit",
+]
+
+
+@dataclass(frozen=True)
+class Control:
+    """What the user asks of the character this simulation step."""
+
+    move: tuple[float, float] = (0.0, 0.0)  # screen terms, length <= 1
+    run: bool = False
+    stop: bool = False
+
+    @property
+    def active(self) -> bool:
+        """True when the user is steering or stopping (a command should be issued)."""
+        return self.stop or math.hypot(*self.move) > 1e-6
+
+
+def keyboard_move(held) -> tuple[float, float]:
+    """Held key names -> (x, y) move, unit length on diagonals; opposite keys cancel."""
+    held = set(held)
+    x = float(any(k in held for k in RIGHT_KEYS)) - float(any(k in held for k in LEFT_KEYS))
+    y = float(any(k in held for k in FORWARD_KEYS)) - float(any(k in held for k in BACK_KEYS))
+    norm = math.hypot(x, y)
+    return (x / norm, y / norm) if norm > 0 else (0.0, 0.0)
+
+
+def stick_move(x: float, y_up: float, dead_zone: float = STICK_DEAD_ZONE) -> tuple[float, float]:
+    """A stick deflection (x right, y up, each in [-1, 1]) -> (x, y) move with a radial dead zone.
+
+    Inside ``dead_zone`` the move is zero; beyond it the length is rescaled from [dead_zone, 1] to [0, 1]
+    so the command starts smoothly at the edge of the dead zone.
+    """
+    if not 0.0 <= dead_zone < 1.0:
+        raise ValueError(f"dead_zone must be in [0, 1), got {dead_zone}")
+    r = math.hypot(x, y_up)
+    if r <= dead_zone:
+        return (0.0, 0.0)
+    scale = min((r - dead_zone) / (1.0 - dead_zone), 1.0) / r
+    return (x * scale, y_up * scale)
+
+
+def combine(held, stick: tuple[float, float] = (0.0, 0.0), pad_run: bool = False, pad_stop: bool = False) -> Control:
+    """Keyboard and gamepad together -> one Control (moves add, clamped to length 1)."""
+    held = set(held)
+    kx, ky = keyboard_move(held)
+    x, y = kx + stick[0], ky + stick[1]
+    norm = math.hypot(x, y)
+    if norm > 1.0:
+        x, y = x / norm, y / norm
+    run = pad_run or any(k in held for k in RUN_KEYS)
+    stop = pad_stop or any(k in held for k in STOP_KEYS)
+    return Control((x, y), run, stop)
+
+
+def world_direction(move: tuple[float, float], azimuth: float) -> tuple[float, float] | None:
+    """A screen-terms move and the camera azimuth (rad) -> unit world ground direction (x, z), or None if no move."""
+    mx, my = move
+    if math.hypot(mx, my) < 1e-6:
+        return None
+    forward = (-math.sin(azimuth), -math.cos(azimuth))
+    right = (math.cos(azimuth), -math.sin(azimuth))
+    dx, dz = my * forward[0] + mx * right[0], my * forward[1] + mx * right[1]
+    norm = math.hypot(dx, dz)
+    return (dx / norm, dz / norm)
+
+
+def command_speed(control: Control, walk_speed: float, run_speed: float) -> float:
+    """The ground speed (m/s) a Control asks for: 0 when stopping, else walk/run scaled by the stick's travel."""
+    if control.stop:
+        return 0.0
+    amount = min(math.hypot(*control.move), 1.0)
+    return amount * (run_speed if control.run else walk_speed)
+
+
+class MouseGesture:
+    """One left-button gesture: a click (press and release within ``CLICK_SLOP_PX``) or a stroke (a drag).
+
+    ``press(x, y)``, ``drag(x, y)`` (returns True once the gesture became a stroke), ``release(x, y)`` ->
+    ``("click", (x, y))`` or ``("stroke", [(x, y), ...])`` in window pixels, or None without a press.
+    """
+
+    def __init__(self, slop_px: float = CLICK_SLOP_PX, spacing_px: float = PATH_POINT_SPACING_PX):
+        self.slop_px, self.spacing_px = float(slop_px), float(spacing_px)
+        self.points: list[tuple[float, float]] | None = None
+        self.dragging = False
+
+    @property
+    def active(self) -> bool:
+        return self.points is not None
+
+    def press(self, x: float, y: float) -> None:
+        self.points = [(float(x), float(y))]
+        self.dragging = False
+
+    def drag(self, x: float, y: float) -> bool:
+        if self.points is None:
+            return False
+        first, last = self.points[0], self.points[-1]
+        if not self.dragging and math.hypot(x - first[0], y - first[1]) > self.slop_px:
+            self.dragging = True
+        if math.hypot(x - last[0], y - last[1]) >= self.spacing_px:
+            self.points.append((float(x), float(y)))
+        return self.dragging
+
+    def release(self, x: float, y: float):
+        if self.points is None:
+            return None
+        points, dragging = self.points, self.dragging
+        self.points, self.dragging = None, False
+        if not dragging:
+            return ("click", points[0])
+        if math.hypot(x - points[-1][0], y - points[-1][1]) > 0:
+            points.append((float(x), float(y)))
+        return ("stroke", points)
+
+
+class Gamepads:
+    """The first connected game controller through ``pyglet.input``, or none, never raising.
+
+    ``status`` is a one-line description for the console / HUD; ``read()`` -> ``(stick (x, y_up),
+    run, stop)`` of the active controller (zeros without one). Construct it after the window exists
+    (``pyglet.input`` on Linux uses the display).
+    """
+
+    def __init__(self):
+        self.controller = None
+        self.manager = None
+        self.status = "no gamepad"
+        try:
+            import pyglet.input as pinput
+        except Exception as e:  # noqa: BLE001 - headless pyglet raises assorted errors here
+            self.status = f"no gamepad (pyglet.input unavailable: {type(e).__name__})"
+            return
+        try:
+            manager_cls = getattr(pinput, "ControllerManager", None)
+            if manager_cls is not None:
+                self.manager = manager_cls()
+                self.manager.push_handlers(on_connect=self._on_connect, on_disconnect=self._on_disconnect)
+                found = self.manager.get_controllers()
+            else:
+                found = pinput.get_controllers()
+        except FileNotFoundError:
+            self.manager = None
+            self.status = "no gamepad (this machine has no /dev/input)"
+            return
+        except Exception as e:  # noqa: BLE001 - input back ends raise assorted errors without devices
+            self.manager = None
+            self.status = f"no gamepad ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unavailable'})"
+            return
+        if found:
+            self._on_connect(found[0])
+        else:
+            self.status = "no gamepad connected (plug one in: it is picked up while running)" if self.manager \
+                else "no gamepad connected"
+
+    def _on_connect(self, controller) -> None:
+        if self.controller is not None:
+            return
+        try:
+            controller.open()
+        except Exception as e:  # noqa: BLE001 - a device can vanish between listing and opening
+            self.status = f"gamepad {getattr(controller, 'name', '?')} could not be opened ({e})"
+            return
+        self.controller = controller
+        self.status = f"gamepad: {getattr(controller, 'name', 'controller')}"
+
+    def _on_disconnect(self, controller) -> None:
+        if controller is self.controller:
+            self.controller = None
+            self.status = "gamepad disconnected"
+
+    def read(self) -> tuple[tuple[float, float], bool, bool]:
+        c = self.controller
+        if c is None:
+            return (0.0, 0.0), False, False
+        # pyglet's lefty grows downward (its left_analog negates it): up on the stick is forward.
+        stick = stick_move(float(c.leftx), -float(c.lefty))
+        run = float(getattr(c, "righttrigger", 0.0)) > TRIGGER_RUN or bool(getattr(c, "a", False))
+        return stick, run, bool(getattr(c, "b", False))
+
+    def close(self) -> None:
+        if self.controller is not None:
+            try:
+                self.controller.close()
+            except Exception:  # noqa: BLE001 - closing a vanished device must not stop the app
+                pass
+            self.controller = None

@@ -1,0 +1,331 @@
+"""play.py, the real-time app: a real window under Xvfb, injected keys and clicks, recordings, replays, errors.
+
+Window tests are marked ``display``; they start their own Xvfb when no display is reachable. The steering
+tests need a controllable character: the shipped ``assets/vae.pt`` (``MVAE_TEST_VAE`` may name another
+checkpoint) driven by the sampling fallback controller (no policies folder), so they do not depend on which
+policies have been trained. The no-display test runs play.py in a subprocess (pyglet picks its platform once
+per process).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from controller.app import AppConfig, Simulation
+from controller.input_script import InputRecorder, InputScript
+from viewer.display import VirtualDisplay, configure_pyglet, display_available
+
+REPO = Path(__file__).resolve().parents[1]
+VAE = Path(os.environ.get("MVAE_TEST_VAE", REPO / "assets" / "vae.pt"))
+DEMO = REPO / "assets" / "demos" / "joystick_tour.json"
+SIZE = (320, 240)
+
+
+@pytest.fixture(scope="module")
+def vae_path() -> Path:
+    if not VAE.is_file():
+        pytest.skip(f"{VAE} is absent (the shipped VAE; set MVAE_TEST_VAE to another checkpoint)")
+    return VAE
+
+
+@pytest.fixture(scope="module")
+def backend(vae_path):
+    from controller.runtime import make_backend
+
+    return make_backend(str(vae_path), verbose=False)
+
+
+def make_sim(backend, vae_path, task="joystick", seed=0, characters=1) -> Simulation:
+    config = AppConfig(vae=vae_path, task=task, seed=seed, characters=characters, policies_dir=None)
+    return Simulation(config, backend=backend, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def x_display():
+    """A reachable X display: $DISPLAY if it works, else our own Xvfb for the session (shared with later
+    window tests: pyglet cannot switch displays once its window module is imported)."""
+    if display_available():
+        yield os.environ["DISPLAY"]
+        return
+    if "pyglet.window" in sys.modules:
+        pytest.skip("pyglet.window was imported before an X display existed; run the app tests on their own")
+    if shutil.which("Xvfb") is None:
+        pytest.skip("no X display and Xvfb is not installed (apt install xvfb libgl1-mesa-dri)")
+    with VirtualDisplay(1280, 720) as vd:
+        yield vd.display
+
+
+@pytest.fixture
+def make_app(x_display, backend, vae_path):
+    try:
+        configure_pyglet(headless=False)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    from controller.app import App
+    from viewer.window import ViewerWindow
+
+    made = []
+
+    def make(task="joystick", seed=0, characters=1, visible=False, size=SIZE, **app_kwargs):
+        sim = make_sim(backend, vae_path, task, seed, characters)
+        window = ViewerWindow(*size, visible=visible)
+        app = App(sim, window, **app_kwargs)
+        made.append((app, window, sim))
+        return app
+
+    yield make
+    for app, window, sim in made:
+        app.close()
+        window.close()
+        sim.close()
+
+
+def press(window, *symbols, release=False):
+    for symbol in symbols:
+        window.dispatch_event("on_key_release" if release else "on_key_press", symbol, 0)
+    window.dispatch_events()
+
+
+def unwrapped_yaw_change(app, steps: int) -> float:
+    """Tick the app one simulation step at a time; the total yaw change (rad, + = counter-clockwise from above)."""
+    core = app.sim.env.core
+    total, last = 0.0, float(core.yaw[0])
+    for _ in range(steps):
+        app.tick(app.sim.dt)
+        yaw = float(core.yaw[0])
+        total += math.atan2(math.sin(yaw - last), math.cos(yaw - last))
+        last = yaw
+    return total
+
+
+def orange(img: np.ndarray) -> np.ndarray:
+    """The lead character's pixels (orange: much redder than blue)."""
+    return (img[..., 0].astype(int) - img[..., 2]) > 60
+
+
+# ---- a real window --------------------------------------------------------------------------------------
+@pytest.mark.display
+def test_window_shows_the_character_and_the_hud(make_app):
+    from pyglet.window import key
+
+    app = make_app(visible=True, size=(640, 360))
+    app.tick(app.sim.dt)
+    hud = " ".join(app.hud_lines())
+    for words in ("fps", "inference", "ms", "onnx on", "task joystick", "sampling fallback", "command:",
+                  "actual:", "gamepad"):
+        assert words in hud
+    if not Path("/dev/input").exists():
+        assert "no gamepad (this machine has no /dev/input)" in hud, "no gamepad: said in words, no error"
+    with_hud = app.window.render_to_array()
+    press(app.window, key.H)  # hide the HUD: the whole character shows
+    app.tick(app.sim.dt)
+    img = app.window.render_to_array()
+    assert img.shape == (360, 640, 3)
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 100, "a lit scene, not a flat fill"
+    body = orange(img)
+    assert body.mean() > 0.005, "the character is on screen"
+    rows, cols = np.nonzero(body)
+    assert abs(cols.mean() - 320) < 100 and abs(rows.mean() - 180) < 100, "the follow camera keeps it central"
+    assert np.abs(with_hud[:40, :200].astype(int) - img[:40, :200]).mean() > 5, "the HUD was drawn top left"
+
+
+@pytest.mark.display
+@pytest.mark.parametrize("letter, sign", [("A", 1.0), ("D", -1.0)])
+def test_holding_a_turns_left_and_d_turns_right(make_app, letter, sign):
+    from pyglet.window import key
+
+    app = make_app()
+    press(app.window, getattr(key, letter))
+    assert app.held == {letter}
+    change = unwrapped_yaw_change(app, round(2 * app.sim.fps))  # 2 s of simulation
+    assert sign * change > 0.5, f"holding {letter} for 2 s changed the heading by {math.degrees(change):+.0f} deg"
+    heading, speed = app.sim.commanded()
+    assert speed == pytest.approx(app.sim.config.walk_speed)
+    press(app.window, getattr(key, letter), release=True)
+    assert app.held == set()
+
+
+@pytest.mark.display
+def test_click_on_the_ground_places_a_target_the_character_walks_to(make_app):
+    app = make_app(task="joystick")
+    core = app.sim.env.core
+    root, facing = core.root_xz[0].numpy(), core.facing()[0].numpy()
+    goal = root + 3.0 * facing  # 3 m ahead: on screen, in front of the camera behind the character
+    x, y = app.camera.world_to_screen(np.array([[goal[0], 0.0, goal[1]]]), app.window.width, app.window.height)[0]
+    app.window.dispatch_event("on_mouse_press", x, y, 1, 0)  # 1 = left button
+    app.window.dispatch_event("on_mouse_release", x, y, 1, 0)
+    app.window.dispatch_events()
+    app.tick(app.sim.dt)
+    assert app.sim.task_name == "target", "a click switches the joystick task to the target task"
+    placed = app.sim.env.task.target[0].numpy()
+    assert np.linalg.norm(placed - goal) < 0.1, f"target at {placed}, clicked at {goal}"
+    assert not app.sim.teleported[0], "the character stays where it was"
+    core = app.sim.env.core  # the target task's
+    start = np.linalg.norm(core.root_xz[0].numpy() - placed)
+    for _ in range(round(2.5 * app.sim.fps)):
+        app.tick(app.sim.dt)
+    reached = int(app.sim.metrics["targets_reached"][0][0])
+    now = np.linalg.norm(core.root_xz[0].numpy() - placed)
+    assert reached >= 1 or now < start - 1.0, f"distance {start:.2f} -> {now:.2f} m in 2.5 s"
+
+
+@pytest.mark.display
+def test_task_keys_pause_and_reset(make_app):
+    from pyglet.window import key
+
+    app = make_app(task="joystick")
+    press(app.window, key._4)
+    app.tick(app.sim.dt)
+    assert app.sim.task_name == "path" and not app.sim.teleported[0]
+    before = app.sim.step_count
+    press(app.window, key.P)
+    for _ in range(5):
+        app.tick(app.sim.dt)
+    assert app.sim.step_count == before, "paused: no simulation steps"
+    press(app.window, key.P, key.R)
+    app.tick(app.sim.dt)
+    assert app.sim.task_name == "path" and app.sim.teleported[0], "R restarts the characters"
+    press(app.window, key.F1)
+    assert app.window.help_visible
+
+
+# ---- recording and replay -------------------------------------------------------------------------------
+def read_video(path: Path) -> np.ndarray:
+    return iio.imread(path, index=None)
+
+
+@pytest.mark.display
+def test_recording_writes_one_frame_per_simulation_step(make_app, tmp_path):
+    app = make_app(script=InputScript.load(DEMO).player(), realtime=False)
+    path = app.record_video(tmp_path / "clip.mp4", 45)
+    frames = read_video(path)
+    assert frames.shape == (45, SIZE[1], SIZE[0], 3)
+    assert imageio_ffmpeg.count_frames_and_secs(str(path)) == (45, 1.5)
+    assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 0.5, "the character walks: frames change"
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+@pytest.mark.display
+def test_live_inputs_recorded_then_replayed_give_the_same_motion_and_identical_videos(make_app, tmp_path):
+    from pyglet.window import key
+
+    # A live session: keys and a click injected as window events, inputs recorded per step.
+    recorder = InputRecorder(seed=3, task="joystick", characters=2, fps=30.0)
+    live = make_app(seed=3, characters=2, input_recorder=recorder)
+    trajectory = []
+    for step in range(40):
+        if step == 2:
+            press(live.window, key.W)
+        if step == 12:
+            press(live.window, key.A)
+        if step == 25:
+            press(live.window, key.A, key.W, release=True)
+            live.window.dispatch_event("on_mouse_press", 200, 60, 1, 0)
+            live.window.dispatch_event("on_mouse_release", 200, 60, 1, 0)
+            live.window.dispatch_events()
+        live.step_simulation()
+        trajectory.append(live.sim.env.core.root_xz.numpy().copy())
+    script_path = recorder.save(tmp_path / "inputs.json")
+    assert live.sim.task_name == "target"
+
+    videos = []
+    for name in ("a.mp4", "b.mp4"):
+        script = InputScript.load(script_path)
+        app = make_app(seed=script.seed, characters=script.characters, script=script.player(), realtime=False)
+        if name == "a.mp4":  # the replay moves the characters exactly as the live session did
+            replayed = []
+            for _ in range(script.steps):
+                app.step_simulation()
+                replayed.append(app.sim.env.core.root_xz.numpy().copy())
+            np.testing.assert_array_equal(np.stack(replayed), np.stack(trajectory))
+            app = make_app(seed=script.seed, characters=script.characters, script=InputScript.load(script_path).player(),
+                           realtime=False)
+        videos.append(app.record_video(tmp_path / name, script.steps))
+    a, b = read_video(videos[0]), read_video(videos[1])
+    assert a.shape == (40, SIZE[1], SIZE[0], 3)
+    np.testing.assert_array_equal(a, b)
+    assert videos[0].read_bytes() == videos[1].read_bytes()
+
+
+# ---- play.py itself ------------------------------------------------------------------------------------
+def run_play(args, cwd, env_changes=None, timeout=180):
+    env = {k: v for k, v in os.environ.items()}
+    env.update(env_changes or {})
+    env = {k: v for k, v in env.items() if v is not None}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, str(REPO / "play.py"), *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def test_missing_model_file_is_one_clear_line(tmp_path):
+    out = run_play(["--vae", str(tmp_path / "absent.pt"), "--record", str(tmp_path / "x.mp4")], tmp_path)
+    assert out.returncode == 2
+    assert "no model file" in out.stderr and "absent.pt" in out.stderr and "vae.train" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_bad_input_script_is_one_clear_line(tmp_path, vae_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "mvae-play-input", "version": 1, "seed": 0, "task": "fly", "steps": 1,
+                               "events": []}))
+    out = run_play(["--vae", str(vae_path), "--input-script", str(bad), "--record", str(tmp_path / "x.mp4")],
+                   tmp_path)
+    assert out.returncode == 2 and "bad.json" in out.stderr and "'task'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_without_a_display_play_says_so_and_records_the_demo(tmp_path, vae_path):
+    out = run_play(["--vae", str(vae_path), "--seconds", "1", "--size", "320x240"], tmp_path,
+                   {"DISPLAY": None, "WAYLAND_DISPLAY": None})
+    if out.returncode == 2 and "headless EGL" in out.stderr:
+        pytest.skip(f"no headless EGL here: {out.stderr.strip()}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    first = out.stdout.strip().splitlines()[0]
+    assert "no display" in first and "demo.mp4" in first
+    video = tmp_path / "demo.mp4"
+    assert video.is_file() and str(video) in out.stdout
+    assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] == 30
+    assert "Traceback" not in out.stderr
+
+
+# ---- policies ---------------------------------------------------------------------------------------------
+def test_a_policy_file_drives_its_task_and_unfit_ones_fall_back_with_a_reason(tmp_path, backend, vae_path):
+    import torch
+
+    from policies import PolicyModule, make_config, save_policy
+
+    probe = make_sim(backend, vae_path, "joystick")
+    obs_size = int(probe.env.single_observation_space.shape[0])
+    manifold = backend.manifold
+    config = make_config(obs_size=obs_size, latent_size=manifold.latent_size, discrete=False, num_actions=None,
+                         task="joystick", hidden_sizes=(16,), critic_hidden_sizes=(16,), action_scale=2.0)
+    torch.manual_seed(0)
+    save_policy(tmp_path / "joystick.pt", PolicyModule(config), manifold=manifold)
+    wrong = make_config(obs_size=obs_size + 1, latent_size=manifold.latent_size, discrete=False, num_actions=None,
+                        task="target", hidden_sizes=(16,), critic_hidden_sizes=(16,))
+    save_policy(tmp_path / "target.pt", PolicyModule(wrong), manifold=manifold)
+
+    sim = Simulation(AppConfig(vae=vae_path, task="joystick", policies_dir=tmp_path), backend=backend, verbose=False)
+    controller = sim.controller
+    assert "joystick.pt" in controller.label and "policy joystick.pt" in " ".join(sim.hud_lines())
+    actions = controller(sim.env, sim.obs)
+    expected = controller.policy(sim.obs) * (2.0 / sim.env.action_scale)  # the policy's scale, the env's latent
+    torch.testing.assert_close(actions, expected)
+    sim.step()
+    sim.switch_task("target")
+    assert "sampling fallback" in sim.controller.label and "observations of size" in sim.controller.label
+    assert any("target.pt not used" in note for note in sim.notes)
+    sim.close()
+    probe.close()
