@@ -17,6 +17,8 @@ from mocap.pose_layout import PoseLayout
 ACTIVE_UNIT_THRESHOLD = 0.01
 # A foot joint is in contact while it is lower than its floor height plus this margin.
 CONTACT_MARGIN_M = 0.05
+# A generated frame with a feature this many data standard deviations from the mean has diverged.
+DIVERGENCE_STD = 100.0
 
 
 def integrate_root(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,3 +133,10 @@ def code_usage(indices: torch.Tensor, num_codes: int) -> tuple[float, int]:
 def nonfinite_frames(frames: torch.Tensor) -> torch.Tensor:
     """(..., T) bool: frames (..., T, D) with any NaN or infinity."""
     return ~torch.isfinite(frames).all(dim=-1)
+
+
+def divergence_frame(frames_norm: torch.Tensor, threshold: float = DIVERGENCE_STD) -> int:
+    """Index of the first frame of a walk (T, D) (normalised by the data's mean/std) that is non-finite or has a
+    feature beyond ``threshold`` standard deviations: where an autoregressive rollout has blown up. T if none."""
+    bad = nonfinite_frames(frames_norm) | (frames_norm.abs() > threshold).any(dim=-1)  # (T,)
+    return int(bad.nonzero()[0, 0]) if bool(bad.any()) else int(frames_norm.shape[0])
