@@ -1,0 +1,180 @@
+"""The policy file: what ``train_policy.py`` writes and ``load_policy`` reads (``torch.load(weights_only=True)``).
+
+Layout (plain types and tensors only)::
+
+    format            "mvae-policy"
+    version           1
+    task              str, the environment task it was trained on ("target", "joystick", ...)
+    config            policies.network.make_config(...) dict (sizes, discrete, action_scale, ...)
+    state_dict        PolicyModule.state_dict() (actor, critic, log_std, obs_rms.{mean,var,count}), CPU tensors
+    obs_mean, obs_var (O,) the observation normalisation (also inside state_dict; here for other readers)
+    vae_fingerprint   str, the manifold's ``dataset_fingerprint`` (which data its latent space was learnt from)
+    vae_weights       str, sha256 prefix of the manifold's weights (which VAE exactly: latents differ per training)
+    train_args        dict, the TrainArgs of the run
+    stats             dict, training summary (steps, wall time, last metrics)
+
+A policy only steers the VAE it was trained with: sizes that do not fit are an error
+(:func:`check_policy_fits`); the same sizes but another VAE (fingerprint / weights differ) is a warning,
+or an error with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from policies.network import CONFIG_KEYS, PolicyModule
+
+FORMAT = "mvae-policy"
+VERSION = 1
+TRAIN_HINT = "python train_policy.py --task TASK --vae VAE.pt --out POLICY.pt"
+
+
+class PolicyMismatchWarning(UserWarning):
+    """The policy was trained on another VAE than the one it is asked to drive."""
+
+
+def manifold_weights_fingerprint(manifold) -> str:
+    """sha256 prefix over a manifold's state_dict ("" for objects without one, e.g. the toy manifold)."""
+    state = getattr(manifold, "state_dict", None)
+    if state is None:
+        return ""
+    h = hashlib.sha256()
+    for name, value in state().items():
+        value = value.detach().cpu().contiguous()
+        h.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        h.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def manifold_fingerprint(manifold) -> str:
+    """The manifold's dataset fingerprint, or a name for hand-built stand-ins (e.g. "ToyManifold")."""
+    value = getattr(manifold, "dataset_fingerprint", None)
+    return str(value) if value else type(manifold).__name__
+
+
+def save_policy(path, policy: PolicyModule, *, manifold, train_args: dict | None = None,
+                stats: dict | None = None) -> None:
+    """Write the policy file atomically (temp file in the same folder, fsync, os.replace)."""
+    state = {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "task": policy.task,
+        "config": dict(policy.config),
+        "state_dict": state,
+        "obs_mean": state["obs_rms.mean"],
+        "obs_var": state["obs_rms.var"],
+        "vae_fingerprint": manifold_fingerprint(manifold),
+        "vae_weights": manifold_weights_fingerprint(manifold),
+        "train_args": dict(train_args or {}),
+        "stats": dict(stats or {}),
+    }
+    atomic_torch_save(payload, path)
+
+
+def atomic_torch_save(payload: dict, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_policy_checkpoint(path) -> dict:
+    """The validated policy dict (see the module docstring), tensors on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such policy file; train one with `{TRAIN_HINT}`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):
+            raise ValueError(f"{path}: holds pickled Python objects (e.g. a whole module saved with torch.save); "
+                             f"policies load with weights_only=True only: write it with `{TRAIN_HINT}`") from None
+        raise ValueError(f"{path}: not a readable PyTorch file; expected a policy from `{TRAIN_HINT}`") from None
+    except Exception as e:  # noqa: BLE001 - any reader error means the same thing to the user
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path}: not a readable PyTorch file ({first}); expected a policy from `{TRAIN_HINT}`") \
+            from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        kind = "a Motion VAE checkpoint" if isinstance(ckpt, dict) and ckpt.get("format") == "mvae-checkpoint" \
+            else "not an mvae-policy file"
+        raise ValueError(f"{path}: {kind} (no 'format': '{FORMAT}' entry); pass a policy written by `{TRAIN_HINT}`")
+    if ckpt.get("version") != VERSION:
+        raise ValueError(f"{path}: policy file version {ckpt.get('version')!r}; this code reads version {VERSION}")
+    missing = [k for k in ("task", "config", "state_dict", "vae_fingerprint") if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path}: the policy file lacks {missing}; it is truncated or from another tool")
+    config = ckpt["config"]
+    missing = [k for k in CONFIG_KEYS if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise ValueError(f"{path}: the policy config lacks {missing}")
+    return ckpt
+
+
+def load_policy(path, device: str | torch.device = "cpu") -> PolicyModule:
+    """A policy file -> PolicyModule in eval mode on ``device`` (see the module docstring for errors)."""
+    ckpt = read_policy_checkpoint(path)
+    try:
+        policy = PolicyModule(ckpt["config"])
+        policy.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: the weights do not fit the policy config ({str(e).splitlines()[0]})") from None
+    policy.vae_fingerprint = str(ckpt["vae_fingerprint"])
+    policy.vae_weights = str(ckpt.get("vae_weights", ""))
+    policy.train_args = dict(ckpt.get("train_args", {}))
+    policy.source = str(path)
+    return policy.to(device).eval()
+
+
+def check_policy_fits(policy: PolicyModule, manifold, obs_size: int | None = None, *, strict: bool = False) -> None:
+    """Raise ValueError when the policy cannot drive ``manifold`` (sizes); warn (or raise, strict) on another VAE.
+
+    ``obs_size``: the environment's observation size (condition frames + task features), when known.
+    """
+    where = getattr(policy, "source", "policy")
+    discrete = bool(getattr(manifold, "discrete", False))
+    if policy.discrete != discrete:
+        kinds = {True: "discrete (VQ code indices)", False: "Gaussian (latent vectors)"}
+        raise ValueError(f"{where}: the policy is {kinds[policy.discrete]} but the VAE is {kinds[discrete]}; "
+                         f"use a policy trained on this VAE ({TRAIN_HINT})")
+    if discrete and policy.num_actions != int(manifold.num_codes):
+        raise ValueError(f"{where}: the policy chooses among {policy.num_actions} codes but the VAE has "
+                         f"{manifold.num_codes}; use a policy trained on this VAE ({TRAIN_HINT})")
+    if not discrete and policy.action_size != int(manifold.latent_size):
+        raise ValueError(f"{where}: the policy's action_size {policy.action_size} differs from the VAE's latent_size "
+                         f"{manifold.latent_size}; use a policy trained on this VAE ({TRAIN_HINT})")
+    if obs_size is not None and policy.obs_size != int(obs_size):
+        raise ValueError(f"{where}: the policy expects observations of size {policy.obs_size} but the "
+                         f"'{policy.task}' environment on this VAE gives {obs_size} (another task, task options or "
+                         f"frame size); use a policy trained for it ({TRAIN_HINT})")
+    trained_on = getattr(policy, "vae_fingerprint", None)
+    weights = getattr(policy, "vae_weights", "")
+    current, current_weights = manifold_fingerprint(manifold), manifold_weights_fingerprint(manifold)
+    problem = None
+    if trained_on is not None and trained_on != current:
+        problem = (f"the policy was trained on a VAE of other data (dataset fingerprint {trained_on}, this VAE's is "
+                   f"{current})")
+    elif weights and current_weights and weights != current_weights:
+        problem = (f"the policy was trained on another VAE (weights {weights}, this one {current_weights}); "
+                   "each VAE training gives its latents other meanings")
+    if problem:
+        message = f"{where}: {problem}; it will steer this one poorly - retrain it ({TRAIN_HINT})"
+        if strict:
+            raise ValueError(message)
+        warnings.warn(message, PolicyMismatchWarning, stacklevel=2)

@@ -1,0 +1,399 @@
+"""Evaluate a policy (or a baseline) on its task: batched episodes, task metrics, one JSON line last on stdout.
+
+Usage::
+
+    python -m policies.evaluate POLICY.pt --episodes 100 --json [--vae CKPT] [--seed S]
+    python -m policies.evaluate --policy random --task target --episodes 100 --json
+    python -m policies.evaluate --policy scripted --task joystick --episodes 100 --json
+
+``random`` steers with latents drawn from the VAE's prior (the paper's random walk; uniform actions in the
+[-1, 1] box would be latents of up to 4 sigma the VAE never saw); ``scripted`` is
+:class:`policies.sampling_controller.SamplingController`. A policy file runs its deterministic action.
+
+Each of the ``--episodes`` characters runs one episode of the task's length (``max_episode_steps``, 30 s by
+default) in one batched environment without autoreset (batches of ``--batch-size`` characters). Metrics:
+
+=============== ===================================================================================
+all tasks       ``nonfinite_frames`` (frames with a NaN / inf state), ``foot_skate_cm_per_frame``
+                (mean ground slide of a foot joint in contact, per frame, cm: vae.metrics
+                ``foot_contact_displacements`` over each episode; feet by name, else the two lowest
+                joints (mocap.features.default_foot_indices); contact = below the foot's lowest
+                height in the VAE's start poses + 5 cm; null for a manifold without a skeleton),
+                ``episode_return``, ``minutes`` (simulated)
+target          a target not reached within ``--target-timeout`` (10 s) counts as failed and is
+                replaced (placed like the task's). ``success_rate`` = targets reached within 10 s /
+                targets given (reached + failed; the one pending at the end is not counted),
+                ``targets_per_minute``, ``mean_time_to_target_s``
+timed_target    the task's own deadlines (at most 9 s with the default options): ``success_rate`` =
+                reached in time / (reached + missed), ``targets_per_minute``, ``mean_time_to_target_s``
+joystick        ``heading_error_deg``, ``speed_error_mps``: means over the frames at least
+                ``--settle-seconds`` (1 s) after each command change (and after the start), i.e. once
+                the character had time to respond; ``*_all`` versions over every frame
+path_follow     ``path_error_mean_m``, ``path_error_p95_m``: distance from the root to the moving path
+                point over every frame. Evaluated with ``max_distance`` = 1e6 (the task option), so a
+                character that falls behind is not ended early and its error counts in full;
+                ``lost_fraction`` = episodes that were ever more than 4 m away (the training limit)
+maze            ``goals_reached`` (per episode), ``goals_per_minute``, ``collisions_per_minute``
+                (with the task's default ``collision="terminate"`` an episode ends at its first collision)
+=============== ===================================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+
+import torch
+from gymnasium.vector import AutoresetMode
+
+from policies.checkpoint import check_policy_fits, load_policy
+from policies.sampling_controller import SamplingController
+from vae.metrics import CONTACT_MARGIN_M, foot_contact_displacements
+
+TASKS = ("target", "timed_target", "joystick", "path_follow", "maze", "random_walk")
+BASELINES = ("random", "scripted")
+PATH_EVAL_MAX_DISTANCE = 1e6
+PATH_LOST_DISTANCE = 4.0
+
+
+# ---- controllers ------------------------------------------------------------------------------------
+class PolicyController:
+    """A PolicyModule as ``controller(env, obs) -> action``."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    @torch.no_grad()
+    def __call__(self, env, obs):
+        return self.policy(obs.to(torch.float32))
+
+
+class PriorController:
+    """Latents from the VAE's prior (as the RandomWalk task): z ~ N(0, I) -> action z / action_scale, or a code."""
+
+    def __init__(self, env, seed: int = 0):
+        self.generator = torch.Generator(device=env.device).manual_seed(int(seed))
+        self.scale = env.action_scale
+        self.discrete = env.core.discrete
+
+    @torch.no_grad()
+    def __call__(self, env, obs):
+        z = env.manifold.sample_prior(env.num_envs, generator=self.generator)
+        return z.long() if self.discrete else (z / self.scale).clamp(-1.0, 1.0)
+
+
+# ---- environments -----------------------------------------------------------------------------------
+def make_eval_env(task: str, vae, num_envs: int, *, device=None, action_scale: float = 4.0,
+                  env_options: dict | None = None):
+    """A MotionVecEnv (torch arrays, no autoreset) set up for evaluation of ``task`` (see the module docstring)."""
+    from envs.vec_env import MotionVecEnv
+
+    options = dict(env_options or {})
+    if task == "path_follow":
+        options.setdefault("max_distance", PATH_EVAL_MAX_DISTANCE)
+    return MotionVecEnv(num_envs, task, vae, device=device, array_backend="torch", action_scale=action_scale,
+                        autoreset_mode=AutoresetMode.DISABLED, **options)
+
+
+def floor_heights(manifold, foot_joints) -> torch.Tensor | None:
+    """(F,) lowest height of each foot joint over the VAE's start poses (the contact reference), or None."""
+    frames = getattr(manifold, "start_frames", None)
+    if frames is None or len(foot_joints) == 0:
+        return None
+    from envs.manifold_source import pose_layout
+
+    heights = pose_layout(manifold).positions(torch.as_tensor(frames).reshape(-1, manifold.frame_size))[..., 1]
+    return heights[:, list(foot_joints)].min(dim=0).values.cpu()
+
+
+def foot_joints_of(manifold) -> list[int]:
+    """Foot joints by name (foot / ankle / toe), else the two joints lowest in the start poses; [] without those."""
+    skeleton = getattr(manifold, "skeleton", None)
+    frames = getattr(manifold, "start_frames", None)
+    if skeleton is None or frames is None:
+        return []
+    from envs.manifold_source import pose_layout
+    from mocap.features import default_foot_indices
+
+    positions = pose_layout(manifold).positions(torch.as_tensor(frames).reshape(-1, manifold.frame_size))
+    return [int(i) for i in default_foot_indices(skeleton, positions.cpu().numpy())]
+
+
+# ---- one batch of episodes --------------------------------------------------------------------------
+class _Tally:
+    """Sums over a batch of episodes (tensors on the env device; read once at the end)."""
+
+    def __init__(self):
+        self.values: dict = {}
+        self.samples: dict[str, list] = {}
+
+    def add(self, key: str, value) -> None:
+        # Tensors stay on their device (no sync per frame); summarize() reads them once.
+        self.values[key] = self.values.get(key, 0.0) + value
+
+    def extend(self, key: str, values: torch.Tensor) -> None:
+        self.samples.setdefault(key, []).append(values.detach())
+
+    def read(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.values.items()}
+
+    def cat(self, key: str) -> torch.Tensor:
+        chunks = self.samples.get(key)
+        return torch.cat(chunks).cpu().to(torch.float64) if chunks else torch.zeros(0, dtype=torch.float64)
+
+
+@torch.no_grad()
+def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settle_seconds: float = 1.0,
+              tally: _Tally | None = None) -> _Tally:
+    """Run every character of ``env`` for one episode with ``controller``; accumulate metrics into a tally."""
+    from envs.tasks.target import sample_targets
+
+    tally = tally or _Tally()
+    task, core = env.task, env.core
+    name, dt, b = task.name, core.dt, env.num_envs
+    obs, _ = env.reset(seed=seed)
+    alive = torch.ones(b, dtype=torch.bool, device=env.device)
+    feet = foot_joints_of(env.manifold)
+    feet_track, alive_track = [], []
+    age = torch.zeros(b, device=env.device)  # target: seconds the current target has been up
+    since_change = torch.zeros(b, device=env.device)  # joystick: seconds under the current command
+    command = None
+    if name == "joystick":
+        command = torch.cat((task.command_direction, task.command_speed[:, None]), dim=1).clone()
+    ever_lost = torch.zeros(b, dtype=torch.bool, device=env.device)
+    missed = torch.zeros(b, dtype=torch.int64, device=env.device)  # timed_target: the task's count so far
+    returns = torch.zeros(b, device=env.device)
+    for _ in range(env.max_episode_steps):
+        action = controller(env, obs)
+        obs, reward, terminated, truncated, info = env.step(action)
+        live = alive.float()
+        returns += reward * live
+        tally.add("frames", live.sum())
+        tally.add("nonfinite_frames", (info["nonfinite"] & alive).sum())
+        if feet:
+            feet_track.append(core.world_joint_positions()[:, feet])
+            alive_track.append(alive.clone())  # alive changes in place below
+        if name in ("target", "timed_target", "maze"):
+            arrived = info["_time_to_target"] & alive
+            tally.add("reached", arrived.sum())
+            tally.extend("time_to_target", info["time_to_target"][arrived])
+            if name == "target":
+                age = torch.where(arrived, torch.zeros_like(age), age + dt)
+                expired = (age >= target_timeout - 1e-6) & alive
+                tally.add("failed", expired.sum())
+                if bool(expired.any()):
+                    new = sample_targets(task, core.root_xz, task.min_distance, task.max_distance, task.half_arena)
+                    task.set_targets(new, expired)
+                    age = torch.where(expired, torch.zeros_like(age), age)
+                    obs = obs.clone()
+                    obs[:, env.observation_layout["task"]] = task.features()  # the policy must see the new target
+            if name == "timed_target":
+                tally.add("missed", ((info["targets_missed"] - missed) * alive).sum())
+                missed = info["targets_missed"].clone()
+            if name == "maze":
+                tally.add("collisions", (info["collided"] & alive).sum())
+        elif name == "joystick":
+            since_change = since_change + dt
+            settled = alive & (since_change >= settle_seconds - 1e-6)
+            tally.add("settled_frames", settled.sum())
+            tally.add("heading_error_settled", (info["heading_error_deg"] * settled).sum())
+            tally.add("speed_error_settled", (info["speed_error"] * settled).sum())
+            tally.add("heading_error_all", (info["heading_error_deg"] * live).sum())
+            tally.add("speed_error_all", (info["speed_error"] * live).sum())
+            now = torch.cat((task.command_direction, task.command_speed[:, None]), dim=1)
+            changed = (now != command).any(dim=1)
+            since_change = torch.where(changed, torch.zeros_like(since_change), since_change)
+            command = now.clone()
+        elif name == "path_follow":
+            distance = info["path_distance"]
+            tally.extend("path_distance", distance[alive])
+            ever_lost |= alive & (distance > PATH_LOST_DISTANCE)
+        alive &= ~(terminated | truncated)
+        if not bool(alive.any()):
+            break
+    tally.add("episodes", b)
+    tally.add("return", returns.sum())
+    tally.add("lost", ever_lost.sum())
+    if feet:
+        _foot_skate(tally, env.manifold, feet, torch.stack(feet_track).cpu(), torch.stack(alive_track).cpu())
+    return tally
+
+
+def _foot_skate(tally: _Tally, manifold, feet: list[int], positions: torch.Tensor, alive: torch.Tensor) -> None:
+    """positions (T, B, F, 3) world feet, alive (T, B): pool vae.metrics foot displacements per episode."""
+    floors = floor_heights(manifold, feet)
+    if floors is None:
+        return
+    local = list(range(len(feet)))
+    for i in range(positions.shape[1]):
+        frames = positions[alive[:, i], i]  # (T_i, F, 3) one continuous episode
+        if frames.shape[0] < 2:
+            continue
+        disp, steps = foot_contact_displacements(frames, local, floors, CONTACT_MARGIN_M)
+        tally.add("skate_sum", disp.sum())
+        tally.add("skate_count", disp.numel())
+        tally.add("foot_steps", steps)
+
+
+def summarize(tally: _Tally, task: str) -> dict:
+    """Tally -> the metrics of the module docstring (plain floats)."""
+    v = tally.read()
+    frames = v.get("frames", 0.0)
+    minutes = frames / v.get("fps", 30.0) / 60.0
+    out = {
+        "episodes": int(v.get("episodes", 0)),
+        "minutes": minutes,
+        "episode_return": v.get("return", 0.0) / max(v.get("episodes", 1), 1),
+        "nonfinite_frames": int(v.get("nonfinite_frames", 0)),
+        "foot_skate_cm_per_frame": (100.0 * v["skate_sum"] / v["skate_count"]) if v.get("skate_count") else None,
+    }
+    times = tally.cat("time_to_target")
+    per_min = (lambda count: count / minutes if minutes > 0 else 0.0)  # noqa: E731
+    if task in ("target", "timed_target"):
+        reached = v.get("reached", 0.0)
+        failed = v.get("failed", 0.0) if task == "target" else v.get("missed", 0.0)
+        out["success_rate"] = reached / (reached + failed) if reached + failed > 0 else 0.0
+        out["targets_reached"] = int(reached)
+        out["targets_failed"] = int(failed)
+        out["targets_per_minute"] = per_min(reached)
+        out["mean_time_to_target_s"] = float(times.mean()) if times.numel() else None
+    elif task == "joystick":
+        settled = max(v.get("settled_frames", 0.0), 1.0)
+        out["heading_error_deg"] = v.get("heading_error_settled", 0.0) / settled
+        out["speed_error_mps"] = v.get("speed_error_settled", 0.0) / settled
+        out["heading_error_deg_all"] = v.get("heading_error_all", 0.0) / max(frames, 1.0)
+        out["speed_error_mps_all"] = v.get("speed_error_all", 0.0) / max(frames, 1.0)
+    elif task == "path_follow":
+        d = tally.cat("path_distance")
+        out["path_error_mean_m"] = float(d.mean()) if d.numel() else None
+        out["path_error_p95_m"] = float(torch.quantile(d, 0.95)) if d.numel() else None
+        out["lost_fraction"] = v.get("lost", 0.0) / max(v.get("episodes", 1), 1)
+    elif task == "maze":
+        out["goals_reached"] = v.get("reached", 0.0) / max(v.get("episodes", 1), 1)
+        out["goals_per_minute"] = per_min(v.get("reached", 0.0))
+        out["collisions_per_minute"] = per_min(v.get("collisions", 0.0))
+        out["mean_time_to_target_s"] = float(times.mean()) if times.numel() else None
+    return out
+
+
+def evaluate(make_controller, *, task: str, vae, episodes: int, seed: int = 0, batch_size: int = 256,
+             device=None, action_scale: float = 4.0, env_options: dict | None = None, target_timeout: float = 10.0,
+             settle_seconds: float = 1.0, env=None) -> dict:
+    """Run ``episodes`` episodes in batches; ``make_controller(env)`` -> controller(env, obs). Returns summarize()."""
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    tally = _Tally()
+    done, batch_index = 0, 0
+    while done < episodes:
+        n = min(batch_size, episodes - done)
+        batch_env = env if env is not None and env.num_envs == n else make_eval_env(
+            task, vae, n, device=device, action_scale=action_scale, env_options=env_options)
+        tally.values["fps"] = batch_env.core.fps
+        run_batch(batch_env, make_controller(batch_env), seed=seed + batch_index, target_timeout=target_timeout,
+                  settle_seconds=settle_seconds, tally=tally)
+        if batch_env is not env:
+            batch_env.close()
+        done += n
+        batch_index += 1
+    return summarize(tally, task)
+
+
+# ---- command line -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m policies.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("policy_file", nargs="?", help="policy file from train_policy.py")
+    p.add_argument("--policy", choices=BASELINES, help="a baseline instead of a policy file")
+    p.add_argument("--task", choices=TASKS, help="task (default: the policy's; required for baselines)")
+    p.add_argument("--vae", help="VAE checkpoint (default: the shipped assets/vae.pt); 'toy' = envs.ToyManifold")
+    p.add_argument("--episodes", type=int, default=100, help="episodes (characters), each one task episode long")
+    p.add_argument("--batch-size", type=int, default=256, help="characters simulated together")
+    p.add_argument("--seed", type=int, default=0, help="seed of the environments and the baselines")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--candidates", type=int, default=32, help="scripted: prior samples per character per frame")
+    p.add_argument("--target-timeout", type=float, default=10.0, help="target: seconds before a target counts failed")
+    p.add_argument("--settle-seconds", type=float, default=1.0, help="joystick: seconds after a command change "
+                   "before errors count")
+    p.add_argument("--env-options", default="{}", help="JSON dict of extra environment options")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--json", action="store_true", help="print only the JSON line")
+    return p
+
+
+def resolve_vae(vae: str | None, device):
+    """'toy' -> a ToyManifold on ``device``; a path / None -> resolved by the environments."""
+    if vae == "toy":
+        from envs.toy_manifold import ToyManifold
+
+        return ToyManifold().to(device)
+    from envs.manifold_source import resolve_manifold
+
+    return resolve_manifold(vae, device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr))  # noqa: E731
+    try:
+        options = json.loads(args.env_options)
+        if not isinstance(options, dict):
+            raise ValueError("--env-options must be a JSON object")
+        if (args.policy_file is None) == (args.policy is None):
+            raise ValueError("give either a policy file or --policy random|scripted")
+        policy = None
+        if args.policy_file is not None:
+            policy = load_policy(args.policy_file, device=args.device)
+            if args.task is not None and args.task != policy.task:
+                raise ValueError(f"{args.policy_file} was trained for task {policy.task!r}, not --task {args.task!r}")
+            task = policy.task
+        else:
+            if args.task is None:
+                raise ValueError(f"--policy {args.policy} needs --task ({', '.join(TASKS)})")
+            task = args.task
+        manifold = resolve_vae(args.vae, args.device)
+        scale = policy.action_scale if policy is not None else 4.0
+        if policy is not None:
+            probe = make_eval_env(task, manifold, 1, action_scale=scale, env_options=options)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                check_policy_fits(policy, manifold, probe.single_observation_space.shape[0])
+            for w in caught:
+                print(f"warning: {w.message}", file=sys.stderr)
+            probe.close()
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    def make_controller(env):
+        if policy is not None:
+            return PolicyController(policy)
+        if args.policy == "random":
+            return PriorController(env, seed=args.seed)
+        return SamplingController.for_env(env, num_candidates=args.candidates, seed=args.seed)
+
+    start = time.perf_counter()
+    metrics = evaluate(make_controller, task=task, vae=manifold, episodes=args.episodes, seed=args.seed,
+                       batch_size=args.batch_size, action_scale=scale, env_options=options,
+                       target_timeout=args.target_timeout, settle_seconds=args.settle_seconds)
+    result = {"task": task, "episodes": metrics.pop("episodes"),
+              "policy": args.policy_file if policy is not None else args.policy, "seed": args.seed, **metrics,
+              "wall_s": round(time.perf_counter() - start, 2)}
+    for key, value in result.items():
+        say(f"  {key:<26} {value}")
+    print(json.dumps(_finite(result)))
+    return 0
+
+
+def _finite(d: dict) -> dict:
+    """NaN / inf -> None so the line is strict JSON."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""PPO in torch: the rollout storage, generalised advantage estimation and the clipped-objective update.
+
+Everything stays on the environment's device: the rollout is written into preallocated (T, B, ...) tensors,
+advantages are computed there and minibatches are index gathers, so nothing crosses to numpy on the way.
+
+Conventions of the stored rollout (T frames of B characters):
+
+* ``obs[t]`` the raw observation the action was chosen from; the policy sees ``normalize(obs[t])`` with the
+  observation statistics frozen for the whole rollout and its update (they move between updates), so the
+  log-probabilities stored while acting are those of the inputs the update sees;
+* ``rewards[t]`` the (scaled) reward of step t, plus ``gamma * V(final_obs)`` where the episode was
+  truncated by the time limit at step t (it would have gone on: bootstrapping from its last observation keeps
+  the value of time-limited states right); a termination adds nothing;
+* ``dones[t]`` the episode ended at step t (terminated or truncated), so ``obs[t + 1]`` starts a new episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from policies.network import PolicyModule
+
+
+class Rollout:
+    """Preallocated (T, B, ...) storage for one rollout."""
+
+    def __init__(self, steps: int, num_envs: int, obs_size: int, action_shape: tuple[int, ...],
+                 action_dtype: torch.dtype, device: torch.device):
+        t, b = steps, num_envs
+        self.obs = torch.zeros(t, b, obs_size, device=device)
+        self.actions = torch.zeros(t, b, *action_shape, dtype=action_dtype, device=device)
+        self.log_probs = torch.zeros(t, b, device=device)
+        self.values = torch.zeros(t, b, device=device)
+        self.rewards = torch.zeros(t, b, device=device)
+        self.dones = torch.zeros(t, b, device=device)
+        self.advantages = torch.zeros(t, b, device=device)
+        self.returns = torch.zeros(t, b, device=device)
+
+    @property
+    def steps(self) -> int:
+        return self.obs.shape[0]
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
+                gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, returns), each (T, B), from rewards, values, dones (T, B) and V(obs after the last step) (B,)."""
+    steps = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(last_value)
+    next_value = last_value
+    for t in reversed(range(steps)):
+        live = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * live - values[t]
+        running = delta + gamma * lam * live * running
+        advantages[t] = running
+        next_value = values[t]
+    return advantages, advantages + values
+
+
+@dataclass
+class UpdateStats:
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    approx_kl: float
+    clip_fraction: float
+    explained_variance: float
+    epochs: int
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: Rollout, *, epochs: int,
+               minibatch_size: int, clip_coef: float, vf_coef: float, ent_coef: float, max_grad_norm: float,
+               target_kl: float, generator: torch.Generator) -> UpdateStats:
+    """Clipped-surrogate PPO epochs over the rollout; ``generator`` (CPU) orders the minibatches."""
+    n = rollout.obs.shape[0] * rollout.obs.shape[1]
+    obs = rollout.obs.reshape(n, -1)
+    with torch.no_grad():
+        x_all = policy.normalize(obs)  # the statistics the actions were chosen with (frozen until after this)
+    actions = rollout.actions.reshape(n, *rollout.actions.shape[2:])
+    old_logp = rollout.log_probs.reshape(n)
+    advantages = rollout.advantages.reshape(n)
+    returns = rollout.returns.reshape(n)
+    device = obs.device
+    mb = min(minibatch_size, n)
+    totals = torch.zeros(5, device=device)  # policy loss, value loss, entropy, kl, clip fraction
+    count, epochs_run = 0, 0
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator).to(device)
+        kl_sum = torch.zeros((), device=device)
+        batches = 0
+        for start in range(0, n - mb + 1, mb):
+            idx = order[start:start + mb]
+            logp, entropy, value = policy.evaluate_actions(x_all[idx], actions[idx])
+            adv = advantages[idx]
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            log_ratio = logp - old_logp[idx]
+            ratio = log_ratio.exp()
+            policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+            value_loss = 0.5 * (value - returns[idx]).pow(2).mean()
+            entropy_mean = entropy.mean()
+            loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+            optimizer.step()
+            with torch.no_grad():
+                kl = ((ratio - 1) - log_ratio).mean()  # k3 estimator: unbiased, >= 0
+                clipped = ((ratio - 1).abs() > clip_coef).float().mean()
+                totals += torch.stack((policy_loss.detach(), value_loss.detach(), entropy_mean.detach(), kl, clipped))
+                kl_sum += kl
+            count += 1
+            batches += 1
+        epochs_run += 1
+        if target_kl > 0 and float(kl_sum / max(batches, 1)) > target_kl:
+            break
+    means = (totals / max(count, 1)).tolist()
+    with torch.no_grad():
+        values = rollout.values.reshape(n)
+        var_returns = returns.var()
+        explained = float(1 - (returns - values).var() / var_returns) if float(var_returns) > 0 else 0.0
+    return UpdateStats(*means, explained_variance=explained, epochs=epochs_run)

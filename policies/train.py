@@ -1,0 +1,492 @@
+"""PPO training of a task policy on the natively batched environment (the code behind ``train_policy.py``).
+
+One run (``Trainer.run``): make the environment (``envs.MotionVecEnv``, torch arrays on ``--device``), then
+repeat until ``--steps`` (or ``--minutes``): collect ``rollout_steps`` frames of all ``num_envs`` characters
+(:mod:`policies.ppo` storage), compute GAE advantages, run the clipped PPO epochs, log, and every
+``checkpoint_every`` updates write the training checkpoint and the policy file atomically.
+
+Files in ``run_dir`` (default ``runs/policy_<task>``):
+
+* ``checkpoint.pt``: everything to continue exactly: TrainArgs, update / step counters, wall time, policy
+  (with its observation normaliser), optimizer, return normaliser, the trainer's random generators, the
+  environment's state (:mod:`policies.env_state`) and the current observations. Written atomically; on
+  Ctrl-C the state as of the last finished update is written before exiting, so ``--resume`` continues as
+  if never interrupted (same seed: same result, up to float nondeterminism of the device).
+* ``progress.csv``: one row per update: steps, minutes, env-steps/s, episode return and length, PPO
+  statistics, the task's info metrics (means over the rollout; ``*_per_min`` rates of event metrics such as
+  ``time_to_target``; ``final_*`` values at episode ends) and the periodic evaluation (``eval_*``).
+* ``tb/``: the same scalars for TensorBoard (x axis: environment steps).
+
+Why not Stable-Baselines3: see ``benchmarks/bench_ppo.py`` (it measures SB3 PPO through a VecEnv adapter
+against this trainer on the same environment and sizes). This trainer keeps rollouts in torch on the
+environment's device and never converts to numpy in the loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from policies.checkpoint import atomic_torch_save, manifold_fingerprint, save_policy
+from policies.env_state import env_state, load_env_state
+from policies.network import PolicyModule, make_config
+from policies.normalizer import RunningMeanVar
+from policies.ppo import Rollout, compute_gae, ppo_update
+from policies.train_args import TrainArgs, format_args, parse_args
+
+STATE_FORMAT = "mvae-policy-train-state"
+STATE_VERSION = 1
+# Fields a resumed run takes from the command line; all others come from the checkpoint.
+RUN_CONTROL = ("steps", "minutes", "stop_after_update", "out", "run_dir", "resume", "tensorboard", "progress", "threads",
+               "checkpoint_every", "eval_every", "eval_envs", "eval_seconds")
+INFO_SKIP = ("episode_stats", "final_obs", "final_info")
+
+
+def make_manifold(vae: str | None, device: torch.device):
+    """``'toy'`` -> envs.ToyManifold; a path or None (assets/vae.pt) -> the loaded manifold on ``device``."""
+    if vae == "toy":
+        from envs.toy_manifold import ToyManifold
+
+        return ToyManifold().to(device)
+    from envs.manifold_source import resolve_manifold
+
+    return resolve_manifold(vae, device)
+
+
+def make_env(args: TrainArgs, manifold, num_envs: int, **overrides):
+    from envs.vec_env import MotionVecEnv
+
+    options = {**args.env_option_dict(), **overrides}
+    return MotionVecEnv(num_envs, args.task, manifold, array_backend="torch", action_scale=args.action_scale,
+                        **options)
+
+
+class Trainer:
+    """State of one training run (see the module docstring)."""
+
+    def __init__(self, args: TrainArgs, manifold=None):
+        args.validate()
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        self.args = args
+        self.device = torch.device(args.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked but torch sees no CUDA device; use --device cpu")
+        self.run_dir = Path(args.run_dir or f"runs/policy_{args.task}")
+        self.manifold = manifold if manifold is not None else make_manifold(args.vae, self.device)
+        self.env = make_env(args, self.manifold, args.num_envs)
+        torch.manual_seed(args.seed)  # network initialisation
+        obs_size = int(self.env.single_observation_space.shape[0])
+        discrete = bool(self.env.core.discrete)
+        config = make_config(obs_size=obs_size, latent_size=self.env.core.latent_size, discrete=discrete,
+                             num_actions=self.env.core.num_codes, task=args.task, hidden_sizes=args.hidden_sizes,
+                             critic_hidden_sizes=args.critic_hidden_sizes, init_action_std=args.init_action_std,
+                             action_scale=args.action_scale)
+        self.policy = PolicyModule(config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=args.learning_rate, eps=1e-5)
+        self.return_rms = RunningMeanVar(1).to(self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(args.seed)  # action noise
+        self.cpu_generator = torch.Generator().manual_seed(args.seed + 1)  # minibatch order
+        action_shape = () if discrete else (self.env.core.latent_size,)
+        self.rollout = Rollout(args.rollout_steps, args.num_envs, obs_size, action_shape,
+                               torch.long if discrete else torch.float32, self.device)
+        self.update = 0
+        self.global_step = 0
+        self.elapsed_s = 0.0
+        self.obs: torch.Tensor | None = None
+        self.running_return = torch.zeros(args.num_envs, device=self.device)
+        self.eval_env = None
+        self.last_metrics: dict = {}
+        self._snapshot: dict | None = None
+
+    # ---- state ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Reset the environment and prime the observation normaliser with the first observations."""
+        obs, _ = self.env.reset(seed=self.args.seed)
+        if self.args.stagger_episodes:
+            # Characters that all start together also end together: every rollout would see the same episode
+            # phase. Random elapsed-step counters spread the first episode's length (truncation reads them).
+            limit = self.env.max_episode_steps
+            steps = torch.randint(0, limit, (self.args.num_envs,), generator=self.cpu_generator)
+            self.env.core.steps = steps.to(self.env.core.steps)
+        self.obs = obs
+        self.policy.obs_rms.update(obs)
+        self._snapshot = self.state()
+
+    def state(self) -> dict:
+        """The training checkpoint dict (copies: later training does not change it)."""
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "args": self.args.to_dict(),
+            "update": self.update,
+            "global_step": self.global_step,
+            "elapsed_s": self.elapsed_s,
+            "policy": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()},
+            "optimizer": _cpu(copy.deepcopy(self.optimizer.state_dict())),
+            "return_rms": {k: v.detach().cpu().clone() for k, v in self.return_rms.state_dict().items()},
+            "generator": self.generator.get_state(),
+            "cpu_generator": self.cpu_generator.get_state(),
+            "env": env_state(self.env),
+            "obs": self.obs.detach().cpu().clone(),
+            "running_return": self.running_return.detach().cpu().clone(),
+            "vae_fingerprint": manifold_fingerprint(self.manifold),
+            "last_metrics": dict(self.last_metrics),
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.update, self.global_step = int(state["update"]), int(state["global_step"])
+        self.elapsed_s = float(state["elapsed_s"])
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.return_rms.load_state_dict(state["return_rms"])
+        self.generator.set_state(state["generator"])
+        self.cpu_generator.set_state(state["cpu_generator"])
+        load_env_state(self.env, state["env"])
+        self.obs = state["obs"].to(self.device)
+        self.running_return = state["running_return"].to(self.device)
+        self.last_metrics = dict(state.get("last_metrics", {}))
+        self._snapshot = state
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def save(self, state: dict | None = None) -> None:
+        """Write the training checkpoint and the policy file (from ``state``, default: now)."""
+        state = state or self.state()
+        atomic_torch_save(state, self.checkpoint_path)
+        policy = PolicyModule(self.policy.config)  # from the state: the live one may be mid-update
+        policy.load_state_dict(state["policy"])
+        stats = {"update": state["update"], "global_step": state["global_step"],
+                 "train_minutes": state["elapsed_s"] / 60.0, "last_metrics": state.get("last_metrics", {})}
+        save_policy(self.args.out, policy, manifold=self.manifold, train_args=self.args.to_dict(), stats=stats)
+
+    # ---- one update -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def collect(self) -> dict:
+        """Fill the rollout; returns the rollout's metric sums (tensors)."""
+        args, env, policy, ro = self.args, self.env, self.policy, self.rollout
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, torch.Tensor] = {}
+        zero = torch.zeros((), device=self.device)
+        returns_seen = torch.zeros(ro.steps, args.num_envs, device=self.device)
+        ep_return, ep_length, episodes = zero.clone(), zero.clone(), zero.clone()
+        obs = self.obs
+        for t in range(ro.steps):
+            x = policy.normalize(obs)
+            action, logp, value = policy.sample(x, self.generator)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            done = terminated | truncated
+            self.running_return = self.running_return * args.gamma + reward
+            returns_seen[t] = self.running_return
+            self.running_return = torch.where(done, torch.zeros_like(self.running_return), self.running_return)
+            learn_reward = self.return_rms.scale(reward) if args.normalize_reward else reward
+            if "final_obs" in info:
+                # Time-limit truncation: the episode would have gone on, so bootstrap from its last observation.
+                bootstrap = (truncated & ~terminated).float()
+                learn_reward = learn_reward + args.gamma * policy.value(policy.normalize(info["final_obs"])) * bootstrap
+                stats, mask = info["episode_stats"], info["_episode_stats"]
+                ep_return += (stats["r"] * mask).sum()
+                ep_length += (stats["l"] * mask).sum()
+                episodes += mask.sum()
+                final = info["final_info"]
+                for key, values in final.items():
+                    if key.startswith("_"):
+                        continue
+                    m = final["_" + key]
+                    _accumulate(sums, counts, "final_" + key, values, m)
+            for key, values in info.items():
+                if key.startswith("_") or key in INFO_SKIP:
+                    continue
+                _accumulate(sums, counts, key, values, info["_" + key])
+            ro.obs[t] = obs
+            ro.actions[t] = action
+            ro.log_probs[t] = logp
+            ro.values[t] = value
+            ro.rewards[t] = learn_reward
+            ro.dones[t] = done.float()
+            obs = next_obs
+        last_value = policy.value(policy.normalize(obs))
+        ro.advantages, ro.returns = compute_gae(ro.rewards, ro.values, ro.dones, last_value, args.gamma,
+                                                args.gae_lambda)
+        self.obs = obs
+        if args.normalize_reward:
+            self.return_rms.update(returns_seen.reshape(-1))
+        sums.update({"episode_return": ep_return, "episode_length": ep_length})
+        counts.update({"episode_return": episodes, "episode_length": episodes})
+        return {"sums": sums, "counts": counts}
+
+    def learning_rate(self) -> float:
+        frac = min(self.global_step / self.args.steps, 1.0)
+        return self.args.learning_rate * (1.0 - (1.0 - self.args.final_lr_fraction) * frac)
+
+    def train_update(self) -> dict:
+        """Collect, learn, update the observation statistics -> metrics of this update (plain floats)."""
+        args = self.args
+        t0 = time.perf_counter()
+        collected = self.collect()
+        t1 = time.perf_counter()
+        lr = self.learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        stats = ppo_update(self.policy, self.optimizer, self.rollout, epochs=args.epochs,
+                           minibatch_size=args.minibatch_size, clip_coef=args.clip_coef, vf_coef=args.vf_coef,
+                           ent_coef=args.ent_coef, max_grad_norm=args.max_grad_norm, target_kl=args.target_kl,
+                           generator=self.cpu_generator)
+        # The statistics move only between updates, so each update sees the inputs its actions were chosen on.
+        self.policy.obs_rms.update(self.rollout.obs.reshape(-1, self.rollout.obs.shape[-1]))
+        t2 = time.perf_counter()
+        samples = args.rollout_steps * args.num_envs
+        self.update += 1
+        self.global_step += samples
+        self.elapsed_s += t2 - t0
+        metrics = {"update": self.update, "global_step": self.global_step, "minutes": self.elapsed_s / 60.0,
+                   "env_steps_per_s": samples / (t2 - t0), "rollout_s": t1 - t0, "learn_s": t2 - t1, "lr": lr}
+        metrics.update(_rollout_metrics(collected, samples, self.env.core.dt))
+        metrics.update({"ppo_" + k: v for k, v in stats.as_dict().items()})
+        if not self.policy.discrete:
+            metrics["action_std"] = float(self.policy.log_std.detach().exp().mean())
+        return metrics
+
+    def periodic_eval(self) -> dict:
+        from policies.evaluate import PolicyController, evaluate
+
+        args = self.args
+        steps = max(1, int(round(args.eval_seconds * self.env.core.fps)))
+        options = {**args.env_option_dict(), "max_episode_steps": steps}
+        result = evaluate(lambda env: PolicyController(self.policy), task=args.task, vae=self.manifold,
+                          episodes=args.eval_envs, seed=10_000 + args.seed, batch_size=args.eval_envs,
+                          action_scale=args.action_scale, env_options=options)
+        return {"eval_" + k: v for k, v in result.items() if isinstance(v, (int, float)) and v is not None}
+
+    # ---- the loop -------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        args = self.args
+        log = MetricLog(self.run_dir, tensorboard=args.tensorboard, resume_update=self.update)
+        bar = _progress_bar(args, self.global_step)
+        started = time.perf_counter()
+        try:
+            while self.global_step < args.steps and (args.minutes <= 0 or self.elapsed_s < args.minutes * 60.0) \
+                    and (args.stop_after_update <= 0 or self.update < args.stop_after_update):
+                metrics = self.train_update()
+                if args.eval_every and self.update % args.eval_every == 0:
+                    t = time.perf_counter()
+                    metrics.update(self.periodic_eval())
+                    metrics["eval_s"] = time.perf_counter() - t
+                self.last_metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+                log.write(metrics)
+                self._snapshot = self.state()
+                if self.update % args.checkpoint_every == 0:
+                    self.save(self._snapshot)
+                _report(bar, metrics, args)
+            self._snapshot = self.state()
+            self.save(self._snapshot)
+        except KeyboardInterrupt:
+            # The update in flight is dropped: the checkpoint is the state after the last finished one.
+            print(f"\ninterrupted: saving the state after update {self._snapshot['update']} to "
+                  f"{self.checkpoint_path} (continue with --resume)", file=sys.stderr)
+            self.save(self._snapshot)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            log.close()
+            if self.env is not None:
+                self.env.close()
+        return {"update": self.update, "global_step": self.global_step, "train_minutes": self.elapsed_s / 60.0,
+                "wall_s": time.perf_counter() - started, **self.last_metrics}
+
+
+def _cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu(v) for v in obj]
+    return obj
+
+
+def _accumulate(sums: dict, counts: dict, key: str, values: torch.Tensor, mask: torch.Tensor) -> None:
+    m = mask.to(torch.float32)
+    v = values.to(torch.float32) * m
+    if key in sums:
+        sums[key] += v.sum()
+        counts[key] += m.sum()
+    else:
+        sums[key], counts[key] = v.sum(), m.sum()
+
+
+def _rollout_metrics(collected: dict, samples: int, dt: float) -> dict:
+    """Means over valid entries; event metrics (valid on fewer than all frames) also as a rate per minute."""
+    sums, counts = collected["sums"], collected["counts"]
+    keys = list(sums)
+    if not keys:
+        return {}
+    stacked = torch.stack([torch.stack((sums[k], counts[k])) for k in keys]).cpu().tolist()  # one transfer
+    out = {}
+    minutes = samples * dt / 60.0
+    for key, (total, count) in zip(keys, stacked, strict=True):
+        if count > 0:
+            out[key] = total / count
+        if not key.startswith(("final_", "episode_")) and count < samples:
+            out[key + "_per_min"] = count / minutes
+        if key == "episode_return":
+            out["episodes"] = count
+    return out
+
+
+def _progress_bar(args: TrainArgs, initial: int):
+    if not args.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=args.steps, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True,
+                desc=f"PPO {args.task}")
+
+
+HEADLINE = {"target": "time_to_target_per_min", "timed_target": "time_to_target_per_min",
+            "joystick": "heading_error_deg", "path_follow": "path_distance", "maze": "time_to_target_per_min"}
+
+
+def _report(bar, metrics: dict, args: TrainArgs) -> None:
+    key = HEADLINE.get(args.task)
+    shown = {"ret": metrics.get("episode_return"), "env-steps/s": metrics["env_steps_per_s"]}
+    if key in metrics:
+        shown[key] = metrics[key]
+    for extra in ("eval_success_rate", "eval_heading_error_deg", "eval_speed_error_mps", "eval_path_error_mean_m"):
+        if extra in metrics:
+            shown[extra] = metrics[extra]
+    text = {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in shown.items() if v is not None}
+    if bar is not None:
+        bar.update(metrics["global_step"] - bar.n)
+        bar.set_postfix(text, refresh=False)
+    else:
+        pairs = " ".join(f"{k} {v}" for k, v in text.items())
+        print(f"update {metrics['update']} step {metrics['global_step']} min {metrics['minutes']:.2f} {pairs}",
+              flush=True)
+
+
+class MetricLog:
+    """progress.csv (one row per update; the header grows when new metrics appear) + TensorBoard scalars."""
+
+    def __init__(self, run_dir: Path, *, tensorboard: bool, resume_update: int):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / "progress.csv"
+        self.rows: list[dict] = []
+        if resume_update and self.path.is_file():
+            with open(self.path, newline="") as f:
+                # Rows logged after the checkpoint (an interrupted stretch) are dropped: they are redone.
+                self.rows = [r for r in csv.DictReader(f) if int(float(r["update"])) <= resume_update]
+        elif self.path.exists():
+            self.path.unlink()
+        self.fields: list[str] = list(self.rows[0].keys()) if self.rows else []
+        self._rewrite()
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = None
+            if resume_update and self.rows:
+                purge = int(float(self.rows[-1]["global_step"])) + 1
+            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields)
+            if self.fields:
+                writer.writeheader()
+                writer.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+    def write(self, metrics: dict) -> None:
+        row = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        self.rows.append(row)
+        new = [k for k in row if k not in self.fields]
+        if new:
+            self.fields += new
+            self._rewrite()
+        else:
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.fields).writerow(row)
+        if self.writer is not None:
+            step = int(metrics["global_step"])
+            for key, value in row.items():
+                if key not in ("update", "global_step"):
+                    self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def load_train_state(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no training checkpoint {path}; start without --resume (or pass the "
+                                "--run-dir of the run to continue)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{path}: not a readable training checkpoint ({str(e).splitlines()[0]})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
+        raise ValueError(f"{path}: not a {STATE_FORMAT} v{STATE_VERSION} file")
+    return state
+
+
+def resumed_args(cli: TrainArgs, saved: dict) -> tuple[TrainArgs, list[str]]:
+    """The saved TrainArgs with the run-control fields of the command line; also the ignored differences."""
+    merged = TrainArgs.from_dict(saved)
+    ignored = []
+    for key, value in cli.to_dict().items():
+        if key in RUN_CONTROL:
+            setattr(merged, key, getattr(cli, key))
+        elif value != saved.get(key) and value != TrainArgs.__dataclass_fields__[key].default:
+            ignored.append(f"--{key.replace('_', '-')} {value} (the run uses {saved.get(key)})")
+    merged.__post_init__()
+    return merged, ignored
+
+
+def train(args: TrainArgs, manifold=None, quiet: bool = False) -> dict:
+    """Train (or resume) per ``args``; returns a summary dict. ``manifold`` overrides ``args.vae`` (tests)."""
+    say = (lambda *a: None) if quiet else print  # noqa: E731
+    state = None
+    if args.resume:
+        run_dir = Path(args.run_dir or f"runs/policy_{args.task}")
+        state = load_train_state(run_dir / "checkpoint.pt")
+        args, ignored = resumed_args(args, state["args"])
+        for line in ignored:
+            say(f"resume: ignoring {line}")
+    say("TrainArgs:\n" + format_args(args))
+    trainer = Trainer(args, manifold)
+    if state is not None:
+        if state.get("vae_fingerprint") != manifold_fingerprint(trainer.manifold):
+            raise ValueError(f"--resume: the checkpoint was trained on VAE data {state.get('vae_fingerprint')}, "
+                             f"this VAE's is {manifold_fingerprint(trainer.manifold)}; pass the same --vae")
+        trainer.load_state(state)
+        say(f"resumed at update {trainer.update}, step {trainer.global_step}")
+    else:
+        trainer.start()
+    summary = trainer.run()
+    say(json.dumps({"summary": {k: v for k, v in summary.items() if isinstance(v, (int, float))}, "out": args.out}))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv, description="PPO training of a Motion VAE task policy (see policies/train.py).")
+    try:
+        train(args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

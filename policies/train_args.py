@@ -1,0 +1,186 @@
+"""TrainArgs: every setting of a policy training run, one dataclass field each, documented where it is declared.
+
+The docstring under each field is its ``--help`` text: :func:`build_parser` reads them from this module's
+source, so the documentation and the command line cannot drift apart. Field ``num_envs`` is the flag
+``--num-envs``; booleans get ``--flag`` / ``--no-flag``; tuples take several values. The whole dataclass is
+printed when a run starts and saved in the policy file (``train_args``) and the training checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import typing
+from dataclasses import dataclass
+
+TASK_CHOICES = ("target", "timed_target", "joystick", "path_follow", "maze", "random_walk")
+
+
+@dataclass
+class TrainArgs:
+    task: str = "target"
+    """Environment task: target, timed_target, joystick, path_follow, maze."""
+    vae: str | None = None
+    """Motion VAE checkpoint the policy steers (default: the shipped assets/vae.pt); 'toy' is envs.ToyManifold."""
+    out: str = "policy.pt"
+    """Where the policy file goes (rewritten at every checkpoint and at the end; load it with policies.load_policy)."""
+    run_dir: str | None = None
+    """Folder for the training checkpoint, CSV and TensorBoard logs (default: runs/policy_<task>)."""
+    num_envs: int = 512
+    """Characters simulated together (one batched environment)."""
+    steps: int = 20_000_000
+    """Total environment steps (characters x frames) to train for; --resume continues up to it."""
+    minutes: float = 0.0
+    """Stop after this much training wall time (0: no limit); the policy is saved as at any end."""
+    stop_after_update: int = 0
+    """Stop after this update as if interrupted (checkpoint written; --resume goes on; the schedule is unchanged)."""
+    rollout_steps: int = 32
+    """Frames each character runs per PPO update (an update learns from num_envs x rollout_steps samples)."""
+    minibatch_size: int = 4096
+    """Samples per gradient step."""
+    epochs: int = 4
+    """Passes over each rollout."""
+    learning_rate: float = 3e-4
+    """Adam learning rate at the start."""
+    final_lr_fraction: float = 0.1
+    """The learning rate falls linearly to this fraction of learning_rate at `steps`."""
+    gamma: float = 0.99
+    """Discount per frame (0.99 at 30 fps: a horizon of about 3 s)."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_coef: float = 0.2
+    """PPO ratio clip."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    max_grad_norm: float = 0.5
+    """Gradient norm clip."""
+    target_kl: float = 0.0
+    """Stop an update's epochs early when the approximate KL passes this (0: never)."""
+    stagger_episodes: bool = True
+    """Start the characters at random points of their first episode, so episode ends spread over the updates."""
+    normalize_reward: bool = True
+    """Scale rewards by the running std of the discounted return (values and advantages stay O(1))."""
+    hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    """Actor hidden layers (the reference: 256, 256, 256)."""
+    critic_hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    """Critic hidden layers."""
+    init_action_std: float = 0.3
+    """Initial exploration std in action units (the latent's std is action_scale times this)."""
+    action_scale: float = 4.0
+    """Latent = action_scale x action (action in [-1, 1]); stored in the policy for the app and ONNX export."""
+    env_options: str = "{}"
+    """JSON dict of extra environment options, e.g. '{"max_speed": 1.5, "max_episode_steps": 600}'."""
+    device: str = "cpu"
+    """Torch device for the environment, the VAE and the networks (cpu, cuda, cuda:1 ...)."""
+    threads: int = 0
+    """torch CPU threads (0: torch's default). On a shared 2-core machine use the free cores, e.g. 1."""
+    seed: int = 0
+    """Seed of everything random (environment, action noise, minibatches): a seed reproduces a run."""
+    checkpoint_every: int = 10
+    """Write the training checkpoint (and the policy) every this many updates."""
+    eval_every: int = 10
+    """Evaluate the deterministic policy every this many updates (0: never); logged as eval/*."""
+    eval_envs: int = 64
+    """Characters in each periodic evaluation."""
+    eval_seconds: float = 20.0
+    """Simulated seconds of each periodic evaluation."""
+    resume: bool = False
+    """Continue the run in run_dir from its checkpoint (optimizer, normalisers, RNG and environment state)."""
+    tensorboard: bool = True
+    """Write TensorBoard logs to run_dir (CSV logs are always written)."""
+    progress: bool = True
+    """Show a tqdm progress bar with env-steps/s."""
+
+    def __post_init__(self):
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        self.critic_hidden_sizes = tuple(int(h) for h in self.critic_hidden_sizes)
+
+    def env_option_dict(self) -> dict:
+        try:
+            options = json.loads(self.env_options)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--env-options is not valid JSON ({e}): pass e.g. '{{\"max_speed\": 1.5}}'") from None
+        if not isinstance(options, dict):
+            raise ValueError(f"--env-options must be a JSON object (dict), got {self.env_options!r}")
+        return options
+
+    def validate(self) -> None:
+        if self.task not in TASK_CHOICES:
+            raise ValueError(f"--task {self.task!r}: choose one of {', '.join(TASK_CHOICES)}")
+        positive = ("num_envs", "steps", "rollout_steps", "minibatch_size", "epochs", "checkpoint_every")
+        bad = [f"--{name.replace('_', '-')} {getattr(self, name)}" for name in positive if getattr(self, name) < 1]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: must be at least 1")
+        if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ValueError(f"--gamma {self.gamma} must lie in (0, 1] and --gae-lambda {self.gae_lambda} in [0, 1]")
+        if self.learning_rate <= 0 or not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError("--learning-rate must be positive and --final-lr-fraction in [0, 1]")
+        if self.minutes < 0 or self.eval_every < 0 or self.threads < 0 or self.stop_after_update < 0:
+            raise ValueError("--minutes, --stop-after-update, --eval-every and --threads must be >= 0")
+        self.env_option_dict()
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        d["critic_hidden_sizes"] = list(self.critic_hidden_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainArgs:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training argument(s) {unknown}")
+        return cls(**d)
+
+
+def field_docs(cls=TrainArgs) -> dict[str, str]:
+    """{field name: the docstring under it} read from the class source."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body[:-1], body[1:], strict=True):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
+                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+            docs[node.target.id] = nxt.value.value.strip()
+    return docs
+
+
+def build_parser(cls=TrainArgs, description: str | None = None) -> argparse.ArgumentParser:
+    """argparse parser with one flag per dataclass field, its docstring as help and its default."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        hint, default, help_text = hints[f.name], f.default, docs.get(f.name, "")
+        args = typing.get_args(hint)
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif typing.get_origin(hint) is tuple:
+            parser.add_argument(flag, type=args[0], nargs="+", default=default, help=help_text)
+        else:
+            kind = next((a for a in args if a is not type(None)), hint) if args else hint
+            kwargs = {"choices": TASK_CHOICES} if f.name == "task" else {}
+            parser.add_argument(flag, type=kind, default=default, help=help_text, **kwargs)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None, description: str | None = None) -> TrainArgs:
+    parsed = build_parser(description=description).parse_args(argv)
+    return TrainArgs(**vars(parsed))
+
+
+def format_args(args: TrainArgs) -> str:
+    """One line per field, aligned, for the start of a run."""
+    d = args.to_dict()
+    width = max(len(k) for k in d)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in d.items())
+
+
+__all__ = ["TrainArgs", "build_parser", "parse_args", "field_docs", "format_args", "TASK_CHOICES"]
