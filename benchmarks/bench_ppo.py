@@ -12,7 +12,8 @@ Three trainers on the same Target environment and Motion VAE, each for a few PPO
   :class:`policies.sb3_vec_env.SB3VecEnv`, with our sizes (envs, rollout, minibatch, epochs).
 
 Each trainer's figure is env-steps / wall second over whole updates (rollout + learning), min / median /
-max over the measured updates. The VAE is ``--vae`` (default assets/vae.pt) or, when absent, an untrained
+max over the measured updates; ours and SB3 alternate update by update, so a busy spell on a shared
+machine hits both alike. The VAE is ``--vae`` (default assets/vae.pt) or, when absent, an untrained
 PoseMixtureVAE of the shipped character's size (timings do not depend on the weights). Prints ONE JSON line::
 
     .venv/bin/python -m benchmarks.bench_ppo [--threads 1] [--updates 3] [--reference-updates 2]
@@ -68,9 +69,9 @@ def time_ours(manifold, args: TrainArgs, updates: int, warm_up: bool = True) -> 
     return {**summary(rates), "rollout_s": statistics.median(rollout), "learn_s": statistics.median(learn)}
 
 
-def time_sb3(manifold, args: TrainArgs, updates: int) -> dict:
+def make_sb3(manifold, args: TrainArgs):
+    """SB3 PPO on the same environment and sizes as ``args`` (see the module docstring)."""
     from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import VecNormalize
 
     from envs.vec_env import MotionVecEnv
@@ -79,30 +80,33 @@ def time_sb3(manifold, args: TrainArgs, updates: int) -> dict:
     env = MotionVecEnv(args.num_envs, args.task, manifold, array_backend="torch", action_scale=args.action_scale)
     venv = VecNormalize(SB3VecEnv(env), gamma=args.gamma)
     hidden = list(args.hidden_sizes)
-    model = PPO("MlpPolicy", venv, n_steps=args.rollout_steps, batch_size=args.minibatch_size, n_epochs=args.epochs,
-                learning_rate=args.learning_rate, gamma=args.gamma, gae_lambda=args.gae_lambda, device=args.device,
-                policy_kwargs={"net_arch": {"pi": hidden, "vf": hidden}, "activation_fn": torch.nn.ReLU}, seed=0,
-                verbose=0)
+    return PPO("MlpPolicy", venv, n_steps=args.rollout_steps, batch_size=args.minibatch_size, n_epochs=args.epochs,
+               learning_rate=args.learning_rate, gamma=args.gamma, gae_lambda=args.gae_lambda, device=args.device,
+               policy_kwargs={"net_arch": {"pi": hidden, "vf": hidden}, "activation_fn": torch.nn.ReLU}, seed=0,
+               verbose=0)
 
-    class Clock(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.starts: list[float] = []
 
-        def _on_rollout_start(self) -> None:
-            self.starts.append(time.perf_counter())
-
-        def _on_step(self) -> bool:
-            return True
-
+def time_ours_and_sb3(manifold, args: TrainArgs, updates: int) -> tuple[dict, dict]:
+    """Alternate one update of ours and one of SB3, ``updates`` times each (a busy spell hits both alike)."""
+    trainer = Trainer(args, manifold)
+    trainer.start()
+    model = make_sb3(manifold, args)
     per_update = args.num_envs * args.rollout_steps
-    clock = Clock()
-    model.learn(total_timesteps=per_update * (updates + 1), callback=clock)
-    end = time.perf_counter()
-    marks = clock.starts[1:] + [end]  # the first update (from the first rollout start) is the warm-up
-    durations = [b - a for a, b in zip(marks[:-1], marks[1:], strict=True)]
-    venv.close()
-    return summary([per_update / d for d in durations])
+    trainer.train_update()  # warm-ups
+    model.learn(total_timesteps=per_update)
+    ours, sb3, rollout, learn = [], [], [], []
+    for _ in range(updates):
+        m = trainer.train_update()
+        ours.append(m["env_steps_per_s"])
+        rollout.append(m["rollout_s"])
+        learn.append(m["learn_s"])
+        start = time.perf_counter()
+        model.learn(total_timesteps=per_update, reset_num_timesteps=False)  # exactly one more update
+        sb3.append(per_update / (time.perf_counter() - start))
+    trainer.env.close()
+    model.get_env().close()
+    ours_summary = {**summary(ours), "rollout_s": statistics.median(rollout), "learn_s": statistics.median(learn)}
+    return ours_summary, summary(sb3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task", default="target")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--updates", type=int, default=3, help="measured updates of ours and SB3 (after one warm-up)")
+    p.add_argument("--updates", type=int, default=6, help="measured updates of ours and SB3, alternating (after a "
+                   "warm-up each)")
     p.add_argument("--reference-updates", type=int, default=2, help="measured updates at the reference settings")
     p.add_argument("--num-envs", type=int, default=512)
     p.add_argument("--rollout-steps", type=int, default=32)
@@ -130,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {"bench": "ppo", "task": args.task, "vae": vae_name, "device": args.device, "threads": args.threads,
               "machine": platform.machine(), "torch": torch.__version__,
               "settings": {"ours": {k: getattr(ours_args, k) for k in REFERENCE}, "reference": REFERENCE}}
-    result["ours"] = time_ours(manifold, ours_args, args.updates)
-    if not args.skip_sb3:
-        result["sb3"] = time_sb3(manifold, ours_args, args.updates)
+    if args.skip_sb3:
+        result["ours"] = time_ours(manifold, ours_args, args.updates)
+    else:
+        result["ours"], result["sb3"] = time_ours_and_sb3(manifold, ours_args, args.updates)
     decode = manifold.decode
     if hasattr(manifold, "decode_reference"):
         manifold.decode = manifold.decode_reference  # instance attribute: manifold.step decodes the reference way

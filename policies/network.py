@@ -52,7 +52,7 @@ def mlp(sizes: list[int], out_gain: float) -> nn.Sequential:
 
 
 def make_config(*, obs_size: int, latent_size: int, discrete: bool, num_actions: int | None, task: str,
-                hidden_sizes=(256, 256, 256), critic_hidden_sizes=(256, 256, 256), init_action_std: float = 0.3,
+                hidden_sizes=(128, 128), critic_hidden_sizes=(128, 128), init_action_std: float = 0.5,
                 action_scale: float = 4.0) -> dict:
     """The policy's architecture as plain types (stored in the checkpoint, read back by load_policy)."""
     if discrete and (num_actions is None or int(num_actions) < 2):

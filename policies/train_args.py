@@ -65,11 +65,11 @@ class TrainArgs:
     """Start the characters at random points of their first episode, so episode ends spread over the updates."""
     normalize_reward: bool = True
     """Scale rewards by the running std of the discounted return (values and advantages stay O(1))."""
-    hidden_sizes: tuple[int, ...] = (256, 256, 256)
-    """Actor hidden layers (the reference: 256, 256, 256)."""
-    critic_hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """Actor hidden layers (the reference's 256, 256, 256 learns ~3.6x slower per sample on a CPU)."""
+    critic_hidden_sizes: tuple[int, ...] = (128, 128)
     """Critic hidden layers."""
-    init_action_std: float = 0.3
+    init_action_std: float = 0.5
     """Initial exploration std in action units (the latent's std is action_scale times this)."""
     action_scale: float = 4.0
     """Latent = action_scale x action (action in [-1, 1]); stored in the policy for the app and ONNX export."""
