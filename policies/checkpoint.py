@@ -21,14 +21,13 @@ or an error with ``strict=True``.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
+from mocap.atomic import atomic_write
 from policies.network import CONFIG_KEYS, PolicyModule
 
 FORMAT = "mvae-policy"
@@ -80,19 +79,9 @@ def save_policy(path, policy: PolicyModule, *, manifold, train_args: dict | None
 
 
 def atomic_torch_save(payload: dict, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` all at once or not at all (see :mod:`mocap.atomic`)."""
+    with atomic_write(path) as f:
+        torch.save(payload, f)
 
 
 def read_policy_checkpoint(path) -> dict:
