@@ -80,6 +80,21 @@ class MazeLayout:
                         queue.append(b)
         return dist
 
+    def next_cells(self) -> np.ndarray:
+        """(n*n, n*n) the first cell after ``a`` on a shortest route from ``a`` to ``b`` (``b`` itself when a == b).
+
+        Ties (only possible with ``extra_openings``) go to the lowest flat index, so the table is deterministic.
+        """
+        table, dist = self.neighbours(), self.cell_distances()
+        total = self.num_cells
+        nxt = np.tile(np.arange(total), (total, 1))  # a == b: stay
+        for a in range(total):
+            options = table[a, 1:][table[a, 1:] >= 0]
+            for b in range(total):
+                if a != b:
+                    nxt[a, b] = min(options, key=lambda c: (dist[c, b], c))
+        return nxt
+
     def walls(self, thickness: float) -> np.ndarray:
         """(W, 4) wall rectangles ``[xmin, xmax, zmin, zmax]``: the outer frame and the closed inner edges.
 

@@ -15,8 +15,8 @@ timed_target    toward the target; speed enough to arrive before the deadline
 joystick        the commanded direction and speed
 path_follow     toward the look-ahead point one step (``lookahead_seconds``) ahead; speed to get
                 there in that time
-maze            the free ray direction (nothing within ``MAZE_CLEARANCE_M``) closest to the goal's
-                direction, at walking speed (rays are the walls' only description the task gives)
+maze            the free ray direction (nothing within ``MAZE_CLEARANCE_M``) closest to the direction of
+                the next route waypoint (the goal's direction without ``route_hint``), at walking speed
 random_walk     straight on at walking speed
 =============== ==============================================================================
 
@@ -46,7 +46,7 @@ class SamplingController:
 
     def __init__(self, manifold, task: str, *, num_candidates: int = 32, action_scale: float = 4.0,
                  seed: int = 0, lookahead_seconds: float = 0.5, ray_length: float = 10.0,
-                 ray_offsets: torch.Tensor | None = None):
+                 ray_offsets: torch.Tensor | None = None, route_hint: bool = True):
         if task not in TASKS:
             raise ValueError(f"task {task!r}: the sampling controller knows {', '.join(TASKS)}")
         if int(num_candidates) < 1:
@@ -63,6 +63,7 @@ class SamplingController:
         self.lookahead_seconds = float(lookahead_seconds)
         self.ray_length = float(ray_length)
         self.ray_offsets = ray_offsets
+        self.route_hint = bool(route_hint)
 
     @classmethod
     def for_env(cls, env, **kwargs) -> SamplingController:
@@ -74,6 +75,7 @@ class SamplingController:
         if hasattr(task, "ray_offsets"):
             options["ray_offsets"] = task.ray_offsets
             options["ray_length"] = task.ray_length
+            options["route_hint"] = task.route_hint
         return cls(env.manifold, task.name, **{**options, **kwargs})
 
     def __call__(self, env, obs: torch.Tensor) -> torch.Tensor:
@@ -105,13 +107,14 @@ class SamplingController:
         return torch.zeros(b, device=f.device), torch.full((b,), WALK_SPEED, device=f.device)
 
     def _maze_direction(self, f: torch.Tensor) -> torch.Tensor:
-        rays, goal = f[:, :-2], f[:, -2:]  # (B, N) hit fractions, (B, 2) goal in the character frame
-        n = rays.shape[1]
+        n = len(self.ray_offsets) if self.ray_offsets is not None else f.shape[1] - (6 if self.route_hint else 2)
+        rays = f[:, :n]  # (B, N) hit fractions
+        aim = f[:, n + 2 : n + 4] if self.route_hint else f[:, n : n + 2]  # (B, 2) next waypoint or goal, char frame
         offsets = self.ray_offsets
         if offsets is None:
             offsets = torch.arange(n, device=f.device, dtype=torch.float32) * (2.0 * math.pi / n)
         offsets = offsets.to(f.device)  # (N,) ray angles, + turning left
-        goal_angle = torch.atan2(goal[:, 0], goal[:, 1])  # (B,)
+        goal_angle = torch.atan2(aim[:, 0], aim[:, 1])  # (B,)
         free = rays * self.ray_length > MAZE_CLEARANCE_M  # (B, N)
         closeness = torch.cos(offsets[None] - goal_angle[:, None])  # (B, N)
         score = torch.where(free, closeness, closeness - 3.0)

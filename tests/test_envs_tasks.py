@@ -244,6 +244,45 @@ def test_maze_layout_is_a_connected_maze():
     assert np.array_equal(generate_maze(6, 2.0, seed=3).open_x, layout.open_x)
 
 
+def test_maze_next_cells_walk_the_shortest_route():
+    layout = generate_maze(5, 4.0, seed=0, extra_openings=0.2)
+    dist, nxt, table = layout.cell_distances(), layout.next_cells(), layout.neighbours()
+    for a in range(layout.num_cells):
+        for b in range(layout.num_cells):
+            cell, moves = a, 0
+            while cell != b:
+                assert nxt[cell, b] in table[cell, 1:]  # one open step at a time
+                cell, moves = nxt[cell, b], moves + 1
+            assert moves == dist[a, b]
+
+
+def follow_route_hint(obs, env):
+    waypoint = task_features(obs, env)[:, env.task.num_rays + 2 : env.task.num_rays + 4]
+    angle = np.arctan2(waypoint[:, 0], waypoint[:, 1])
+    return steer(angle, np.where(np.abs(angle) < 0.5, 1.5, 0.3))
+
+
+def test_maze_route_hint_points_through_the_doorways_to_the_goal():
+    env = _maze_env()
+    task = env.task
+    assert task.feature_size == task.num_rays + 6
+    goal = int(task.goal[0])
+    neighbour = int(task.neighbours[goal, 1])  # a cell open to the goal cell
+    centres = task.cell_centers
+    _place(env, torch.stack((centres[neighbour], centres[goal])).numpy(), [0.0, 0.0])
+    waypoints = task.route_waypoints(env.core.root_xz, task.goal[:1].expand(2))  # (2, 2, 2)
+    torch.testing.assert_close(waypoints[0, 0], 0.5 * (centres[neighbour] + centres[goal]))  # the doorway
+    torch.testing.assert_close(waypoints[0, 1], centres[goal])
+    torch.testing.assert_close(waypoints[1], centres[goal].expand(2, 2))  # in the goal cell: its centre
+    no_hint = _maze_env(route_hint=False)
+    assert no_hint.task.feature_size == no_hint.task.num_rays + 2
+    # Walking to the waypoints solves the maze: goals reached, no wall touched; random walks hit walls.
+    _, smart, _ = run("maze", follow_route_hint, cells=3, cell_size=4.0, maze_seed=1, collision="penalize")
+    _, rand, _ = run("maze", random_policy, cells=3, cell_size=4.0, maze_seed=1, collision="penalize")
+    assert smart[-1]["targets_reached"].sum() >= B  # 10 s of routes up to 8 cells long
+    assert smart[-1]["collisions"].sum() < 0.05 * rand[-1]["collisions"].sum()
+
+
 @pytest.mark.parametrize("task", ["random_walk", "target", "timed_target", "joystick", "path_follow", "maze"])
 def test_draw_data_is_plain_arrays(task):
     env = MotionVecEnv(3, task, ToyManifold())

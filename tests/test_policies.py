@@ -21,7 +21,7 @@ from policies.ppo import compute_gae
 from vae import VAEConfig, build_model, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = {"target": "target.pt", "joystick": "joystick.pt", "path_follow": "pathfollow.pt"}
+SHIPPED = {"target": "target.pt", "joystick": "joystick.pt", "path_follow": "pathfollow.pt", "maze": "maze.pt"}
 SHORT = {"max_episode_steps": 150}  # 5 s episodes keep the evaluation tests quick
 TOY_TARGET = {"max_episode_steps": 450}  # the toy walks at most ~1 m/s on prior samples: 15 s for 2-8 m targets
 

@@ -2,10 +2,15 @@
 
 =================== ===============================================================================
 observation         ``[normalised condition frames (C*D), ray hit fractions (N), goal (x, z) in the
-                    character frame (2) m]``; N = ``num_rays`` (16) rays of ``ray_length`` (10 m) at
-                    ``ray_height`` (1 m), evenly fanned over ``ray_fov_deg`` (360: all around, ray 0
-                    straight ahead, then turning left), cast with pybullet ``rayTestBatch``
-                    against the wall boxes, all characters in one call; 1.0 = nothing within reach
+                    character frame (2) m, route waypoints (2 x (x, z)) in the character frame m]``;
+                    N = ``num_rays`` (16) rays of ``ray_length`` (10 m) at ``ray_height`` (1 m), evenly
+                    fanned over ``ray_fov_deg`` (360: all around, ray 0 straight ahead, then turning
+                    left), cast with pybullet ``rayTestBatch`` against the wall boxes, all characters in
+                    one call; 1.0 = nothing within reach. The waypoints (``route_hint``, default on) are
+                    the next two doorways on the shortest route to the goal (the goal cell's centre
+                    once the route reaches it): the map knowledge a game's navigation mesh gives its
+                    agents. ``route_hint=False`` drops them (the paper's harder setting: rays and goal
+                    only, the policy must find the way itself)
 action              Box(-1, 1, (Z,)) latent / ``action_scale``, or Discrete(K) code (VQ manifold)
 maze                ``cells`` x ``cells`` (5 x 5) cells of ``cell_size`` (4 m), walls ``wall_thickness``
                     (0.2 m) thick and ``wall_height`` (2 m) high, generated once from ``maze_seed``
@@ -42,7 +47,7 @@ import torch
 from envs.geometry import point_box_distance
 from envs.maze_layout import generate_maze
 from envs.ray_sensor import RaySensor
-from envs.tasks.base import GOAL_RGBA, HINT_RGBA, Task, empty_draw_data, ground_point
+from envs.tasks.base import FAINT_RGBA, GOAL_RGBA, HINT_RGBA, Task, empty_draw_data, ground_point, ground_polyline
 
 COLLISION_MODES = ("terminate", "penalize")
 WALL_RGBA = np.array([0.55, 0.55, 0.6, 1.0])
@@ -56,7 +61,7 @@ class Maze(Task):
                  extra_openings: float = 0.0, wall_thickness: float = 0.2, wall_height: float = 2.0,
                  num_rays: int = 16, ray_length: float = 10.0, ray_fov_deg: float = 360.0, ray_height: float = 1.0,
                  body_radius: float = 0.3, arrival_radius: float = 0.5, goal_bonus: float = 1.0,
-                 collision: str = "terminate", collision_penalty: float = 1.0):
+                 collision: str = "terminate", collision_penalty: float = 1.0, route_hint: bool = True):
         super().__init__(core)
         if collision not in COLLISION_MODES:
             raise ValueError(f"collision={collision!r}; choose one of {', '.join(COLLISION_MODES)}")
@@ -72,7 +77,8 @@ class Maze(Task):
         self.goal_bonus = float(goal_bonus)
         self.num_rays, self.ray_length, self.ray_height = int(num_rays), float(ray_length), float(ray_height)
         self.wall_height = float(wall_height)
-        self.feature_size = self.num_rays + 2
+        self.route_hint = bool(route_hint)
+        self.feature_size = self.num_rays + 2 + (4 if self.route_hint else 0)
         dev = core.device
         fov = math.radians(ray_fov_deg)
         k = torch.arange(self.num_rays, dtype=torch.float32, device=dev)
@@ -91,6 +97,7 @@ class Maze(Task):
         self.cell_centers = torch.as_tensor(self.layout.cell_centers(), dtype=torch.float32, device=dev)  # (n*n, 2)
         self.neighbours = torch.as_tensor(self.layout.neighbours(), device=dev)  # (n*n, 5), -1 padded
         self.moves = torch.as_tensor(self.layout.cell_distances(), dtype=torch.float32, device=dev)  # (n*n, n*n)
+        self.next_cell = torch.as_tensor(self.layout.next_cells(), device=dev)  # (n*n, n*n)
         b = core.num_envs
         self.goal = torch.zeros(b, dtype=torch.int64, device=dev)
         self.route = torch.zeros(b, device=dev)
@@ -119,6 +126,22 @@ class Maze(Task):
         straight = torch.linalg.vector_norm(xz[:, None, :] - self.cell_centers[candidates], dim=-1)  # (B, 5)
         cost = torch.where(valid, self.layout.cell_size * moves + straight, torch.full_like(straight, math.inf))
         return cost.min(dim=1).values
+
+    def route_waypoints(self, xz: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """(B, 2, 2) world ground points: the next two doorways on the shortest route to the goal cell.
+
+        A doorway is the middle of the open edge between two consecutive route cells; where the route has
+        reached the goal cell, the goal cell's centre stands in.
+        """
+        cell = self.cell_of(xz)
+        first = self.next_cell[cell, goal]  # (B,)
+        second = self.next_cell[first, goal]
+
+        def doorway(a, b):
+            middle = 0.5 * (self.cell_centers[a] + self.cell_centers[b])
+            return torch.where((a == b)[:, None], self.cell_centers[b], middle)  # (B, 2)
+
+        return torch.stack((doorway(cell, first), doorway(first, second)), dim=1)
 
     def wall_distance(self, xz: torch.Tensor) -> torch.Tensor:
         """(B,) ground distance from each root to the nearest wall (0 inside one)."""
@@ -198,8 +221,11 @@ class Maze(Task):
 
     def features(self):
         self._update_rays()
-        goal = self.core.to_char(self.cell_centers[self.goal][:, None])[:, 0]
-        return torch.cat((self.rays, goal), dim=1)  # (B, N + 2)
+        goal = self.core.to_char(self.cell_centers[self.goal][:, None])[:, 0]  # (B, 2)
+        if not self.route_hint:
+            return torch.cat((self.rays, goal), dim=1)  # (B, N + 2)
+        waypoints = self.core.to_char(self.route_waypoints(self.core.root_xz, self.goal))  # (B, 2, 2)
+        return torch.cat((self.rays, goal, waypoints.reshape(-1, 4)), dim=1)  # (B, N + 6)
 
     def metrics(self):
         return {
@@ -225,6 +251,10 @@ class Maze(Task):
         for angle, length in zip(angles, reach, strict=True):
             end = start + length * np.array([math.sin(angle), 0.0, math.cos(angle)])
             data["polylines"].append({"points": np.stack([start, end]), "rgba": HINT_RGBA.copy(), "closed": False})
+        if self.route_hint:
+            waypoints = self.route_waypoints(self.core.root_xz[i : i + 1], self.goal[i : i + 1])[0].cpu()  # (2, 2)
+            route = np.concatenate([root[None], waypoints.numpy().astype(np.float64)])
+            data["polylines"].append({"points": ground_polyline(route), "rgba": FAINT_RGBA.copy(), "closed": False})
         data["text"].append(f"goals: {int(self.reached[i])}, collisions: {int(self.collisions[i])}")
         return data
 
