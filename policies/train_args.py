@@ -1,7 +1,7 @@
 """TrainArgs: every setting of a policy training run, one dataclass field each, documented where it is declared.
 
 The docstring under each field is its ``--help`` text: :func:`build_parser` reads them from this module's
-source, so the documentation and the command line cannot drift apart. Field ``num_envs`` is the flag
+source (:mod:`mocap.dataclass_cli`), so the documentation and the command line cannot drift apart. Field ``num_envs`` is the flag
 ``--num-envs``; booleans get ``--flag`` / ``--no-flag``; tuples take several values. The whole dataclass is
 printed when a run starts and saved in the policy file (``train_args``) and the training checkpoint.
 """
@@ -9,12 +9,11 @@ printed when a run starts and saved in the policy file (``train_args``) and the 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
 import json
-import typing
 from dataclasses import dataclass
+
+from mocap.dataclass_cli import dataclass_parser
 
 TASK_CHOICES = ("target", "timed_target", "joystick", "path_follow", "maze", "random_walk")
 
@@ -139,36 +138,9 @@ class TrainArgs:
         return cls(**d)
 
 
-def field_docs(cls=TrainArgs) -> dict[str, str]:
-    """{field name: the docstring under it} read from the class source."""
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in zip(body[:-1], body[1:], strict=True):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
-                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
-            docs[node.target.id] = nxt.value.value.strip()
-    return docs
-
-
-def build_parser(cls=TrainArgs, description: str | None = None) -> argparse.ArgumentParser:
-    """argparse parser with one flag per dataclass field, its docstring as help and its default."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    docs = field_docs(cls)
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        hint, default, help_text = hints[f.name], f.default, docs.get(f.name, "")
-        args = typing.get_args(hint)
-        if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif typing.get_origin(hint) is tuple:
-            parser.add_argument(flag, type=args[0], nargs="+", default=default, help=help_text)
-        else:
-            kind = next((a for a in args if a is not type(None)), hint) if args else hint
-            kwargs = {"choices": TASK_CHOICES} if f.name == "task" else {}
-            parser.add_argument(flag, type=kind, default=default, help=help_text, **kwargs)
-    return parser
+def build_parser(description: str | None = None) -> argparse.ArgumentParser:
+    """argparse parser with one flag per TrainArgs field, its docstring as help and its default."""
+    return dataclass_parser(TrainArgs, description=description, choices={"task": TASK_CHOICES})
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> TrainArgs:
@@ -183,4 +155,4 @@ def format_args(args: TrainArgs) -> str:
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in d.items())
 
 
-__all__ = ["TrainArgs", "build_parser", "parse_args", "field_docs", "format_args", "TASK_CHOICES"]
+__all__ = ["TrainArgs", "build_parser", "parse_args", "format_args", "TASK_CHOICES"]

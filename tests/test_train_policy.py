@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from envs.toy_manifold import ToyManifold
+from mocap.dataclass_cli import field_docs
 from policies import evaluate as evaluation
 from policies import load_policy
 from policies.train import Trainer, main, train
-from policies.train_args import TrainArgs, build_parser, field_docs
+from policies.train_args import TrainArgs, build_parser
 from vae import VAEConfig, build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ def test_bad_arguments_get_clear_errors(tmp_path, capsys):
 
 
 def test_every_training_argument_is_documented_on_the_command_line():
-    docs = field_docs()
+    docs = field_docs(TrainArgs)
     assert set(docs) == {f.name for f in dataclasses.fields(TrainArgs)}
     help_text = " ".join(build_parser().format_help().split())
     assert "Characters simulated together" in help_text and "--no-normalize-reward" in help_text

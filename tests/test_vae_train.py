@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from mocap.bvh import read_bvh
+from mocap.dataclass_cli import field_docs
 from mocap.dataset import MotionDataset
 from mocap.prepare import prepare
 from vae import load_manifold
@@ -23,7 +24,7 @@ from vae.data import (
     valid_window_starts,
     window_length,
 )
-from vae.train import TrainConfig, config_field_docs, main, train
+from vae.train import TrainConfig, main, train
 
 TINY = dict(hidden_size=32, latent_size=8, num_experts=2, num_codes=16, batch_size=64, teacher_epochs=1,
             ramping_epochs=1, student_epochs=1, preview_every=0, progress=False, holdout_every=3)
@@ -173,7 +174,7 @@ def test_ctrl_c_saves_a_checkpoint(tiny_data, tmp_path, monkeypatch):
 
 
 def test_cli_flags_come_from_the_dataclass(tiny_data, tmp_path, capsys):
-    docs = config_field_docs(TrainConfig)
+    docs = field_docs(TrainConfig)
     assert "teacher forcing" in docs["teacher_epochs"] and "Free bits" in docs["free_bits"]
     rc = main(["--data", tiny_data, "--out", str(tmp_path / "m.pt"), "--model", "vae", "--hidden-size", "16",
                "--teacher-epochs", "1", "--ramping-epochs", "0", "--student-epochs", "0", "--batch-size", "32",

@@ -51,17 +51,12 @@ ranks, and rank 0 alone logs, previews and writes checkpoints.
 
 from __future__ import annotations
 
-import argparse
-import ast
 import contextlib
 import csv
-import dataclasses
-import inspect
 import logging
 import math
 import os
 import sys
-import textwrap
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,6 +65,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from mocap.dataclass_cli import dataclass_parser
 from mocap.dataset import MotionDataset
 from vae.checkpoint import build_model, read_checkpoint, save_checkpoint
 from vae.config import MODELS, VAEConfig
@@ -207,41 +203,6 @@ class TrainConfig:
             num_experts=self.num_experts,
             num_codes=self.num_codes,
         )
-
-
-def config_field_docs(cls) -> dict[str, str]:
-    """The docstring written under each field of a dataclass (read from its source)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for node, after in zip(body, body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-            and isinstance(after.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(after.value.value.split())
-    return docs
-
-
-def config_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
-    """An argparse parser with one ``--flag-name`` per dataclass field (bools get ``--no-flag`` too)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    docs = config_field_docs(cls)
-    types = {"int": int, "float": float, "str": str, "bool": bool}
-    for f in dataclasses.fields(cls):
-        kind = types[f.type if isinstance(f.type, str) else f.type.__name__]
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{docs.get(f.name, '')} (default: {f.default!r})"
-        if kind is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
-                                help=help_text)
-        else:
-            parser.add_argument(flag, dest=f.name, type=kind, default=f.default, metavar=f.name.upper(),
-                                help=help_text)
-    return parser
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -686,7 +647,8 @@ def _train(cfg: TrainConfig, cleanup: contextlib.ExitStack) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = config_parser(TrainConfig, "python -m vae.train", "Train a Motion VAE on a prepared dataset.")
+    parser = dataclass_parser(TrainConfig, prog="python -m vae.train",
+                              description="Train a Motion VAE on a prepared dataset.")
     cfg = TrainConfig(**vars(parser.parse_args(argv)))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if int(os.environ.get("RANK", "0")) != 0:
