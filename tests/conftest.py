@@ -1,7 +1,11 @@
-"""Shared test fixtures: one torch thread (2-core machine), paths to optional mocap data."""
+"""Shared test fixtures: one torch thread (2-core machine), paths to optional mocap data, an X display for
+the window tests, a small VQ manifold."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +31,40 @@ def shared_mocap() -> Path:
     if not SHARED_MOCAP.is_dir():
         pytest.skip("../shared/mocap is not present beside the checkout")
     return SHARED_MOCAP
+
+
+@pytest.fixture(scope="session")
+def x_display():
+    """A reachable X display: $DISPLAY if it works, else our own Xvfb for the session (shared by every
+    window test: pyglet cannot switch displays once its window module is imported)."""
+    from viewer.display import VirtualDisplay, display_available
+
+    if display_available():
+        yield os.environ["DISPLAY"]
+        return
+    if "pyglet.window" in sys.modules:
+        pytest.skip("pyglet.window was imported before an X display existed; run the window tests on their own")
+    if shutil.which("Xvfb") is None:
+        pytest.skip("no X display and Xvfb is not installed (apt install xvfb libgl1-mesa-dri)")
+    with VirtualDisplay(1280, 720) as vd:
+        yield vd.display
+
+
+@pytest.fixture
+def small_vq_manifold():
+    """A factory of small untrained PoseVQVAE manifolds (normalised, with start frames), the same every call."""
+    import torch
+
+    from vae import VAEConfig, build_model
+
+    def make(frame_size: int = 27, codes: int = 16):
+        torch.manual_seed(0)
+        manifold = build_model(VAEConfig(model="vq", frame_size=frame_size, latent_size=8, hidden_size=32,
+                                         gate_hidden_size=16, num_experts=3, num_codes=codes)).eval()
+        data = torch.randn(64, frame_size) * 0.1
+        manifold.set_normalization(data.mean(0), data.std(0))
+        manifold.extra = {"start_frames": data[:8, None, :].clone()}
+        manifold.fps = 30.0
+        return manifold
+
+    return make

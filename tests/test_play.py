@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 
 from controller.app import AppConfig, Simulation
 from controller.input_script import InputRecorder, InputScript
-from viewer.display import VirtualDisplay, configure_pyglet, display_available
+from viewer.display import configure_pyglet
 
 REPO = Path(__file__).resolve().parents[1]
 VAE = Path(os.environ.get("MVAE_TEST_VAE", REPO / "assets" / "vae.pt"))
@@ -49,21 +48,6 @@ def backend(vae_path):
 def make_sim(backend, vae_path, task="joystick", seed=0, characters=1) -> Simulation:
     config = AppConfig(vae=vae_path, task=task, seed=seed, characters=characters, policies_dir=None)
     return Simulation(config, backend=backend, verbose=False)
-
-
-@pytest.fixture(scope="session")
-def x_display():
-    """A reachable X display: $DISPLAY if it works, else our own Xvfb for the session (shared with later
-    window tests: pyglet cannot switch displays once its window module is imported)."""
-    if display_available():
-        yield os.environ["DISPLAY"]
-        return
-    if "pyglet.window" in sys.modules:
-        pytest.skip("pyglet.window was imported before an X display existed; run the app tests on their own")
-    if shutil.which("Xvfb") is None:
-        pytest.skip("no X display and Xvfb is not installed (apt install xvfb libgl1-mesa-dri)")
-    with VirtualDisplay(1280, 720) as vd:
-        yield vd.display
 
 
 @pytest.fixture

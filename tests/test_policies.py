@@ -18,7 +18,7 @@ from policies import evaluate as evaluation
 from policies.network import gaussian_log_prob
 from policies.normalizer import RunningMeanVar
 from policies.ppo import compute_gae
-from vae import VAEConfig, build_model, save_checkpoint
+from vae import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = {"target": "target.pt", "joystick": "joystick.pt", "path_follow": "pathfollow.pt", "maze": "maze.pt"}
@@ -33,17 +33,6 @@ def small_policy(obs_size=65, latent=4, discrete=False, num_actions=None, task="
     policy = PolicyModule(config)
     policy.obs_rms.update(torch.randn(100, obs_size) * 3 + 1)
     return policy
-
-
-def small_vq_manifold(frame_size=27, codes=16):
-    torch.manual_seed(0)
-    manifold = build_model(VAEConfig(model="vq", frame_size=frame_size, latent_size=8, hidden_size=32,
-                                     gate_hidden_size=16, num_experts=3, num_codes=codes)).eval()
-    data = torch.randn(64, frame_size) * 0.1
-    manifold.set_normalization(data.mean(0), data.std(0))
-    manifold.extra = {"start_frames": data[:8, None, :].clone()}
-    manifold.fps = 30.0
-    return manifold
 
 
 # ---- the policy file ---------------------------------------------------------------------------------
@@ -64,7 +53,7 @@ def test_saved_policy_follows_the_contract(tmp_path):
     assert torch.allclose(action, policy(obs))
 
 
-def test_discrete_policy_returns_code_indices(tmp_path):
+def test_discrete_policy_returns_code_indices(tmp_path, small_vq_manifold):
     policy = small_policy(discrete=True, num_actions=16)
     save_policy(tmp_path / "d.pt", policy, manifold=small_vq_manifold())
     loaded = load_policy(tmp_path / "d.pt")
@@ -73,7 +62,7 @@ def test_discrete_policy_returns_code_indices(tmp_path):
     assert codes.shape == (5,) and codes.dtype == torch.int64 and int(codes.max()) < 16
 
 
-def test_load_policy_errors_are_clear(tmp_path):
+def test_load_policy_errors_are_clear(tmp_path, small_vq_manifold):
     with pytest.raises(FileNotFoundError, match="no such policy file.*train_policy.py"):
         load_policy(tmp_path / "missing.pt")
     (tmp_path / "text.pt").write_text("not a checkpoint")
@@ -104,7 +93,7 @@ def test_load_policy_errors_are_clear(tmp_path):
         load_policy(tmp_path / "v7.pt")
 
 
-def test_policy_that_does_not_fit_the_vae_is_refused_or_warned(tmp_path):
+def test_policy_that_does_not_fit_the_vae_is_refused_or_warned(tmp_path, small_vq_manifold):
     toy = ToyManifold()  # Z = 4, D = 63; the Target observation is 63 + 2
     save_policy(tmp_path / "p.pt", small_policy(latent=4), manifold=toy)
     policy = load_policy(tmp_path / "p.pt")
@@ -190,7 +179,7 @@ def test_scripted_baseline_beats_random_on_target_and_joystick():
     assert scripted["speed_error_mps"] < rand["speed_error_mps"]
 
 
-def test_sampling_controller_drives_a_discrete_manifold_with_codes():
+def test_sampling_controller_drives_a_discrete_manifold_with_codes(small_vq_manifold):
     env = MotionVecEnv(4, "joystick", small_vq_manifold(), array_backend="torch")
     obs, _ = env.reset(seed=0)
     controller = evaluation.SamplingController.for_env(env, num_candidates=8)

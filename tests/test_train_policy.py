@@ -17,23 +17,11 @@ from policies import evaluate as evaluation
 from policies import load_policy
 from policies.train import Trainer, main, train
 from policies.train_args import TrainArgs, build_parser
-from vae import VAEConfig, build_model
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--num-envs", "16", "--rollout-steps", "16", "--minibatch-size", "64", "--epochs", "2", "--hidden-sizes", "32",
         "--critic-hidden-sizes", "32", "--threads", "1", "--no-progress", "--no-tensorboard", "--eval-every", "2",
         "--eval-envs", "4", "--eval-seconds", "2", "--checkpoint-every", "1"]
-
-
-def small_vq_manifold(frame_size=27, codes=16):
-    torch.manual_seed(0)
-    manifold = build_model(VAEConfig(model="vq", frame_size=frame_size, latent_size=8, hidden_size=32,
-                                     gate_hidden_size=16, num_experts=3, num_codes=codes)).eval()
-    data = torch.randn(64, frame_size) * 0.1
-    manifold.set_normalization(data.mean(0), data.std(0))
-    manifold.extra = {"start_frames": data[:8, None, :].clone()}
-    manifold.fps = 30.0
-    return manifold
 
 
 def tiny_args(tmp_path, **changes) -> TrainArgs:
@@ -125,7 +113,7 @@ def test_short_training_on_the_toy_target_beats_random(tmp_path):
     assert trained["success_rate"] > 0.8 and trained["success_rate"] > rand["success_rate"] + 0.5
 
 
-def test_discrete_policy_trains_on_a_vq_manifold(tmp_path):
+def test_discrete_policy_trains_on_a_vq_manifold(tmp_path, small_vq_manifold):
     manifold = small_vq_manifold()
     args = tiny_args(tmp_path, task="joystick", vae=None, steps=16 * 16 * 2, eval_every=1)
     summary = train(args, manifold=manifold, quiet=True)

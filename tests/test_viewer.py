@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from viewer.body import HEAD_RADIUS, TORSO_RADIUS, body_capsules, body_plan
 from viewer.camera import Camera
-from viewer.display import VirtualDisplay, configure_pyglet, display_available
+from viewer.display import configure_pyglet
 from viewer.recorder import VideoRecorder
 from viewer.scene import Characters, Marker, Polyline, SceneFrame
 from viewer.shapes import box_mesh, capsule_proxies, capsule_ray_hits
@@ -214,20 +213,6 @@ def test_exception_inside_recording_leaves_no_partial_file(tmp_path):
 
 
 # --- real windows ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def x_display():
-    """A reachable X display: $DISPLAY if it works, else our own Xvfb for the session."""
-    if display_available():
-        yield os.environ["DISPLAY"]
-        return
-    if "pyglet.window" in sys.modules:
-        pytest.skip("pyglet.window was imported before an X display existed; run the viewer tests on their own")
-    if shutil.which("Xvfb") is None:
-        pytest.skip("no X display and Xvfb is not installed (apt install xvfb libgl1-mesa-dri)")
-    with VirtualDisplay(1280, 720) as vd:
-        yield vd.display
-
-
 @pytest.fixture
 def make_window(x_display):
     try:
