@@ -18,25 +18,7 @@ environments' latent = action * action_scale) and looks discrete actions up in t
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-from vae.mixture_vae import MixtureDecoder
-
-
-def mixture_decode(decoder: MixtureDecoder, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-    """``MixtureDecoder.forward`` without traced batch sizes: (B, Z), (B, C*D) -> (B, F*D) normalised."""
-    coef = decoder.coefficients(z, cond).unsqueeze(1)  # (B, 1, E)
-    h = cond
-    last = len(decoder.weights) - 1
-    for i, (w, b) in enumerate(zip(decoder.weights, decoder.biases, strict=True)):
-        x = torch.cat((z, h), dim=1)  # (B, in)
-        y = torch.addmm(b.flatten(), x, w.flatten(1))  # (B, E*out): every expert in one matmul
-        y = y.reshape(-1, decoder.num_experts, w.shape[2])  # (B, E, out)
-        h = torch.bmm(coef, y).squeeze(1)  # (B, out): sum_k c_k y_k
-        if i < last:
-            h = F.elu(h)
-    return h
 
 
 class DecoderGraph(nn.Module):
@@ -55,8 +37,6 @@ class DecoderGraph(nn.Module):
         self.register_buffer("cond_std", std.repeat(c).clone())  # (C*D,)
         self.register_buffer("frame_mean", mean.clone())  # (D,)
         self.register_buffer("frame_std", std.clone())  # (D,)
-        decoder = getattr(manifold, "decoder", None)
-        self._mixture = decoder if isinstance(decoder, MixtureDecoder) else None
 
     def latent(self, action: torch.Tensor) -> torch.Tensor:
         """(B, Z) latents pass through; (B,) int64 codes become (B, Z) code vectors."""
@@ -65,10 +45,7 @@ class DecoderGraph(nn.Module):
     def forward(self, action: torch.Tensor, cond_raw: torch.Tensor) -> torch.Tensor:
         z = self.latent(action)  # (B, Z)
         cond_norm = (cond_raw - self.cond_mean) / self.cond_std  # (B, C*D)
-        if self._mixture is not None:
-            out = mixture_decode(self._mixture, z, cond_norm)  # (B, F*D)
-        else:
-            out = self.manifold.decode(z, cond_norm)  # (B, F*D)
+        out = self.manifold.decode(z, cond_norm)  # (B, F*D)
         return out[:, : self.frame_size] * self.frame_std + self.frame_mean  # first future frame, (B, D)
 
 

@@ -64,7 +64,7 @@ class MixtureDecoder(nn.Module):
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             x = torch.cat((z, h), dim=1)  # (B, in)
             y = torch.addmm(b.flatten(), x, w.flatten(1))  # (B, E*out): every expert in one matmul
-            y = y.view(x.shape[0], self.num_experts, -1)  # (B, E, out)
+            y = y.reshape(-1, self.num_experts, w.shape[2])  # (B, E, out); -1, not B: ONNX export keeps B dynamic
             h = torch.bmm(coef, y).squeeze(1)  # (B, out): sum_k c_k y_k
             if i < last:
                 h = F.elu(h)
