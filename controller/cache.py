@@ -19,7 +19,7 @@ from pathlib import Path
 
 import controller.export as exporter
 from controller.fingerprint import file_fingerprint, same_file
-from mocap.atomic import default_mode
+from common.atomic import default_mode
 
 
 def cache_dir_for(vae_path, policy_path=None) -> Path:

@@ -40,7 +40,7 @@ import torch
 from controller.graphs import ControllerGraph, DecoderGraph, PolicyGraph
 from controller.sessions import DEFAULT_THREADS, open_session
 from controller.sources import resolve_policy, resolve_vae
-from mocap.atomic import atomic_write
+from common.atomic import atomic_write
 
 FORMAT = "mvae-onnx-export"
 VERSION = 1

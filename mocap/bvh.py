@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.atomic import atomic_write
+from common.atomic import atomic_write
 from mocap.kinematics import Motion, drop_placement_roots, forward_kinematics
 from mocap.rotations import axis_angle_matrix, euler_to_matrix, matrix_to_euler
 from mocap.skeleton import Skeleton

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.atomic import atomic_write
+from common.atomic import atomic_write
 from mocap.pose_layout import PoseLayout
 from mocap.skeleton import Skeleton
 
@@ -139,6 +139,6 @@ class MotionDataset:
 
 
 def atomic_save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez`` all at once or not at all (see :mod:`mocap.atomic`)."""
+    """``np.savez`` all at once or not at all (see :mod:`common.atomic`)."""
     with atomic_write(path) as f:
         np.savez(f, **arrays)

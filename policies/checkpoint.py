@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from mocap.atomic import atomic_write
+from common.atomic import atomic_write
 from policies.network import CONFIG_KEYS, PolicyModule
 
 FORMAT = "mvae-policy"
@@ -79,7 +79,7 @@ def save_policy(path, policy: PolicyModule, *, manifold, train_args: dict | None
 
 
 def atomic_torch_save(payload: dict, path) -> None:
-    """``torch.save`` all at once or not at all (see :mod:`mocap.atomic`)."""
+    """``torch.save`` all at once or not at all (see :mod:`common.atomic`)."""
     with atomic_write(path) as f:
         torch.save(payload, f)
 

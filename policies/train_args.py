@@ -1,7 +1,7 @@
 """TrainArgs: every setting of a policy training run, one dataclass field each, documented where it is declared.
 
 The docstring under each field is its ``--help`` text: :func:`build_parser` reads them from this module's
-source (:mod:`mocap.dataclass_cli`), so the documentation and the command line cannot drift apart. Field ``num_envs`` is the flag
+source (:mod:`common.dataclass_cli`), so the documentation and the command line cannot drift apart. Field ``num_envs`` is the flag
 ``--num-envs``; booleans get ``--flag`` / ``--no-flag``; tuples take several values. The whole dataclass is
 printed when a run starts and saved in the policy file (``train_args``) and the training checkpoint.
 """
@@ -13,7 +13,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-from mocap.dataclass_cli import dataclass_parser
+from common.dataclass_cli import dataclass_parser
 
 TASK_CHOICES = ("target", "timed_target", "joystick", "path_follow", "maze", "random_walk")
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from envs.toy_manifold import ToyManifold
-from mocap.dataclass_cli import field_docs
+from common.dataclass_cli import field_docs
 from policies import evaluate as evaluation
 from policies import load_policy
 from policies.train import Trainer, main, train

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mocap.bvh import read_bvh
-from mocap.dataclass_cli import field_docs
+from common.dataclass_cli import field_docs
 from mocap.dataset import MotionDataset
 from mocap.prepare import prepare
 from vae import load_manifold

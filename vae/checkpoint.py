@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from mocap.atomic import atomic_write
+from common.atomic import atomic_write
 from mocap.pose_layout import PoseLayout
 from mocap.skeleton import Skeleton
 from vae.config import VAEConfig

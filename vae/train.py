@@ -65,7 +65,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mocap.dataclass_cli import dataclass_parser
+from common.dataclass_cli import dataclass_parser
 from mocap.dataset import MotionDataset
 from vae.checkpoint import build_model, read_checkpoint, save_checkpoint
 from vae.config import MODELS, VAEConfig
