@@ -17,6 +17,7 @@ import time
 import torch
 
 from vae import PoseMixtureVAE, VAEConfig
+from vae.reference import ReferenceMixtureDecoder
 
 
 def _latencies(fn, z, cond, calls: int) -> list[float]:
@@ -50,7 +51,7 @@ def main() -> None:
     torch.manual_seed(0)
     config = VAEConfig(frame_size=267)
     model = PoseMixtureVAE(config).eval()
-    impls = {"fast": model.decode, "reference": model.decode_reference}
+    impls = {"fast": model.decode, "reference": ReferenceMixtureDecoder(model.decoder)}
     result: dict = {"bench": "mixture_decoder", "frame_size": 267, "latent": 32, "experts": 6,
                     "threads": args.threads, "device": "cpu"}
     with torch.inference_mode():

@@ -7,7 +7,7 @@ D = 267, Z = 32, 6 experts; untrained weights: timing does not depend on them), 
 * ``ours``: the manifold's decoder as shipped (all experts of a layer in one matmul, outputs blended);
 * ``reference``: the reference code's formulation, per-sample blended weights, written as that code does
   it: expert weights stored (E, in, out), ``W_b = coef @ W.view(E, -1)``, then a batched matmul;
-* ``decode_reference``: the manifold's own ``decode_reference`` (the same maths on its (in, E, out)
+* ``decode_reference``: ``vae.reference.ReferenceMixtureDecoder`` (the same maths on the model's (in, E, out)
   weight layout, through ``einsum``; slower than the reference code at small B, so the speedup against
   ``reference`` is the honest one).
 
@@ -38,6 +38,7 @@ from envs.motion_core import MotionCore
 from envs.single_env import MotionEnv
 from envs.vec_env import MotionVecEnv
 from vae import VAEConfig, build_model
+from vae.reference import ReferenceMixtureDecoder
 
 JOINTS = 22
 TASKS = ("target", "joystick")
@@ -75,7 +76,7 @@ def full_size_manifold(device: str, formulation: str = "ours"):
     if formulation == "reference":
         manifold.decode = reference_decoder(manifold.decoder)
     elif formulation == "decode_reference":
-        manifold.decode = manifold.decode_reference
+        manifold.decode = ReferenceMixtureDecoder(manifold.decoder)
     return manifold
 
 

@@ -6,7 +6,7 @@ Three trainers on the same Target environment and Motion VAE, each for a few PPO
   ``--minibatch-size``, ``--epochs``, ``--hidden``), the manifold's own decoder;
 * ``reference_settings``: the same trainer with the reference code's settings: 100 envs x 1,200 steps per
   update, minibatch 1,000, 10 epochs, actor and critic 256-256-256, and the reference decoder formulation
-  (per-sample blended expert weights: the manifold's ``decode_reference``) swapped in for the decoder;
+  (per-sample blended expert weights: ``vae.reference.ReferenceMixtureDecoder``) swapped in for the decoder;
 * ``sb3``: Stable-Baselines3 PPO (``MlpPolicy``, separate actor / critic of our hidden sizes, ReLU,
   ``VecNormalize`` for observations and rewards as ours normalises both) on the same environment through
   :class:`policies.sb3_vec_env.SB3VecEnv`, with our sizes (envs, rollout, minibatch, epochs).
@@ -32,6 +32,7 @@ import torch
 
 from policies.train import Trainer
 from policies.train_args import TrainArgs
+from vae.reference import ReferenceMixtureDecoder
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = {"num_envs": 100, "rollout_steps": 1200, "minibatch_size": 1000, "epochs": 10,
@@ -140,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result["ours"], result["sb3"] = time_ours_and_sb3(manifold, ours_args, args.updates)
     decode = manifold.decode
-    if hasattr(manifold, "decode_reference"):
-        manifold.decode = manifold.decode_reference  # instance attribute: manifold.step decodes the reference way
+    manifold.decode = ReferenceMixtureDecoder(manifold.decoder)  # instance attribute: step decodes the reference way
     result["reference_settings"] = time_ours(manifold, TrainArgs(**REFERENCE, **common), args.reference_updates,
                                              warm_up=False)
     manifold.decode = decode

@@ -5,7 +5,7 @@ prediction). Both sides train the mixture model (D = 267, 22 joints, 1.70 M para
 10-minute dataset (18,000 frames at 30 Hz, 60 clips of 300 frames), with the same number of torch threads:
 
 - ``reference``: the paper code's formulation - batch 64, the decoder blending expert *weights* per sample
-  (``decode_reference``), an Adam step (unfused) after every one of the 8 rollout steps, a per-step Python rollout.
+  (:class:`vae.reference.ReferenceMixtureDecoder`), an Adam step (unfused) after every one of the 8 rollout steps, a per-step Python rollout.
   Timed per batch of 8 steps (min / median / max), before and after the trainer so drift from other load shows.
 - ``trainer``: one epoch of :func:`vae.train.train` with its defaults (one pass over every window of the set,
   student phase), as a user runs it; ``seconds_per_epoch`` is that epoch's wall time. ``trainer_by_batch_size``
@@ -33,6 +33,7 @@ from mocap.pose_layout import PoseLayout
 from mocap.skeleton import Skeleton
 from vae import VAEConfig, build_model
 from vae.data import WindowDataset, WindowSampler, valid_window_starts, window_length
+from vae.reference import ReferenceMixtureDecoder
 from vae.train import TrainConfig, train
 
 ROLLOUT = 8
@@ -61,6 +62,7 @@ def reference_batches(dataset: MotionDataset, batches: int, seed: int = 0) -> li
     torch.manual_seed(seed)
     d = dataset.data.shape[1]
     model = build_model(VAEConfig(model="mixture", frame_size=d)).train()
+    decode = ReferenceMixtureDecoder(model.decoder)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     mean, std = dataset.data.mean(0), dataset.data.std(0) + 1e-6
     w = window_length(1, ROLLOUT, 1)
@@ -77,7 +79,7 @@ def reference_batches(dataset: MotionDataset, batches: int, seed: int = 0) -> li
             target = win[:, 1 + k]
             mu, logvar = model.encoder(target, cond).chunk(2, dim=1)
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-            recon = model.decode_reference(z, cond)
+            recon = decode(z, cond)
             kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum().clamp(max=0) / logvar.numel()
             loss = (recon - target).pow(2).mean() + kl
             optimizer.zero_grad()

@@ -105,6 +105,18 @@ class MotionDataset:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such dataset; create one with `python -m mocap.prepare INPUT --out {path}`")
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder, not a prepared dataset; to use the BVH files in it run "
+                             f"`python -m mocap.prepare {path} --out data.npz` and pass data.npz")
+        with open(path, "rb") as f:
+            head = f.read(64)
+        if head.lstrip(b"\xef\xbb\xbf \t\r\n").upper().startswith(b"HIERARCHY"):
+            raise ValueError(f"{path}: a BVH motion file, not a prepared dataset; convert it first with "
+                             f"`python -m mocap.prepare {path} --out data.npz` and pass data.npz")
+        if not head.startswith(b"PK"):
+            # np.load would try to unpickle such a file and blame "pickled data"; an .npz is a zip archive.
+            raise ValueError(f"{path}: not a readable .npz dataset (not a zip archive); create one with "
+                             f"`python -m mocap.prepare INPUT --out {path.with_suffix('.npz').name}`")
         try:
             z = np.load(path, allow_pickle=False)
         except Exception as e:  # noqa: BLE001 - any reader error means the same thing to the user

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vae import MotionManifold, PoseMixtureVAE, PoseVAE, PoseVQVAE, VAEConfig, build_model
+from vae.reference import ReferenceMixtureDecoder
 
 D = 3 + 12 * 4  # 4-joint frames keep the tests fast
 
@@ -37,7 +38,7 @@ def test_fast_decoder_matches_reference(batch):
     z = torch.randn(batch, 32)
     cond = torch.randn(batch, 267)
     fast = model.decode(z, cond)
-    ref = model.decode_reference(z, cond)
+    ref = ReferenceMixtureDecoder(model.decoder)(z, cond)
     assert fast.shape == (batch, 267)
     assert torch.allclose(fast, ref, atol=1e-5, rtol=0), (fast - ref).abs().max()
 
@@ -210,3 +211,20 @@ def test_vq_ema_statistics_go_through_torch_distributed(tmp_path):
         assert torch.isfinite(model.codebook).all() and 1.0 <= float(enc["perplexity"]) <= 16
     finally:
         dist.destroy_process_group()
+
+
+def test_reference_decoder_follows_weight_updates_and_gradients():
+    torch.manual_seed(0)
+    model = PoseMixtureVAE(_config())
+    reference = ReferenceMixtureDecoder(model.decoder)
+    z, cond = torch.randn(5, 8), torch.randn(5, D)
+    with torch.no_grad():
+        assert torch.allclose(reference(z, cond), model.decode(z, cond), atol=1e-5)
+        model.decoder.weights[1].mul_(1.5)  # the cached expert-major copy must not go stale
+        assert torch.allclose(reference(z, cond), model.decode(z, cond), atol=1e-5)
+    reference(z, cond).pow(2).sum().backward()
+    ref_grads = [w.grad.clone() for w in model.decoder.weights]
+    model.zero_grad()
+    model.decode(z, cond).pow(2).sum().backward()
+    for ref_grad, w in zip(ref_grads, model.decoder.weights, strict=True):
+        assert torch.allclose(ref_grad, w.grad, atol=1e-5)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from mocap.bvh import read_bvh
 from common.dataclass_cli import field_docs
+from mocap.bvh import read_bvh
 from mocap.dataset import MotionDataset
 from mocap.prepare import prepare
 from vae import load_manifold
@@ -72,6 +72,17 @@ def test_sampler_splits_each_epoch_across_ranks_and_reshuffles():
     assert not set(seen[0].tolist()) & set(seen[1].tolist())
     ranks[0].set_epoch(2)
     assert not torch.equal(torch.cat(list(ranks[0])), seen[0])
+
+
+def test_ranks_share_the_global_batches_of_one_process():
+    # 109 windows, global batch 20: one process sees 5 batches; two ranks of 10 must see the same 5, split.
+    one = WindowSampler(109, 20, seed=3)
+    ranks = [WindowSampler(109, 10, seed=3, rank=r, world_size=2) for r in range(2)]
+    for s in (one, *ranks):
+        s.set_epoch(4)
+    assert len(one) == len(ranks[0]) == len(ranks[1]) == 5
+    for whole, *shares in zip(one, *ranks, strict=True):
+        assert torch.equal(torch.cat(shares), whole)
 
 
 def test_window_dataset_gathers_consecutive_frames():
@@ -212,3 +223,29 @@ def test_resume_refuses_another_model(tiny_data, tmp_path, capsys):
     assert main(["--data", tiny_data, "--out", str(out), "--resume", str(out), "--hidden-size", "64",
                  "--batch-size", "64", "--no-progress"]) == 2
     assert "the checkpoint's model differs" in capsys.readouterr().err
+
+
+def test_init_from_starts_a_new_run_from_a_shipped_models_weights(tiny_data, tmp_path):
+    from vae.ship import main as ship_main
+
+    source = tmp_path / "source.pt"
+    train(tiny_config(tiny_data, source, teacher_epochs=1, ramping_epochs=0, student_epochs=1))
+    slim = tmp_path / "slim.pt"
+    assert ship_main([str(source), "--out", str(slim)]) == 0
+    # Other held-out clips give other training statistics: the checkpoint's normalisation must win.
+    out = tmp_path / "tuned.pt"
+    train(tiny_config(tiny_data, out, init_from=str(slim), holdout_every=0, teacher_epochs=1, ramping_epochs=0,
+                      student_epochs=0, learning_rate=1e-9))
+    shipped = torch.load(slim, weights_only=True)
+    tuned = torch.load(out, weights_only=True)
+    assert "optimizer" not in shipped["extra"]
+    extra = tuned["extra"]
+    assert extra["epoch"] == 1 and [h["epoch"] for h in extra["history"]] == [1]  # a new run, from epoch 0
+    assert extra["train_config"]["init_from"] == str(slim)
+    assert extra["optimizer"]["state"][0]["step"] == 16  # fresh Adam: one epoch of 2 batches x 8 steps
+    assert extra["history"][0]["lr"] < 1e-9  # a fresh schedule, decayed over this run only
+    for name, weight in shipped["state_dict"].items():
+        assert torch.allclose(tuned["state_dict"][name], weight, atol=1e-6), name  # lr 1e-9: the weights stayed
+    all_frames_mean = torch.from_numpy(MotionDataset.load(tiny_data).data.mean(0))
+    assert not torch.allclose(all_frames_mean, shipped["state_dict"]["data_mean"], atol=1e-3)
+    assert torch.equal(tuned["state_dict"]["data_mean"], shipped["state_dict"]["data_mean"])

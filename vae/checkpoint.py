@@ -15,11 +15,13 @@ Layout (a dict written with ``torch.save``, read with ``torch.load(weights_only=
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
 
 from common.atomic import atomic_write
+from common.paths import portable_path
 from mocap.pose_layout import PoseLayout
 from mocap.skeleton import Skeleton
 from vae.config import VAEConfig
@@ -29,6 +31,8 @@ from vae.pose_vae import PoseVAE
 from vae.vq_vae import PoseVQVAE
 
 FORMAT = "mvae-checkpoint"
+# What policies.checkpoint writes; named here (not imported) so the VAE package does not depend on policies.
+POLICY_FORMAT = "mvae-policy"
 VERSION = 1
 MODEL_CLASSES: dict[str, type[MotionManifold]] = {"mixture": PoseMixtureVAE, "vae": PoseVAE, "vq": PoseVQVAE}
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
@@ -97,17 +101,25 @@ def read_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        message = str(e)
-        if "weights_only" in message or "Unsupported global" in message or "GLOBAL" in message:
+        # The weights-only unpickler names a class it refused as an "Unsupported global"; any other complaint
+        # (an unknown opcode, a truncated stream) means the bytes are not a torch.save file at all.
+        if "Unsupported global" in str(e):
             raise ValueError(
                 f"{path}: holds pickled Python objects (e.g. a whole nn.Module saved by the EA reference code "
                 f"with torch.save(model)), which are not loaded for safety. Convert it to an mvae-checkpoint "
                 f"(state_dict + config) or retrain with `{TRAIN_HINT}`"
             ) from None
-        raise ValueError(f"{path}: not a PyTorch checkpoint file ({message.splitlines()[0]})") from None
+        raise ValueError(f"{path}: not a PyTorch checkpoint file; pass a Motion VAE checkpoint written by "
+                         f"`{TRAIN_HINT}`") from None
     except Exception as e:  # noqa: BLE001 - any reader error means the same thing to the user
+        # torch.save writes a zip archive: the reader's complaint helps only when the file is one (damaged).
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint file ({first})") from None
+        detail = f" (a damaged archive: {first.split('. ')[0]})" if zipfile.is_zipfile(path) else ""
+        raise ValueError(f"{path}: not a PyTorch checkpoint file{detail}; pass a Motion VAE checkpoint written "
+                         f"by `{TRAIN_HINT}`") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == POLICY_FORMAT:
+        raise ValueError(f"{path}: a policy file ({POLICY_FORMAT}), not a Motion VAE checkpoint; pass the VAE "
+                         f"checkpoint the policy drives (e.g. assets/vae.pt, or one from `{TRAIN_HINT}`)")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(
             f"{path}: not an mvae-checkpoint (no 'format': '{FORMAT}' entry); if it is a bare state_dict or a "
@@ -152,7 +164,10 @@ def slim_checkpoint(src, dst) -> dict:
     """Copy a checkpoint without its training-only state (a shipped model); returns the sizes in bytes."""
     ckpt = read_checkpoint(src)
     ckpt["extra"] = {k: v for k, v in ckpt["extra"].items() if k not in TRAINING_ONLY_KEYS}
-    ckpt["extra"]["slimmed_from"] = str(src)
+    ckpt["extra"]["slimmed_from"] = portable_path(str(src))
+    config = ckpt["extra"].get("train_config")
+    if isinstance(config, dict):  # no machine paths in a shipped file
+        ckpt["extra"]["train_config"] = {k: portable_path(v) for k, v in config.items()}
     with atomic_write(dst) as f:
         torch.save(ckpt, f)
     return {"src_bytes": Path(src).stat().st_size, "dst_bytes": Path(dst).stat().st_size}

@@ -10,15 +10,15 @@ Held-out clips are chosen by :func:`holdout_split`: clips are grouped by source 
 (groups ``k-1, 2k-1, ...``) is held out. The split is a pure function of the clip names, so the trainer and
 the evaluator agree on it without storing it.
 
-:class:`WindowSampler` is the per-epoch batch order (a shuffled permutation of the valid starts, split across
-ranks for DistributedDataParallel the way ``torch.utils.data.DistributedSampler`` does: every rank gets the same
-number of batches). :class:`WindowDataset` keeps all frames in one tensor on the training device and gathers a
-batch of windows with one indexing operation, so no per-sample Python runs in the training loop.
+:class:`WindowSampler` is the per-epoch batch order: a shuffled permutation of the valid starts cut into global
+batches, each rank of a DistributedDataParallel run taking its contiguous share of every global batch, so N ranks
+train on exactly the batches one process would. :class:`WindowDataset` keeps all frames in one tensor on the
+training device and gathers a batch of windows with one indexing operation, so no per-sample Python runs in the
+training loop.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -126,9 +126,10 @@ class WindowSampler:
     """Batches of positions into a :class:`WindowDataset`, reshuffled every epoch, split across ranks.
 
     The permutation of epoch ``e`` depends only on ``(seed, e)``, so every rank computes the same one and a
-    resumed run sees the same batches as an uninterrupted run. Rank ``r`` of ``world_size`` takes every
-    ``world_size``-th position from ``r``; the permutation is first padded by wrapping around so every rank has
-    the same count (as ``DistributedSampler`` does). The last incomplete batch is dropped, as in the reference.
+    resumed run sees the same batches as an uninterrupted run. It is cut into global batches of
+    ``batch_size * world_size`` positions (the last incomplete one dropped, as in the reference) and rank ``r``
+    takes positions ``r * batch_size .. (r + 1) * batch_size - 1`` of each: the ranks together train on the same
+    global batches, in the same order, as one process with the whole batch.
     """
 
     def __init__(self, num_windows: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
@@ -144,20 +145,19 @@ class WindowSampler:
         self.epoch = 0
 
     @property
-    def per_rank(self) -> int:
-        return math.ceil(self.num_windows / self.world_size)
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.world_size
 
     def __len__(self) -> int:
         """Batches per epoch (the same on every rank)."""
-        return self.per_rank // self.batch_size
+        return self.num_windows // self.global_batch_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(self.num_windows)
-        padded = np.resize(order, self.per_rank * self.world_size)  # wraps around to pad
-        mine = torch.from_numpy(padded[self.rank :: self.world_size].copy())
+        order = torch.from_numpy(rng.permutation(self.num_windows))  # (num_windows,)
         for b in range(len(self)):
-            yield mine[b * self.batch_size : (b + 1) * self.batch_size]
+            first = b * self.global_batch_size + self.rank * self.batch_size
+            yield order[first : first + self.batch_size]

@@ -8,7 +8,7 @@ materialises a (B, in, out) tensor per layer. Blending is linear, so
     (sum_k c_k W_k) x + sum_k c_k b_k  ==  sum_k c_k (W_k x + b_k)
 
 and the fast path runs all experts of a layer as ONE matmul with the weights stored as (in, E, out),
-then blends the E outputs. ``forward_reference`` keeps the reference formulation for tests and benchmarks.
+then blends the E outputs. :mod:`vae.reference` keeps the reference formulation for tests and benchmarks.
 With D=267, Z=32: each expert 0.228M parameters, gate 0.024M, decoder 1.39M, whole model 1.70M.
 """
 
@@ -70,36 +70,6 @@ class MixtureDecoder(nn.Module):
                 h = F.elu(h)
         return h
 
-    def _expert_major(self, i: int) -> torch.Tensor:
-        """Layer i's weights as (E, in*out), the reference's storage, so its blend is one plain matmul.
-
-        Without autograd the contiguous copy is cached (keyed on the parameter's version) so the
-        reference is timed as the original code runs, not with a layout copy per call.
-        """
-        w = self.weights[i]
-        if torch.is_grad_enabled() and w.requires_grad:
-            return w.permute(1, 0, 2).reshape(w.shape[1], -1)
-        cache = self.__dict__.setdefault("_reference_cache", {})
-        key = (w.data_ptr(), w._version, w.device)
-        if cache.get(i, (None,))[0] != key:
-            cache[i] = (key, w.detach().permute(1, 0, 2).reshape(w.shape[1], -1).contiguous())
-        return cache[i][1]
-
-    def forward_reference(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """The reference formulation: blend the weights per sample, then a batched matmul (slow; for tests)."""
-        coef = self.coefficients(z, cond)  # (B, E)
-        h = cond
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            x = torch.cat((z, h), dim=1).unsqueeze(1)  # (B, 1, in)
-            in_size, _, out_size = w.shape
-            mixed_w = (coef @ self._expert_major(i)).view(-1, in_size, out_size)  # (B, in, out)
-            mixed_b = (coef @ b).unsqueeze(1)  # (B, 1, out)
-            h = torch.baddbmm(mixed_b, x, mixed_w).squeeze(1)  # (B, out)
-            if i < last:
-                h = F.elu(h)
-        return h
-
 
 class PoseMixtureVAE(GaussianManifold):
     """The paper's Motion VAE: Gaussian latent (Z=32), mixture-of-experts decoder."""
@@ -107,7 +77,3 @@ class PoseMixtureVAE(GaussianManifold):
     def __init__(self, config: VAEConfig):
         super().__init__(config)
         self.decoder = MixtureDecoder(config)
-
-    def decode_reference(self, z: torch.Tensor, cond_norm: torch.Tensor) -> torch.Tensor:
-        """``decode`` in the reference (per-sample blended weights) formulation; for tests and benchmarks."""
-        return self.decoder.forward_reference(z, cond_norm)

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
+
+from common.paths import output_file
 from vae.checkpoint import slim_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
     p = argparse.ArgumentParser(
         prog="python -m vae.ship",
         description="Write a slim copy of a Motion VAE checkpoint for shipping: weights, config, normalisation, "
-        "skeleton and start poses, without the optimizer and RNG state (it can no longer --resume).",
+        "skeleton and start poses, without the optimizer and RNG state (it can no longer --resume; "
+        "`python -m vae.train --init-from` still trains on from its weights).",
     )
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     try:
-        sizes = slim_checkpoint(args.checkpoint, args.out)
+        out = output_file(args.out, "--out", (".pt",))
+        sizes = slim_checkpoint(args.checkpoint, out)
     except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"vae.ship: error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.out}: {sizes['dst_bytes'] / 1e6:.1f} MB (from {sizes['src_bytes'] / 1e6:.1f} MB)")
+    print(f"{out}: {sizes['dst_bytes'] / 1e6:.1f} MB (from {sizes['src_bytes'] / 1e6:.1f} MB)")
     return 0
 
 

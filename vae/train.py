@@ -5,8 +5,10 @@ Usage::
     python -m vae.train --data DATA.npz --out CKPT.pt [--model mixture|vae|vq] [--epochs options] ...
     torchrun --nproc_per_node 2 -m vae.train --data DATA.npz --out CKPT.pt ...   # DistributedDataParallel
 
-Every option is a field of :class:`TrainConfig` (``--help`` lists them with their docstrings). The script reads
-top to bottom in :func:`train`:
+Every option is a field of :class:`TrainConfig` (``--help`` lists them with their docstrings). :func:`train` reads
+top to bottom, one function per stage: processes (:func:`start_processes`), data (:func:`load_data`), the log file,
+model and optimiser, the starting point (:func:`resume_training` / :func:`init_weights_from`), then per epoch
+:func:`run_epoch`, :func:`epoch_metrics`, :func:`report_epoch` and the checkpoint (:func:`save_run`). What it does:
 
 1. Data: the dataset (``mocap.prepare``) is split into training and held-out clips (``--holdout-every``,
    :func:`vae.data.holdout_split`); normalisation statistics (mean/std per feature over the training frames) go
@@ -41,12 +43,17 @@ metrics), ``holdout`` (the split) and ``interrupted``. ``--resume CKPT`` continu
 the weights, optimiser state and learning-rate schedule restored. Every epoch reseeds the random generators from
 ``(seed, epoch, rank)``, so a run resumed from an end-of-epoch checkpoint reaches the same weights as an
 uninterrupted one. Ctrl-C saves a checkpoint (marked ``interrupted``: the epoch in progress counts as not done)
-before exiting.
+before exiting. A shipped checkpoint (``python -m vae.ship``) has no optimiser or generator state and cannot be
+resumed; ``--init-from CKPT`` starts a new run (epoch 0, fresh optimiser and schedule) from its weights and
+normalisation instead.
 
-DistributedDataParallel: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank trains on its share of every epoch's
-windows (``batch_size`` is the global batch, split evenly), gradients are averaged by DDP (gloo on CPU, nccl on
-CUDA), the VQ codebook's EMA statistics are all-reduced by the model itself, epoch metrics are summed across
-ranks, and rank 0 alone logs, previews and writes checkpoints.
+DistributedDataParallel: under ``torchrun`` (``WORLD_SIZE`` > 1) ``batch_size`` is the global batch; each rank
+trains on its contiguous share of every global batch one process would see (:class:`vae.data.WindowSampler`),
+gradients are averaged by DDP (gloo on CPU, nccl on CUDA), every rank flips the same scheduled-sampling coin, the
+VQ codebook's EMA statistics are all-reduced by the model itself, epoch metrics are summed across ranks, and rank 0
+alone logs, previews and writes checkpoints. So N ranks take the optimiser steps one process would, except for what
+is drawn or clamped per rank: the latent noise (each rank's own generator), the free-bits clamp (applied to each
+rank's batch mean) and the VQ codebook's random initialisation and resets (from rank 0's share).
 """
 
 from __future__ import annotations
@@ -58,16 +65,18 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm.auto import tqdm
 
 from common.dataclass_cli import dataclass_parser
+from common.paths import output_file
 from mocap.dataset import MotionDataset
-from vae.checkpoint import build_model, read_checkpoint, save_checkpoint
+from vae.checkpoint import TRAINING_ONLY_KEYS, build_model, read_checkpoint, save_checkpoint
 from vae.config import MODELS, VAEConfig
 from vae.data import (
     WindowDataset,
@@ -78,14 +87,15 @@ from vae.data import (
     valid_window_starts,
     window_length,
 )
+from vae.manifold import MotionManifold
 from vae.metrics import active_units, gaussian_kl_per_dim, variance_from_moments
 
 logger = logging.getLogger("vae.train")
 
 MAX_START_FRAMES = 512
 # Flags that may change on --resume without changing what is trained.
-RESUME_FREE_FLAGS = ("out", "resume", "stop_after_epoch", "progress", "log_dir", "threads", "device", "preview_every",
-                     "preview_frames", "checkpoint_every")
+RESUME_FREE_FLAGS = ("out", "resume", "init_from", "stop_after_epoch", "progress", "log_dir", "threads", "device",
+                     "preview_every", "preview_frames", "checkpoint_every")
 COLLAPSE_KL_NATS = 0.1
 
 
@@ -182,6 +192,11 @@ class TrainConfig:
     model flags must match; other training flags should (a warning lists differences): e.g. more
     --student-epochs extends a finished run, the learning rate and sampling then following the longer schedule."""
 
+    init_from: str = ""
+    """Start from the weights and normalisation of this Motion VAE checkpoint (any, including a shipped one from
+    `python -m vae.ship`) with a fresh optimiser and learning-rate schedule from epoch 0, e.g. to fine-tune on other
+    data of the same skeleton. The data's frame size and the model flags must match the checkpoint's."""
+
     stop_after_epoch: int = 0
     """Stop (with a checkpoint) once this many epochs are done, keeping the full schedule (0: run to the end)."""
 
@@ -222,6 +237,9 @@ def check_config(cfg: TrainConfig) -> None:
                  "stop_after_epoch", "threads"):
         if getattr(cfg, name) < 0:
             problems.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.resume and cfg.init_from:
+        problems.append("--resume and --init-from exclude each other: --resume continues a run with its optimiser "
+                        "state, --init-from starts a new one from a checkpoint's weights")
     if cfg.epochs < 1:
         problems.append("--teacher-epochs + --ramping-epochs + --student-epochs must be >= 1")
     for name in ("learning_rate",):
@@ -342,307 +360,500 @@ def write_preview(model, start_window: torch.Tensor, frames: int, seed: int, pat
     logger.info("preview written: %s", path)
 
 
+
 CSV_FIELDS = ["epoch", "p_student", "beta", "lr", "loss", "recon", "kl_total", "kl_dim_min", "kl_dim_mean",
               "kl_dim_max", "active_units", "vq_loss", "commit_loss", "perplexity", "samples_per_s", "seconds"]
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Run the training described by ``cfg``; returns the checkpoint path (see the module docstring)."""
-    check_config(cfg)
-    with contextlib.ExitStack() as cleanup:
-        return _train(cfg, cleanup)
+# ---- stage 1: processes ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Processes:
+    """Where this process sits in the run: its rank among ``world_size`` processes and its device."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 alone logs, previews and writes checkpoints."""
+        return self.rank == 0
 
 
-def _train(cfg: TrainConfig, cleanup: contextlib.ExitStack) -> Path:
-    # ---- processes, device, threads ---------------------------------------------------------------
+def start_processes(cfg: TrainConfig, cleanup: contextlib.ExitStack) -> Processes:
+    """Join the torchrun process group (``WORLD_SIZE`` > 1), pick the device, set the CPU threads."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    distributed = world_size > 1
     device = torch.device(cfg.device)
-    if distributed and device.type == "cuda":
-        device = torch.device("cuda", local_rank)
+    if world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if distributed:
+    if world_size > 1:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         cleanup.callback(dist.destroy_process_group)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if cfg.batch_size % world_size != 0:
         raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the {world_size} processes")
-    main_rank = rank == 0
-    out_path = Path(cfg.out)
+    return Processes(rank, world_size, device)
 
-    # ---- data ---------------------------------------------------------------------------------------
+
+# ---- stage 2: data --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The dataset, its training / held-out split and the windows a training sample is cut from."""
+
+    dataset: MotionDataset
+    train_clips: np.ndarray
+    heldout_clips: np.ndarray
+    starts: np.ndarray
+    """(S,) first frame of every training window."""
+    window: int
+    """W, frames per window."""
+
+    @property
+    def frame_size(self) -> int:
+        return int(self.dataset.data.shape[1])
+
+    def statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """Normalisation mean and std (D,) over the training clips' frames."""
+        return frame_statistics(self.dataset.data, clip_frame_indices(self.dataset.end_indices, self.train_clips))
+
+    def start_frames(self, seed: int, num_condition_frames: int) -> torch.Tensor:
+        """(S <= MAX_START_FRAMES, C, D) raw condition windows where environments start characters."""
+        rng = np.random.default_rng([seed, 7])
+        choice = np.sort(rng.choice(len(self.starts), size=min(MAX_START_FRAMES, len(self.starts)), replace=False))
+        first = self.starts[choice][:, None] + np.arange(num_condition_frames)  # (S, C)
+        return torch.from_numpy(self.dataset.data[first]).float()  # (S, C, D)
+
+    def normalised_windows(self, model, device: torch.device) -> WindowDataset:
+        """All frames normalised once with the model's statistics (the checkpoint's when resuming)."""
+        mean, std = model.data_mean.cpu().numpy(), model.data_std.cpu().numpy()
+        return WindowDataset((self.dataset.data - mean) / std, self.starts, self.window, device)  # frames (N, D)
+
+
+def load_data(cfg: TrainConfig) -> TrainingData:
+    """Load ``--data`` and cut it into training windows; errors name the flag that fixes them."""
     dataset = load_training_data(cfg)
     c, f, steps = cfg.num_condition_frames, cfg.num_future_predictions, cfg.rollout_steps
     window = window_length(c, steps, f)
     train_clips, heldout_clips = holdout_split(dataset.clip_names, cfg.holdout_every)
-    clip_lengths = np.diff(np.concatenate([[-1], dataset.end_indices]))
     starts = valid_window_starts(dataset.end_indices, window, train_clips)
     if len(starts) == 0:
+        clip_lengths = np.diff(np.concatenate([[-1], dataset.end_indices]))
+        longest = int(clip_lengths[train_clips].max()) if len(train_clips) else 0
         raise ValueError(
             f"--data {cfg.data}: no training clip has the {window} frames a sample needs (C={c} condition + "
-            f"{steps} rollout steps + F={f} - 1); the longest training clip has "
-            f"{int(clip_lengths[train_clips].max()) if len(train_clips) else 0} frames. Use longer clips or lower "
-            f"--rollout-steps / --num-condition-frames / --num-future-predictions"
+            f"{steps} rollout steps + F={f} - 1); the longest training clip has {longest} frames. Use longer "
+            f"clips or lower --rollout-steps / --num-condition-frames / --num-future-predictions"
         )
     if len(starts) < cfg.batch_size:
         raise ValueError(f"--batch-size {cfg.batch_size} is larger than the {len(starts)} training windows in "
                          f"{cfg.data}; lower --batch-size")
-    mean, std = frame_statistics(dataset.data, clip_frame_indices(dataset.end_indices, train_clips))
-    sampler = WindowSampler(len(starts), cfg.batch_size // world_size, cfg.seed, rank, world_size)
-    batches_per_epoch = len(sampler)
-    d = dataset.data.shape[1]
+    return TrainingData(dataset, train_clips, heldout_clips, starts, window)
 
-    # ---- logging (rank 0): console via the caller's logging setup, plus train.log in the log folder --------
+
+# ---- stage 3: the log file ------------------------------------------------------------------------------
+
+def open_log_file(cfg: TrainConfig, data: TrainingData, cleanup: contextlib.ExitStack) -> Path:
+    """train.log in the log folder beside the console (rank 0); returns the log folder."""
     log_dir = Path(cfg.log_dir) if cfg.log_dir else default_log_dir(cfg.out)
-    if main_rank:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_dir / "train.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)  # the log file always gets the epoch lines
-        cleanup.callback(logger.removeHandler, handler)
-        cleanup.callback(handler.close)
-        logger.info("config:\n%s", "\n".join(f"  {k} = {v!r}" for k, v in asdict(cfg).items()))
-        logger.info("data: %s; training %d clips, %d windows of %d frames; held out %d clips: %s",
-                    dataset.summary(), len(train_clips), len(starts), window, len(heldout_clips),
-                    [dataset.clip_names[i] for i in heldout_clips])
+    log_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)  # the log file always gets the epoch lines
+    cleanup.callback(logger.removeHandler, handler)
+    cleanup.callback(handler.close)
+    dataset = data.dataset
+    logger.info("config:\n%s", "\n".join(f"  {k} = {v!r}" for k, v in asdict(cfg).items()))
+    logger.info("data: %s; training %d clips, %d windows of %d frames; held out %d clips: %s",
+                dataset.summary(), len(data.train_clips), len(data.starts), data.window, len(data.heldout_clips),
+                [dataset.clip_names[i] for i in data.heldout_clips])
+    return log_dir
 
-    # ---- model, optimiser -----------------------------------------------------------------------
+
+# ---- stage 4: model and optimiser -----------------------------------------------------------------------
+
+def build_model_and_optimizer(cfg: TrainConfig, data: TrainingData, procs: Processes):
+    """A fresh model (seeded by ``--seed``) normalised with the training frames' statistics, and its Adam."""
     torch.manual_seed(cfg.seed)
-    vae_config = cfg.vae_config(d)
-    model = build_model(vae_config)
-    model.set_normalization(mean, std)
-    model.to(device).train()
+    model = build_model(cfg.vae_config(data.frame_size))
+    model.set_normalization(*data.statistics())
+    model.to(procs.device).train()
     # The fused kernel makes an Adam step ~0.5 ms instead of ~5 ms for 1.7 M parameters on CPU.
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, fused=True)
-    gaussian = not model.discrete
-    z_size = cfg.latent_size
-    if not gaussian and cfg.batch_size < cfg.num_codes and main_rank:
+    if model.discrete and cfg.batch_size < cfg.num_codes and procs.main:
         logger.warning("--batch-size %d < --num-codes %d: a VQ code unused in a batch decays and is reset, so at "
                        "most about %d codes stay alive; use batches of at least K frames", cfg.batch_size,
                        cfg.num_codes, cfg.batch_size)
+    return model, optimizer
 
-    start_rng = np.random.default_rng([cfg.seed, 7])
-    start_choice = np.sort(start_rng.choice(len(starts), size=min(MAX_START_FRAMES, len(starts)), replace=False))
-    start_frames = torch.from_numpy(dataset.data[starts[start_choice][:, None] + np.arange(c)]).float()  # (S, C, D)
 
-    first_epoch, history, interrupted_before = 0, [], False
-    if cfg.resume:
-        ckpt = read_checkpoint(cfg.resume)
-        saved = VAEConfig.from_dict(ckpt["config"])
-        if saved != vae_config:
-            diff = {k: (v, getattr(vae_config, k)) for k, v in saved.to_dict().items() if getattr(vae_config, k) != v}
-            raise ValueError(f"--resume {cfg.resume}: the checkpoint's model differs from the flags "
-                             f"(field: (checkpoint, flags)) {diff}; use the same model flags")
-        if ckpt["dataset_fingerprint"] != dataset.fingerprint():
-            raise ValueError(f"--resume {cfg.resume}: the checkpoint was trained on other data than --data "
-                             f"{cfg.data} (fingerprint {ckpt['dataset_fingerprint']} vs {dataset.fingerprint()})")
-        extra = ckpt["extra"]
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(extra["optimizer"])
-        first_epoch, history = int(extra["epoch"]), list(extra.get("history", []))
-        interrupted_before = bool(extra.get("interrupted", False))
-        set_rng_state(extra["rng_state"])
+# ---- stage 5: resume, or start from another checkpoint's weights ----------------------------------------
+
+@dataclass
+class StartingPoint:
+    """Where the epoch loop starts: completed epochs and their metrics (non-empty when resuming)."""
+
+    epoch: int = 0
+    history: list = field(default_factory=list)
+    interrupted: bool = False
+    """The resumed checkpoint was written by Ctrl-C: the epoch it was in is redone."""
+
+
+def check_same_model(flag: str, path: str, saved: VAEConfig, wanted: VAEConfig) -> None:
+    """Raise ValueError naming the model flags that would rebuild the checkpoint's model ``saved``."""
+    if saved == wanted:
+        return
+    diff = {k: (v, getattr(wanted, k)) for k, v in saved.to_dict().items() if getattr(wanted, k) != v}
+    flag_names = {f.name for f in fields(TrainConfig)}
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, (v, _) in diff.items() if k in flag_names)
+    raise ValueError(f"{flag} {path}: the checkpoint's model differs from the flags (field: (checkpoint, flags)) "
+                     f"{diff}; use the same model flags{': ' + flags if flags else ''}")
+
+
+def resume_training(cfg: TrainConfig, model, optimizer, data: TrainingData, procs: Processes) -> StartingPoint:
+    """Weights, optimiser, random generators and progress from ``--resume``, so the run goes on as if unbroken."""
+    ckpt = read_checkpoint(cfg.resume)
+    extra = ckpt["extra"]
+    missing = [k for k in TRAINING_ONLY_KEYS if k not in extra]
+    if missing:
+        raise ValueError(f"--resume {cfg.resume}: a shipped model (`python -m vae.ship`) without the training "
+                         f"state a resume needs ({', '.join(missing)}); to train on from its weights with a fresh "
+                         f"optimiser and schedule use --init-from {cfg.resume}")
+    check_same_model("--resume", cfg.resume, VAEConfig.from_dict(ckpt["config"]), cfg.vae_config(data.frame_size))
+    if ckpt["dataset_fingerprint"] != data.dataset.fingerprint():
+        raise ValueError(f"--resume {cfg.resume}: the checkpoint was trained on other data than --data "
+                         f"{cfg.data} (fingerprint {ckpt['dataset_fingerprint']} vs {data.dataset.fingerprint()})")
+    model.load_state_dict(ckpt["state_dict"])
+    optimizer.load_state_dict(extra["optimizer"])
+    set_rng_state(extra["rng_state"])
+    start = StartingPoint(int(extra["epoch"]), list(extra.get("history", [])), bool(extra.get("interrupted", False)))
+    if procs.main:
+        logger.info("resumed from %s at epoch %d%s", cfg.resume, start.epoch,
+                    " (it was interrupted mid-epoch: that epoch is redone)" if start.interrupted else "")
         old = extra.get("train_config", {})
         changed = {k: (old[k], v) for k, v in asdict(cfg).items()
                    if k in old and old[k] != v and k not in RESUME_FREE_FLAGS}
-        if main_rank:
-            logger.info("resumed from %s at epoch %d%s", cfg.resume, first_epoch,
-                        " (it was interrupted mid-epoch: that epoch is redone)" if interrupted_before else "")
-            if changed:
-                logger.warning("resume: flags differ from the checkpoint's run (old, new): %s", changed)
+        if changed:
+            logger.warning("resume: flags differ from the checkpoint's run (old, new): %s", changed)
+    return start
 
-    # All frames normalised once with the model's statistics (the checkpoint's when resuming).
-    frames_norm = (dataset.data - model.data_mean.cpu().numpy()) / model.data_std.cpu().numpy()  # (N, D)
-    windows = WindowDataset(frames_norm, starts, window, device)
 
-    net = model
-    if distributed:
-        # Buffers are identical on every rank by construction (same statistics; the VQ codebook syncs itself).
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False
-        )
-    updates_per_batch = steps if cfg.update_every_step else 1
-    total_updates = cfg.epochs * batches_per_epoch * updates_per_batch
-    last_epoch = cfg.epochs if cfg.stop_after_epoch <= 0 else min(cfg.epochs, cfg.stop_after_epoch)
+def init_weights_from(cfg: TrainConfig, model, data: TrainingData, procs: Processes) -> StartingPoint:
+    """Weights and normalisation from ``--init-from`` (any mvae checkpoint); optimiser and schedule start fresh."""
+    ckpt = read_checkpoint(cfg.init_from)
+    saved = VAEConfig.from_dict(ckpt["config"])
+    if saved.frame_size != data.frame_size:
+        raise ValueError(f"--init-from {cfg.init_from}: the checkpoint's frames have {saved.frame_size} features "
+                         f"but --data {cfg.data} has {data.frame_size} (another skeleton); use data prepared from "
+                         f"the same skeleton")
+    check_same_model("--init-from", cfg.init_from, saved, cfg.vae_config(data.frame_size))
+    model.load_state_dict(ckpt["state_dict"])  # includes data_mean / data_std: the checkpoint's normalisation
+    if procs.main:
+        logger.info("weights and normalisation from %s; fresh optimiser and schedule", cfg.init_from)
+    return StartingPoint()
 
-    # ---- logging sinks (rank 0) ------------------------------------------------------------------
-    writer, csv_file, csv_writer = None, None, None
-    if main_rank:
+
+def starting_point(cfg: TrainConfig, model, optimizer, data: TrainingData, procs: Processes) -> StartingPoint:
+    """``--resume``, ``--init-from`` or a fresh start (the model as built)."""
+    if cfg.resume:
+        return resume_training(cfg, model, optimizer, data, procs)
+    if cfg.init_from:
+        return init_weights_from(cfg, model, data, procs)
+    return StartingPoint()
+
+
+def ddp_wrapped(model: MotionManifold, procs: Processes) -> torch.nn.Module:
+    """``model`` wrapped in DistributedDataParallel under torchrun, else ``model`` itself."""
+    if not procs.distributed:
+        return model
+    # Buffers are identical on every rank by construction (same statistics; the VQ codebook syncs itself).
+    device_ids = [procs.device.index] if procs.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, forward_sync_buffers=False)
+
+
+# ---- stage 6: one epoch ---------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """What one training run carries from epoch to epoch."""
+
+    cfg: TrainConfig
+    procs: Processes
+    data: TrainingData
+    model: MotionManifold
+    net: torch.nn.Module
+    """``model``, or its DistributedDataParallel wrapper: the training forward goes through it."""
+    optimizer: torch.optim.Optimizer
+    sampler: WindowSampler
+    windows: WindowDataset
+    start_frames: torch.Tensor
+    history: list
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.sampler)
+
+    @property
+    def updates_per_batch(self) -> int:
+        return self.cfg.rollout_steps if self.cfg.update_every_step else 1
+
+    @property
+    def total_updates(self) -> int:
+        return self.cfg.epochs * self.batches_per_epoch * self.updates_per_batch
+
+
+class EpochSums:
+    """Sums of the loss terms over an epoch, kept on the device so the training loop never waits for the host."""
+
+    def __init__(self, latent_size: int, device: torch.device):
+        self.terms = torch.zeros(6, device=device)  # recon, loss, vq_loss, commit_loss, perplexity, steps
+        self.kl_dims = torch.zeros(latent_size, device=device)
+        self.mu_sum = torch.zeros(latent_size, device=device)
+        self.mu_sq = torch.zeros(latent_size, device=device)
+        self.mu_count = 0
+
+    @torch.no_grad()
+    def add(self, recon_loss: torch.Tensor, loss: torch.Tensor, enc: dict, kl_dim: torch.Tensor | None) -> None:
+        """One rollout step; ``kl_dim`` (Z,) for Gaussian models, None for VQ."""
+        self.terms[0] += recon_loss.detach()
+        self.terms[1] += loss.detach()
+        self.terms[5] += 1
+        if kl_dim is not None:
+            self.kl_dims += kl_dim.detach()
+            mu = enc["mu"].detach()  # (B, Z)
+            self.mu_sum += mu.sum(0)
+            self.mu_sq += mu.pow(2).sum(0)
+            self.mu_count += mu.shape[0]
+        else:
+            self.terms[2] += enc["vq_loss"].detach()
+            self.terms[3] += enc["commit_loss"].detach()
+            self.terms[4] += enc["perplexity"].detach()
+
+    def total(self, distributed: bool) -> torch.Tensor:
+        """All sums in one float64 CPU vector (6 terms, then kl_dims, mu_sum, mu_sq, mu_count), over all ranks."""
+        count = torch.tensor([float(self.mu_count)], device=self.terms.device)
+        stats = torch.cat([self.terms, self.kl_dims, self.mu_sum, self.mu_sq, count])
+        if distributed:
+            dist.all_reduce(stats)
+        return stats.cpu().double()
+
+
+def run_epoch(run: Run, epoch: int, show: bool) -> EpochSums:
+    """Train one epoch (0-based): every batch of windows rolled out ``L`` steps with scheduled sampling."""
+    cfg, device, model = run.cfg, run.procs.device, run.model
+    c, f, d, steps = cfg.num_condition_frames, cfg.num_future_predictions, run.data.frame_size, cfg.rollout_steps
+    torch.manual_seed(epoch_seed(cfg.seed, epoch, run.procs.rank))  # the latent noise differs per rank
+    # One coin per rollout step for the whole global batch: every rank flips rank 0's coin.
+    coin = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0) + 1)
+    run.sampler.set_epoch(epoch)
+    p_student = student_probability(cfg, epoch)
+    sums = EpochSums(cfg.latent_size, device)
+    batch_bar = tqdm(run.sampler, desc=f"epoch {epoch + 1}", leave=False, disable=not show, dynamic_ncols=True)
+    for b, positions in enumerate(batch_bar):
+        beta = kl_weight(cfg, epoch + b / run.batches_per_epoch)
+        win = run.windows.windows(positions.to(device))  # (B, W, D) normalised
+        bsz = win.shape[0]
+        cond = win[:, :c]  # (B, C, D)
+        for k in range(steps):
+            update = (epoch * run.batches_per_epoch + b) * run.updates_per_batch + (k if cfg.update_every_step else 0)
+            last_step = k == steps - 1
+            target = win[:, c + k : c + k + f].reshape(bsz, f * d)  # (B, F*D)
+            # Accumulating the L steps' gradients: DDP all-reduces once, at the last step.
+            sync = not run.procs.distributed or cfg.update_every_step or last_step
+            with contextlib.nullcontext() if sync else run.net.no_sync():
+                recon, enc = run.net(target, cond.reshape(bsz, c * d))  # cond (B, C*D)
+                recon_loss = (recon - target).pow(2).mean()
+                kl_dim = None
+                if not model.discrete:
+                    kl_dim = gaussian_kl_per_dim(enc["mu"], enc["logvar"])  # (Z,)
+                    latent_loss = beta * kl_dim.clamp(min=cfg.free_bits).mean()
+                else:
+                    latent_loss = enc["vq_loss"]
+                loss = recon_loss + latent_loss
+                (loss if cfg.update_every_step else loss / steps).backward()
+            if cfg.update_every_step or last_step:
+                for group in run.optimizer.param_groups:
+                    group["lr"] = cfg.learning_rate * (1.0 - update / run.total_updates)
+                run.optimizer.step()
+                run.optimizer.zero_grad(set_to_none=True)
+            sums.add(recon_loss, loss, enc, kl_dim)
+            # Next condition: the true next frame, or (scheduled sampling) the model's own prediction,
+            # detached so no gradient flows back through the feedback, as in the reference.
+            use_student = p_student > 0 and bool(torch.rand((), generator=coin) < p_student)
+            nxt = recon[:, :d].detach() if use_student else win[:, c + k]  # (B, D)
+            cond = torch.cat([cond[:, 1:], nxt[:, None]], dim=1)  # (B, C, D)
+        if show and b % 10 == 0:
+            batch_bar.set_postfix(loss=f"{float(loss):.4f}", recon=f"{float(recon_loss):.4f}")
+    return sums
+
+
+def epoch_metrics(cfg: TrainConfig, stats: torch.Tensor, *, epoch: int, lr: float, seconds: float,
+                  batches: int, gaussian: bool) -> dict:
+    """The history / metrics.csv row of (0-based) ``epoch`` from its summed terms (:meth:`EpochSums.total`)."""
+    z = cfg.latent_size
+    n_steps = float(stats[5])
+    row = {
+        "epoch": epoch + 1,
+        "p_student": student_probability(cfg, epoch),
+        "beta": kl_weight(cfg, epoch + 1) if gaussian else 0.0,
+        "lr": lr,
+        "loss": float(stats[1] / n_steps),
+        "recon": float(stats[0] / n_steps),
+        "samples_per_s": batches * cfg.batch_size * cfg.rollout_steps / seconds,
+        "seconds": seconds,
+    }
+    if gaussian:
+        kl_per_dim = stats[6 : 6 + z] / n_steps  # (Z,)
+        mu_var = variance_from_moments(stats[6 + z : 6 + 2 * z], stats[6 + 2 * z : -1], float(stats[-1]))
+        row.update({
+            "kl_total": float(kl_per_dim.sum()),
+            "kl_dim_min": float(kl_per_dim.min()),
+            "kl_dim_mean": float(kl_per_dim.mean()),
+            "kl_dim_max": float(kl_per_dim.max()),
+            "active_units": active_units(mu_var),
+            "kl_per_dim": [float(x) for x in kl_per_dim],
+        })
+    else:
+        row.update({
+            "vq_loss": float(stats[2] / n_steps),
+            "commit_loss": float(stats[3] / n_steps),
+            "perplexity": float(stats[4] / n_steps),
+        })
+    return row
+
+
+# ---- stage 7: logging -----------------------------------------------------------------------------------
+
+def epoch_summary(cfg: TrainConfig, row: dict) -> str:
+    """The one console / train.log line of an epoch."""
+    text = (f"epoch {row['epoch']}/{cfg.epochs} p_student {row['p_student']:.2f} loss {row['loss']:.4f} "
+            f"recon {row['recon']:.4f} ")
+    if "kl_total" in row:
+        text += f"kl {row['kl_total']:.3f} nats active {row['active_units']}/{cfg.latent_size} "
+    else:
+        text += f"vq {row['vq_loss']:.4f} perplexity {row['perplexity']:.1f} "
+    return text + f"lr {row['lr']:.2e} {row['samples_per_s']:.0f} frames/s {row['seconds']:.1f}s"
+
+
+class MetricSinks:
+    """metrics.csv (appended to across resumes) and TensorBoard events in the log folder (rank 0)."""
+
+    def __init__(self, log_dir: Path, cleanup: contextlib.ExitStack):
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(log_dir))
-        cleanup.callback(writer.close)
+        self.writer = SummaryWriter(str(log_dir))
+        cleanup.callback(self.writer.close)
         csv_path = log_dir / "metrics.csv"
         new_csv = not csv_path.exists() or csv_path.stat().st_size == 0
-        csv_file = cleanup.enter_context(open(csv_path, "a", newline=""))
-        csv_writer = csv.DictWriter(csv_file, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        self.csv_file = cleanup.enter_context(open(csv_path, "a", newline=""))
+        self.csv = csv.DictWriter(self.csv_file, fieldnames=CSV_FIELDS, extrasaction="ignore")
         if new_csv:
-            csv_writer.writeheader()
+            self.csv.writeheader()
 
-    def save(epoch_done: int, interrupted: bool) -> None:
-        extra = {
-            "train_config": asdict(cfg),
-            "epoch": epoch_done,
-            "optimizer": to_cpu(optimizer.state_dict()),
-            "rng_state": rng_state(),
-            "start_frames": start_frames,
-            "history": history,
-            "holdout": {"every": cfg.holdout_every, "clips": [dataset.clip_names[i] for i in heldout_clips]},
-            "interrupted": interrupted,
-        }
-        save_checkpoint(out_path, model, skeleton=dataset.skeleton, fps=dataset.fps,
-                        dataset_fingerprint=dataset.fingerprint(), extra=extra)
+    def write(self, row: dict) -> None:
+        self.csv.writerow(row)
+        self.csv_file.flush()
+        step = row["epoch"]
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                self.writer.add_scalar(f"train/{key}", value, step)
+        if "kl_per_dim" in row:
+            self.writer.add_histogram("train/kl_per_dim", np.asarray(row["kl_per_dim"]), step)
+        self.writer.flush()
 
-    from tqdm.auto import tqdm
 
-    show = cfg.progress and main_rank
-    epoch_bar = cleanup.enter_context(tqdm(range(first_epoch, last_epoch), desc="epochs", disable=not show,
-                                           initial=first_epoch, total=last_epoch, dynamic_ncols=True))
-    done = first_epoch  # completed epochs
-    try:
-        for epoch in epoch_bar:
-            # ---- one epoch ----------------------------------------------------------------------
-            seed_e = epoch_seed(cfg.seed, epoch, rank)
-            torch.manual_seed(seed_e)
-            coin = torch.Generator().manual_seed(seed_e + 1)
-            sampler.set_epoch(epoch)
-            p_student = student_probability(cfg, epoch)
-            t0 = time.perf_counter()
-            # Sums over the epoch, kept on the device (no host sync in the loop): recon, kl terms, loss, vq.
-            acc = torch.zeros(6, device=device)  # recon, loss, vq_loss, commit_loss, perplexity, count
-            kl_dims = torch.zeros(z_size, device=device)
-            mu_sum = torch.zeros(z_size, device=device)
-            mu_sq = torch.zeros(z_size, device=device)
-            mu_count = 0
-            batch_bar = tqdm(sampler, desc=f"epoch {epoch + 1}", leave=False, disable=not show, dynamic_ncols=True)
-            for b, positions in enumerate(batch_bar):
-                beta = kl_weight(cfg, epoch + b / batches_per_epoch)
-                win = windows.windows(positions.to(device))  # (B, W, D) normalised
-                bsz = win.shape[0]
-                cond = win[:, :c]  # (B, C, D)
-                for k in range(steps):
-                    update = (epoch * batches_per_epoch + b) * updates_per_batch + (k if cfg.update_every_step else 0)
-                    last_step = k == steps - 1
-                    target = win[:, c + k : c + k + f].reshape(bsz, f * d)  # (B, F*D)
-                    sync = not distributed or cfg.update_every_step or last_step
-                    with contextlib.nullcontext() if sync else net.no_sync():
-                        recon, enc = net(target, cond.reshape(bsz, c * d))
-                        recon_loss = (recon - target).pow(2).mean()
-                        if gaussian:
-                            kl_dim = gaussian_kl_per_dim(enc["mu"], enc["logvar"])  # (Z,)
-                            latent_loss = beta * kl_dim.clamp(min=cfg.free_bits).mean()
-                        else:
-                            latent_loss = enc["vq_loss"]
-                        loss = recon_loss + latent_loss
-                        (loss if cfg.update_every_step else loss / steps).backward()
-                    if cfg.update_every_step or last_step:
-                        for group in optimizer.param_groups:
-                            group["lr"] = cfg.learning_rate * (1.0 - update / total_updates)
-                        optimizer.step()
-                        optimizer.zero_grad(set_to_none=True)
-                    with torch.no_grad():
-                        acc[0] += recon_loss.detach()
-                        acc[1] += loss.detach()
-                        acc[5] += 1
-                        if gaussian:
-                            kl_dims += kl_dim.detach()
-                            mu = enc["mu"].detach()
-                            mu_sum += mu.sum(0)
-                            mu_sq += mu.pow(2).sum(0)
-                            mu_count += bsz
-                        else:
-                            acc[2] += enc["vq_loss"].detach()
-                            acc[3] += enc["commit_loss"].detach()
-                            acc[4] += enc["perplexity"].detach()
-                    # Next condition: the true next frame, or (scheduled sampling) the model's own prediction,
-                    # detached so no gradient flows back through the feedback, as in the reference.
-                    use_student = p_student > 0 and bool(torch.rand((), generator=coin) < p_student)
-                    nxt = recon[:, :d].detach() if use_student else win[:, c + k]  # (B, D)
-                    cond = torch.cat([cond[:, 1:], nxt[:, None]], dim=1)  # (B, C, D)
-                if show and b % 10 == 0:
-                    batch_bar.set_postfix(loss=f"{float(loss):.4f}", recon=f"{float(recon_loss):.4f}")
+def report_epoch(run: Run, row: dict, sinks: MetricSinks, log_dir: Path) -> None:
+    """Rank 0 after every epoch: metrics, the console line, the collapse warning and the preview walk."""
+    cfg = run.cfg
+    sinks.write(row)
+    logger.info(epoch_summary(cfg, row))
+    if "kl_total" in row:
+        message = collapse_message(row["kl_total"], row["active_units"], cfg)
+        if message:
+            logger.warning(message)
+            tqdm.write(f"!!! {message}", file=sys.stderr)
+    epoch = row["epoch"]
+    if cfg.preview_every and epoch % cfg.preview_every == 0:
+        write_preview(run.model, run.start_frames[0].to(run.procs.device), cfg.preview_frames, cfg.seed,
+                      log_dir / f"preview_epoch{epoch:04d}.bvh", run.data.dataset.skeleton, run.data.dataset.fps)
 
-            # ---- epoch metrics (summed over ranks) --------------------------------------------------
-            seconds = time.perf_counter() - t0
-            stats = torch.cat([acc, kl_dims, mu_sum, mu_sq, torch.tensor([float(mu_count)], device=device)])
-            if distributed:
-                dist.all_reduce(stats)
-            stats = stats.cpu().double()
-            n_steps = float(stats[5])
-            lr_now = optimizer.param_groups[0]["lr"]
-            row = {
-                "epoch": epoch + 1,
-                "p_student": p_student,
-                "beta": kl_weight(cfg, epoch + 1) if gaussian else 0.0,
-                "lr": lr_now,
-                "loss": float(stats[1] / n_steps),
-                "recon": float(stats[0] / n_steps),
-                "samples_per_s": batches_per_epoch * cfg.batch_size * steps / seconds,
-                "seconds": seconds,
-            }
-            if gaussian:
-                kl_per_dim = stats[6 : 6 + z_size] / n_steps
-                count = float(stats[-1])
-                mu_var = variance_from_moments(stats[6 + z_size : 6 + 2 * z_size], stats[6 + 2 * z_size : -1], count)
-                row.update({
-                    "kl_total": float(kl_per_dim.sum()),
-                    "kl_dim_min": float(kl_per_dim.min()),
-                    "kl_dim_mean": float(kl_per_dim.mean()),
-                    "kl_dim_max": float(kl_per_dim.max()),
-                    "active_units": active_units(mu_var),
-                    "kl_per_dim": [float(x) for x in kl_per_dim],
-                })
-            else:
-                row.update({
-                    "vq_loss": float(stats[2] / n_steps),
-                    "commit_loss": float(stats[3] / n_steps),
-                    "perplexity": float(stats[4] / n_steps),
-                })
-            history.append(row)
 
-            if main_rank:
-                csv_writer.writerow(row)
-                csv_file.flush()
-                for key, value in row.items():
-                    if key != "epoch" and isinstance(value, (int, float)):
-                        writer.add_scalar(f"train/{key}", value, epoch + 1)
-                if gaussian:
-                    writer.add_histogram("train/kl_per_dim", kl_per_dim, epoch + 1)
-                writer.flush()
-                summary = (f"epoch {epoch + 1}/{cfg.epochs} p_student {p_student:.2f} loss {row['loss']:.4f} "
-                           f"recon {row['recon']:.4f} ")
-                if gaussian:
-                    summary += f"kl {row['kl_total']:.3f} nats active {row['active_units']}/{z_size} "
-                else:
-                    summary += f"vq {row['vq_loss']:.4f} perplexity {row['perplexity']:.1f} "
-                summary += f"lr {lr_now:.2e} {row['samples_per_s']:.0f} frames/s {seconds:.1f}s"
-                logger.info(summary)
-                epoch_bar.set_postfix(loss=f"{row['loss']:.4f}", recon=f"{row['recon']:.4f}")
-                if gaussian:
-                    message = collapse_message(row["kl_total"], row["active_units"], cfg)
-                    if message:
-                        logger.warning(message)
-                        tqdm.write(f"!!! {message}", file=sys.stderr)
-                if cfg.preview_every and (epoch + 1) % cfg.preview_every == 0:
-                    write_preview(model, start_frames[0].to(device), cfg.preview_frames, cfg.seed,
-                                  log_dir / f"preview_epoch{epoch + 1:04d}.bvh", dataset.skeleton, dataset.fps)
-                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == last_epoch:
-                    save(epoch + 1, False)
-            done = epoch + 1
-    except KeyboardInterrupt:
-        if main_rank:
-            save(done, True)
-            logger.warning("interrupted: checkpoint of the weights so far written to %s (%d epochs complete); "
-                           "continue with --resume %s", out_path, done, out_path)
-        raise
-    if main_rank and first_epoch >= last_epoch:
-        save(first_epoch, interrupted_before)
+# ---- stage 8: checkpoint --------------------------------------------------------------------------------
+
+def save_run(run: Run, path: Path, epochs_done: int, interrupted: bool) -> None:
+    """The checkpoint: model, plus in ``extra`` everything ``--resume`` needs (see the module docstring)."""
+    data = run.data
+    extra = {
+        "train_config": asdict(run.cfg),
+        "epoch": epochs_done,
+        "optimizer": to_cpu(run.optimizer.state_dict()),
+        "rng_state": rng_state(),
+        "start_frames": run.start_frames,
+        "history": run.history,
+        "holdout": {"every": run.cfg.holdout_every, "clips": [data.dataset.clip_names[i] for i in data.heldout_clips]},
+        "interrupted": interrupted,
+    }
+    save_checkpoint(path, run.model, skeleton=data.dataset.skeleton, fps=data.dataset.fps,
+                    dataset_fingerprint=data.dataset.fingerprint(), extra=extra)
+
+
+# ---- the script -----------------------------------------------------------------------------------------
+
+def train(cfg: TrainConfig) -> Path:
+    """Run the training described by ``cfg``; returns the checkpoint path (see the module docstring)."""
+    check_config(cfg)
+    out_path = output_file(cfg.out, "--out", (".pt",))
+    with contextlib.ExitStack() as cleanup:
+        procs = start_processes(cfg, cleanup)
+        data = load_data(cfg)
+        log_dir = open_log_file(cfg, data, cleanup) if procs.main else None
+        model, optimizer = build_model_and_optimizer(cfg, data, procs)
+        start = starting_point(cfg, model, optimizer, data, procs)
+        run = Run(cfg, procs, data, model, ddp_wrapped(model, procs), optimizer,
+                  sampler=WindowSampler(len(data.starts), cfg.batch_size // procs.world_size, cfg.seed, procs.rank,
+                                        procs.world_size),
+                  windows=data.normalised_windows(model, procs.device),
+                  start_frames=data.start_frames(cfg.seed, cfg.num_condition_frames), history=start.history)
+        sinks = MetricSinks(log_dir, cleanup) if procs.main else None
+        last_epoch = cfg.epochs if cfg.stop_after_epoch <= 0 else min(cfg.epochs, cfg.stop_after_epoch)
+        show = cfg.progress and procs.main
+        epoch_bar = cleanup.enter_context(tqdm(range(start.epoch, last_epoch), desc="epochs", disable=not show,
+                                               initial=start.epoch, total=last_epoch, dynamic_ncols=True))
+        done = start.epoch  # completed epochs
+        try:
+            for epoch in epoch_bar:
+                t0 = time.perf_counter()
+                sums = run_epoch(run, epoch, show)
+                seconds = time.perf_counter() - t0
+                row = epoch_metrics(cfg, sums.total(procs.distributed), epoch=epoch,
+                                    lr=optimizer.param_groups[0]["lr"], seconds=seconds,
+                                    batches=run.batches_per_epoch, gaussian=not model.discrete)
+                run.history.append(row)
+                if procs.main:
+                    report_epoch(run, row, sinks, log_dir)
+                    epoch_bar.set_postfix(loss=f"{row['loss']:.4f}", recon=f"{row['recon']:.4f}")
+                    if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == last_epoch:
+                        save_run(run, out_path, epoch + 1, interrupted=False)
+                done = epoch + 1
+        except KeyboardInterrupt:
+            if procs.main:
+                save_run(run, out_path, done, interrupted=True)
+                logger.warning("interrupted: checkpoint of the weights so far written to %s (%d epochs complete); "
+                               "continue with --resume %s", out_path, done, out_path)
+            raise
+        if procs.main and start.epoch >= last_epoch:
+            save_run(run, out_path, start.epoch, start.interrupted)
     return out_path
 
 

@@ -143,9 +143,6 @@ class PoseVQVAE(MotionManifold):
     def decode(self, z: torch.Tensor, cond_norm: torch.Tensor) -> torch.Tensor:
         return self.decoder(z, cond_norm)
 
-    def decode_reference(self, z: torch.Tensor, cond_norm: torch.Tensor) -> torch.Tensor:
-        return self.decoder.forward_reference(z, cond_norm)
-
     @property
     def codebook(self) -> torch.Tensor:
         """(K, Z) code vectors."""
