@@ -4,12 +4,13 @@
     python play.py --task target --characters 64      # a crowd, each with its own target
     python play.py --input-script assets/demos/joystick_tour.json --record demo.mp4   # the scripted demo video
     python play.py --record-input mine.json           # save what you do, replay it with --input-script
+    python play.py --record-bvh session.bvh           # the followed character's motion as BVH, for Blender
 
 Without a display (no $DISPLAY, or one that cannot be reached) and without ``--record``, it says so in one
 line and renders ``demo.mp4`` (``--seconds``, default 10 s, of the shipped scripted demo) offscreen instead.
 Recording is offscreen (a hidden window, or pyglet's headless EGL without a display), one video frame per
 simulation step at the VAE's frame rate: a seed plus an input script give the same video every time.
-Keys and mouse: see ``controller/inputs.py`` (F1 in the app). The app itself: ``controller/app.py``.
+Keys and mouse: see ``app/inputs.py`` (F1 in the app). The app itself: the ``app`` package.
 
 Errors (missing model, bad flags, no way to render) are one line on stderr and exit status 2; ``--debug``
 shows the traceback instead.
@@ -26,7 +27,7 @@ REPO = Path(__file__).resolve().parent
 DEMO_SCRIPT = REPO / "assets" / "demos" / "joystick_tour.json"
 DEFAULT_SECONDS = 10.0
 NO_DISPLAY_VIDEO = "demo.mp4"
-TASKS = ("random_walk", "target", "joystick", "path", "maze")
+MAX_SIZE = (7680, 4320)  # 8K: beyond it software GL runs out of framebuffer
 
 
 class UsageError(Exception):
@@ -36,13 +37,15 @@ class UsageError(Exception):
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="play.py", description="Real-time Motion VAE character controller.")
     p.add_argument("--vae", type=Path, default=None, help="VAE checkpoint (default assets/vae.pt)")
-    p.add_argument("--task", choices=TASKS, default=None, help="starting task (default joystick, or the script's)")
+    p.add_argument("--task", default=None, help="starting task: random_walk, target, joystick, path_follow (path), "
+                   "maze (default joystick, or the script's)")
     p.add_argument("--characters", type=int, default=None, help="characters stepped in one batch (default 1)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="inference: ONNX Runtime (auto when installed) or torch")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--policies", type=Path, default=REPO / "assets" / "policies",
-                   help="folder of task policies target.pt, joystick.pt, pathfollow.pt (missing: sampling fallback)")
+                   help="folder of task policies <task>.pt, e.g. target.pt, path_follow.pt (missing: sampling "
+                        "fallback)")
     p.add_argument("--record", type=Path, default=None, help="render offscreen into this .mp4 / .gif and exit")
     p.add_argument("--seconds", type=float, default=None,
                    help=f"length of --record in simulation seconds (default: the input script's, else "
@@ -50,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--size", default="1280x720", help="window / video size WxH (default 1280x720)")
     p.add_argument("--record-input", type=Path, default=None, help="save your inputs per simulation step (JSON)")
     p.add_argument("--input-script", type=Path, default=None, help="replay inputs saved with --record-input")
+    p.add_argument("--record-bvh", type=Path, default=None,
+                   help="write the followed character's motion of the whole session to this .bvh (key B also "
+                        "starts / stops a capture)")
+    p.add_argument("--record-bvh-all", action="store_true",
+                   help="with --record-bvh: every character, one file each (<stem>_0000.bvh, ...)")
     p.add_argument("--seed", type=int, default=None, help="seed of every random choice (default 0, or the script's)")
     p.add_argument("--headless", action="store_true", help="render with pyglet's headless EGL (no X display)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -63,6 +71,8 @@ def parse_size(text: str) -> tuple[int, int]:
         raise UsageError(f"--size {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1280x720") from None
     if w < 16 or h < 16:
         raise UsageError(f"--size {text!r}: width and height must be at least 16 pixels")
+    if w > MAX_SIZE[0] or h > MAX_SIZE[1]:
+        raise UsageError(f"--size {text!r}: at most {MAX_SIZE[0]}x{MAX_SIZE[1]} pixels")
     return w, h
 
 
@@ -71,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except KeyboardInterrupt:
+        print("play.py: interrupted", file=sys.stderr)
         return 130
     except (UsageError, FileNotFoundError, PermissionError, ValueError, RuntimeError, ImportError, OSError) as e:
         if args.debug:
@@ -80,11 +91,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from controller.app import DEFAULT_VAE, App, AppConfig, Simulation
-    from controller.input_script import InputRecorder, InputScript
+    from app.input_script import InputRecorder, InputScript
+    from app.interactive import App, next_free_path
+    from app.motion_capture import MotionCapture
+    from app.simulation import DEFAULT_VAE, AppConfig, Simulation
+    from common.paths import output_file
     from viewer.display import configure_pyglet, display_available
 
     size = parse_size(args.size)
+    if args.record_bvh_all and args.record_bvh is None:
+        raise UsageError("--record-bvh-all needs --record-bvh PATH (the files are PATH's stem + _0000.bvh, ...)")
+    for flag, path, suffixes in (("--record-input", args.record_input, (".json",)),
+                                 ("--record-bvh", args.record_bvh, (".bvh",))):
+        if path is not None:
+            output_file(path, flag, suffixes)  # before any work: a session's input must not be lost at exit
     script = InputScript.load(args.input_script) if args.input_script is not None else None
     headless = args.headless or not display_available()
     record = args.record
@@ -92,13 +112,13 @@ def run(args: argparse.Namespace) -> int:
         why = "--headless was given" if args.headless else "no display ($DISPLAY is unset or cannot be reached)"
         if script is None:
             script = InputScript.load(DEMO_SCRIPT)
-        record = Path(NO_DISPLAY_VIDEO)
+        record = next_free_path(Path(NO_DISPLAY_VIDEO))  # never overwrite an earlier demo
         seconds = args.seconds if args.seconds is not None else DEFAULT_SECONDS
         print(f"play.py: {why}: recording {seconds:g} s of the scripted demo to {record.resolve()} instead "
               "(run with a display for the interactive app)", flush=True)
         args.seconds = seconds
-    if record is not None and record.suffix.lower() not in (".mp4", ".gif"):
-        raise UsageError(f"--record {record}: the file must end in .mp4 or .gif")
+    if record is not None:
+        output_file(record, "--record", (".mp4", ".gif"))
     if record is not None and record.suffix.lower() == ".mp4" and (size[0] % 2 or size[1] % 2):
         raise UsageError(f"--size {size[0]}x{size[1]}: an MP4 (H.264, yuv420p) needs an even width and height; "
                          f"use {size[0] + size[0] % 2}x{size[1] + size[1] % 2}, or record a .gif")
@@ -121,8 +141,11 @@ def run(args: argparse.Namespace) -> int:
     recorder = None
     if args.record_input is not None:
         recorder = InputRecorder(seed=config.seed, task=config.task, characters=config.characters, fps=sim.fps)
+    capture = None
+    if args.record_bvh is not None:
+        capture = MotionCapture(sim.skeleton, sim.fps, characters=None if args.record_bvh_all else [0])
     app = App(sim, window, script=script.player() if script else None, input_recorder=recorder,
-              realtime=record is None)
+              realtime=record is None, motion_capture=capture, capture_path=args.record_bvh)
     if app.gamepads is not None:
         print(f"play.py: {app.gamepads.status}", flush=True)
     try:
@@ -131,7 +154,12 @@ def run(args: argparse.Namespace) -> int:
                 steps = round(args.seconds * sim.fps)
             else:
                 steps = script.steps if script is not None and script.steps > 0 else round(DEFAULT_SECONDS * sim.fps)
-            path = app.record_video(record, steps)
+            try:
+                path = app.record_video(record, steps)
+            except KeyboardInterrupt:
+                print(f"play.py: interrupted after {app.sim.step_count} of {steps} frames: {record} was not "
+                      "written (videos are written whole or not at all)", file=sys.stderr, flush=True)
+                raise
             print(f"play.py: wrote {path.resolve()} ({steps} frames, {window.get_framebuffer_size()[0]}x"
                   f"{window.get_framebuffer_size()[1]}, {sim.fps:g} fps; inference {sim.backend.name} on "
                   f"{sim.backend.provider})", flush=True)
@@ -140,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, _exit_on_terminate)
             app.run()
     finally:
+        noted = len(sim.notes)
+        app.finish_capture()
+        for note in sim.notes[noted:]:
+            print(f"play.py: {note}", flush=True)
         app.close()
         window.close()
         sim.close()
@@ -157,19 +189,30 @@ def _exit_on_terminate(signum, frame):
 def open_window(size: tuple[int, int], visible: bool, headless: bool):
     """The viewer window, or a UsageError that says what to install / run instead."""
     try:
-        from viewer.window import ViewerWindow
+        import pyglet.gl
+        import pyglet.window
 
+        from viewer.window import ViewerWindow
+    except (ImportError, OSError) as e:  # no GL library, or none pyglet can load
+        raise _window_error(e, headless) from None
+    # What pyglet raises for a missing or unusable GL / display (anything else is a bug: let it show).
+    platform_errors = (ImportError, OSError, RuntimeError, pyglet.window.WindowException, pyglet.gl.ContextException,
+                       pyglet.gl.ConfigException)
+    try:
         return ViewerWindow(size[0], size[1], caption="Motion VAE controller", visible=visible,
                             resizable=visible, vsync=visible)
-    except Exception as e:  # noqa: BLE001 - pyglet raises many kinds of errors for a missing GL / display
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if headless:
-            raise UsageError(f"cannot render offscreen with pyglet's headless EGL ({type(e).__name__}: {first}); "
-                             "install Mesa's EGL (libegl1 libgl1-mesa-dri) or run under a virtual display: "
-                             "xvfb-run -a python play.py ...") from None
-        raise UsageError(f"cannot open a window ({type(e).__name__}: {first}); check $DISPLAY and OpenGL "
-                         "(Mesa: libgl1-mesa-dri libglx-mesa0), or record offscreen with --headless --record out.mp4") \
-            from None
+    except platform_errors as e:
+        raise _window_error(e, headless) from None
+
+
+def _window_error(e: BaseException, headless: bool) -> UsageError:
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if headless:
+        return UsageError(f"cannot render offscreen with pyglet's headless EGL ({type(e).__name__}: {first}); "
+                          "install Mesa's EGL (libegl1 libgl1-mesa-dri) or run under a virtual display: "
+                          "xvfb-run -a python play.py ...")
+    return UsageError(f"cannot open a window ({type(e).__name__}: {first}); check $DISPLAY and OpenGL "
+                      "(Mesa: libgl1-mesa-dri libglx-mesa0), or record offscreen with --headless --record out.mp4")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 A script with the seed it was made from reproduces a session exactly: the app feeds it to the simulation
 step by step instead of the live devices, so ``python play.py --input-script S.json --record out.mp4``
-renders the same video bit for bit every time (simulation time drives everything; see ``controller.app``).
+renders the same video bit for bit every time (simulation time drives everything; see ``app.interactive``).
 
 File format (JSON, written atomically)::
 
@@ -17,15 +17,17 @@ File format (JSON, written atomically)::
 Each event has a ``step`` (non-decreasing) and any of:
 
 =============== ======================================================================================
-``keys``        key names held from this step on (pyglet names: "W", "A", "LEFT", "LSHIFT", "SPACE")
+``keys``        key names held from this step on (pyglet names of the move keys: "W", "A", "S", "D",
+                "UP", "DOWN", "LEFT", "RIGHT", "LSHIFT", "RSHIFT", "SPACE"; others are refused)
 ``stick``       ``[x, y_up]`` gamepad left stick after the dead zone, held from this step on
 ``pad_run``     bool, gamepad run held from this step on
 ``pad_stop``    bool, gamepad stop held from this step on
 ``camera``      ``{"mode", "azimuth", "elevation", "distance"}`` (any subset) set at this step
-``task``        switch to this task (random_walk, target, joystick, path, maze)
+``task``        switch to this task (a name or alias of envs.registry: random_walk, target, joystick,
+                path_follow / path, maze)
 ``reset``       ``true``: restart the characters
-``click``       ``[x, z]`` a left click on the ground (world metres)
-``path``        ``[[x, z], ...]`` a stroke drawn on the ground (world metres, >= 2 points)
+``click``       ``[x, z]`` a left click on the ground (world metres, within 1 km of the origin)
+``path``        ``[[x, z], ...]`` a stroke drawn on the ground (world metres, >= 2 points, within 1 km)
 =============== ======================================================================================
 
 Held state (keys, stick, pad buttons) persists until an event changes it; the rest happens once. Within
@@ -36,14 +38,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.inputs import MOVE_KEYS
+from common.atomic import atomic_write
+from envs.registry import canonical_task
+from envs.tasks.base import MAX_GROUND_COORDINATE
+
 FORMAT = "mvae-play-input"
 VERSION = 1
-TASK_NAMES = ("random_walk", "target", "joystick", "path", "maze")
 CAMERA_FIELDS = ("mode", "azimuth", "elevation", "distance")
 CAMERA_MODES = ("follow", "orbit", "fixed")
 ACTION_FIELDS = ("task", "reset", "click", "path")
@@ -163,18 +167,9 @@ def dumps_script(data: dict) -> str:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write ``data`` as JSON to a temp file beside ``path``, then rename it over ``path``."""
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist (create it first)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(dumps_script(data))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` as a script's JSON all at once or not at all."""
+    with atomic_write(path, "w") as f:
+        f.write(dumps_script(data))
 
 
 # ---- replaying --------------------------------------------------------------------------------------------
@@ -213,9 +208,7 @@ class InputScript:
         seed = _int(data.get("seed"), f"{where}: 'seed'", minimum=0)
         characters = _int(data.get("characters", 1), f"{where}: 'characters'", minimum=1)
         steps = _int(data.get("steps"), f"{where}: 'steps'", minimum=0)
-        task = data.get("task")
-        if task not in TASK_NAMES:
-            raise ScriptError(f"{where}: 'task' is {task!r}; choose one of {', '.join(TASK_NAMES)}")
+        task = _task(data.get("task"), f"{where}: 'task'")
         fps = data.get("fps", 30.0)
         if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0:
             raise ScriptError(f"{where}: 'fps' must be a positive number, got {fps!r}")
@@ -274,11 +267,20 @@ def _int(value, what: str, minimum: int) -> int:
     return value
 
 
-def _point(value, what: str) -> list[float]:
+def _point(value, what: str, limit: float = MAX_GROUND_COORDINATE) -> list[float]:
     if (not isinstance(value, (list, tuple)) or len(value) != 2
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
         raise ScriptError(f"{what} must be [x, z], two finite numbers (metres), got {value!r}")
+    if max(abs(value[0]), abs(value[1])) > limit:
+        raise ScriptError(f"{what} is {value!r}: farther than {limit:g} m from the origin (a typo?)")
     return [float(value[0]), float(value[1])]
+
+
+def _task(value, what: str) -> str:
+    try:
+        return canonical_task(value, what)
+    except ValueError as e:
+        raise ScriptError(str(e)) from None
 
 
 def _check_event(event, where: str) -> dict:
@@ -292,6 +294,10 @@ def _check_event(event, where: str) -> dict:
         keys = event["keys"]
         if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
             raise ScriptError(f"{where}.keys must be a list of key names such as ['W', 'LSHIFT'], got {keys!r}")
+        unknown = [k for k in keys if k.upper() not in MOVE_KEYS]
+        if unknown:
+            raise ScriptError(f"{where}.keys: unknown key name(s) {unknown}; the held keys are "
+                              f"{', '.join(MOVE_KEYS)}")
         out["keys"] = [k.upper() for k in keys]
     if "stick" in event:
         x, y = _point(event["stick"], f"{where}.stick")
@@ -317,9 +323,7 @@ def _check_event(event, where: str) -> dict:
                 raise ScriptError(f"{where}.camera.{key} must be a finite number, got {value!r}")
         out["camera"] = dict(camera)
     if "task" in event:
-        if event["task"] not in TASK_NAMES:
-            raise ScriptError(f"{where}.task is {event['task']!r}; choose one of {', '.join(TASK_NAMES)}")
-        out["task"] = event["task"]
+        out["task"] = _task(event["task"], f"{where}.task")
     if "reset" in event:
         if event["reset"] is not True:
             raise ScriptError(f"{where}.reset must be true, got {event['reset']!r}")

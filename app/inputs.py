@@ -7,8 +7,9 @@ W A S D / arrows    move direction relative to the camera: W forward (away from 
                     S toward the camera, D right (the joystick task's command)
 Shift (held)        run: command ``run_speed`` instead of ``walk_speed``
 Space (held)        stop: command speed 0 (facing kept)
-1 2 3 4 5           task: random walk, target, joystick, path, maze
+1 2 3 4 5           task: random walk, target, joystick, path, maze (envs.registry's interactive tasks)
 R / P / C           reset the characters / pause / cycle camera mode (follow, orbit, fixed)
+B                   start / stop capturing the followed character's motion to BVH
 H / F1              hide the HUD / help overlay
 Esc                 quit
 left click          target task: place the target there (from random walk / joystick it switches to
@@ -39,6 +40,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from envs.registry import task_names, task_spec
+
 STICK_DEAD_ZONE = 0.2  # of full deflection: sticks rarely rest at exactly 0
 TRIGGER_RUN = 0.5  # right-trigger travel beyond which the character runs
 CLICK_SLOP_PX = 6.0  # a press and release closer than this is a click, not a drag
@@ -51,14 +54,16 @@ RIGHT_KEYS = ("D", "RIGHT")
 RUN_KEYS = ("LSHIFT", "RSHIFT")
 STOP_KEYS = ("SPACE",)
 MOVE_KEYS = FORWARD_KEYS + BACK_KEYS + LEFT_KEYS + RIGHT_KEYS + RUN_KEYS + STOP_KEYS
-TASK_KEYS = {"_1": "random_walk", "_2": "target", "_3": "joystick", "_4": "path", "_5": "maze",
-             "NUM_1": "random_walk", "NUM_2": "target", "NUM_3": "joystick", "NUM_4": "path", "NUM_5": "maze"}
+TASK_KEYS = {f"{prefix}{i}": name for i, name in enumerate(task_names(interactive_only=True), start=1)
+             for prefix in ("_", "NUM_")}
+KEY_CAPTURE = "B"
 
 KEY_HELP = [
     "W A S D / arrows   move (relative to the camera; joystick task)",
     "Shift              run          Space   stop",
-    "1 2 3 4 5          task: random walk, target, joystick, path, maze",
-    "R reset    P pause    C camera mode (follow / orbit / fixed)",
+    f"{' '.join(str(i + 1) for i in range(len(task_names(True))))}          task: "
+    + ", ".join(task_spec(n).title for n in task_names(True)),
+    "R reset    P pause    C camera mode (follow / orbit / fixed)    B capture motion to BVH",
     "left click         place the target (maze: the goal cell)",
     "left drag          draw a path (path task)",
     "right drag orbit   middle drag pan   wheel zoom",

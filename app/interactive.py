@@ -1,37 +1,19 @@
-"""The real-time app behind ``play.py``: Motion VAE characters steered live, drawn with the viewer, recorded.
+"""The real-time window around a :class:`app.simulation.Simulation`: devices, the fixed-rate loop, recording.
 
-Two layers, so tests and benchmarks can drive either without ``pyglet.app.run``:
+:class:`App` (pyglet) owns a :class:`viewer.ViewerWindow`, the input devices (keyboard, gamepad, mouse; bindings
+in :mod:`app.inputs`), the loop and the recordings. ``tick(dt)`` runs the simulation at its fixed rate from
+wall time (at most ``MAX_STEPS_PER_TICK`` steps per call), interpolates joint positions between the last two
+states for rendering, and updates the camera and HUD; ``step_simulation()`` runs one step;
+``record_video(path, steps)`` renders one video frame per simulation step (simulation time, never wall time),
+so a seed and an input script (:mod:`app.input_script`) reproduce a video exactly. Tests and benchmarks drive
+both without ``pyglet.app.run``.
 
-* :class:`Simulation` (no pyglet): the batched environment of the current task (``envs.MotionVecEnv`` on an
-  inference backend from :func:`controller.make_backend`), the controller that picks its actions (the task's
-  policy ``assets/policies/{target,joystick,pathfollow,maze}.pt`` when it exists and fits this VAE (sizes,
-  and trained on these VAE weights), run by the same kind of backend, or by its torch module where the
-  backend cannot load it; else ``policies.SamplingController``: K prior samples decoded
-  in one batch, the best matching the wanted direction and speed; K = 32, fewer in crowds so that a step
-  decodes about ``CANDIDATE_BUDGET`` candidates in all, at least 4 each), live task switching, and the user's
-  commands. ``step(step_input, azimuth)`` advances every character one frame (1 / the VAE's fps).
-* :class:`App` (pyglet): a :class:`viewer.ViewerWindow`, input devices (keyboard, gamepad, mouse; bindings in
-  :mod:`controller.inputs`), the fixed-rate loop and recording. ``tick(dt)`` runs the simulation at its
-  fixed rate from wall time (at most ``MAX_STEPS_PER_TICK`` steps per call), interpolates joint positions
-  between the last two states for rendering, and updates the camera and HUD; ``step_simulation()`` runs one
-  step; ``record_video(path, steps)`` renders one video frame per simulation step (simulation time, never
-  wall time), so a seed and an input script (:mod:`controller.input_script`) reproduce a video exactly.
-
-Task names (``play.py --task``, keys 1-5): ``random_walk``, ``target``, ``joystick``, ``path`` (the
-environments' ``path_follow``), ``maze``. Interactive characters never time out (no truncation); a character
-that fails its task (lost the path, hit a maze wall) restarts alone, as in the environments. Switching task
-keeps the characters where they are (except into the maze, which has its own start cells) and gives them
-goals near where they stand.
-
-Mouse: a left click places the target of the target task (from random walk or joystick the app switches to
-the target task first) or, in the maze, picks the goal cell; a left drag in the path task draws a path that
-starts at the character (``PathFollow.set_path``). Joystick: the held direction (keys / stick, relative to
-the camera) becomes the command with ``hold_seconds=inf``; released keys keep the last command (Space
-stops); before any input the task's own random commands run.
+Mouse: a left click places the goal (:meth:`Simulation.click`), a left drag draws a path (:meth:`Simulation.
+draw_path`); the window itself orbits on a right drag, pans on a middle drag and zooms on the wheel. Key B
+starts and stops capturing the followed character's motion to BVH (:mod:`app.motion_capture`).
 
 The HUD shows fps, inference milliseconds (the controller's action plus the decoder step, from the backend's
-meters), backend and provider, task, controller, commanded and actual speed and heading (degrees, 0 = +z,
-counter-clockwise seen from above), and task metrics. Recordings leave out the wall-clock figures (fps,
+meters) and the simulation's lines (:mod:`app.hud`). Recordings leave out the wall-clock figures (fps,
 milliseconds) so that identical inputs give identical frames.
 """
 
@@ -39,46 +21,22 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from controller.input_script import Held, InputRecorder, ScriptPlayer, StepInput
-from controller.inputs import (
-    KEY_HELP,
-    MOVE_KEYS,
-    TASK_KEYS,
-    Control,
-    Gamepads,
-    MouseGesture,
-    combine,
-    command_speed,
-    world_direction,
-)
+from app.hud import simulation_lines
+from app.input_script import Held, InputRecorder, ScriptPlayer, StepInput
+from app.inputs import KEY_CAPTURE, KEY_HELP, MOVE_KEYS, TASK_KEYS, Gamepads, MouseGesture
+from app.motion_capture import MotionCapture
+from app.simulation import Simulation
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VAE = REPO / "assets" / "vae.pt"
-DEFAULT_POLICIES = REPO / "assets" / "policies"
-TASK_ENV = {"random_walk": "random_walk", "target": "target", "joystick": "joystick", "path": "path_follow",
-            "maze": "maze"}
-TASK_KEY_LABEL = {"random_walk": "1", "target": "2", "joystick": "3", "path": "4", "maze": "5"}
-POLICY_FILES = {"target": "target.pt", "joystick": "joystick.pt", "path": "pathfollow.pt", "maze": "maze.pt"}
-WALK_SPEED = 1.0  # m/s commanded by a full move
-RUN_SPEED = 1.8  # m/s with Shift / the trigger (the character goes as fast as the model's data allows)
-NUM_CANDIDATES = 32  # prior samples per character per step for the sampling fallback (at most)
-CANDIDATE_BUDGET = 512  # decoded candidates per step for the whole crowd: big crowds get fewer each
-MIN_CANDIDATES = 4
-EPISODE_STEPS = 10**12  # interactive characters never time out
-SEED_STRIDE = 7919  # each environment made in a session gets seed + k * SEED_STRIDE
 FOLLOW_HEIGHT = 0.9  # m: the camera looks at the character's hips, not its feet
 CAMERA_BEHIND_OFFSET = math.radians(25.0)  # start behind the character, a little to its right
 CAMERA_DISTANCE = 5.5
 CAMERA_ELEVATION = math.radians(15.0)
-MAZE_CAMERA_DISTANCE = 9.0
-MAZE_CAMERA_ELEVATION = math.radians(50.0)
+OVERVIEW_CAMERA_DISTANCE = 9.0  # tasks that place characters themselves (the maze): look over the walls
+OVERVIEW_CAMERA_ELEVATION = math.radians(50.0)
 MAX_STEPS_PER_TICK = 4  # a slow frame catches up at most this many steps (no spiral of death)
 CROWD_GOALS_DRAWN = 16  # goal markers of characters 1.. drawn besides the first one's full draw data
 LEAD_RGBA = (0.86, 0.56, 0.32, 1.0)
@@ -88,383 +46,6 @@ STROKE_RGBA = (0.2, 0.75, 0.35, 1.0)
 NOTE_CHARS = 110  # longer console notes are cut in the HUD
 HUD_REFRESH_S = 0.25  # live HUD text refresh period (laying out text costs pyglet tens of ms)
 HUD_RECORD_STEPS = 3  # recordings refresh the HUD every this many simulation steps
-
-
-def env_task_name(task: str) -> str:
-    if task not in TASK_ENV:
-        raise ValueError(f"task {task!r}; choose one of {', '.join(TASK_ENV)}")
-    return TASK_ENV[task]
-
-
-def heading_deg(dx: float, dz: float) -> float:
-    """A ground direction -> heading in degrees (0 = +z, counter-clockwise seen from above positive)."""
-    return math.degrees(math.atan2(dx, dz))
-
-
-@dataclass
-class AppConfig:
-    """What the app runs (``play.py`` fills it from its flags)."""
-
-    vae: Path = DEFAULT_VAE
-    task: str = "joystick"
-    characters: int = 1
-    backend: str = "auto"
-    device: str = "auto"
-    seed: int = 0
-    policies_dir: Path | None = DEFAULT_POLICIES
-    walk_speed: float = WALK_SPEED
-    run_speed: float = RUN_SPEED
-    num_candidates: int = NUM_CANDIDATES
-
-    def check(self) -> None:
-        env_task_name(self.task)
-        if not isinstance(self.characters, int) or self.characters < 1:
-            raise ValueError(f"--characters must be a positive integer, got {self.characters!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"--seed must be an integer >= 0, got {self.seed!r}")
-        if not Path(self.vae).is_file():
-            from envs.manifold_source import TRAIN_HINT
-
-            raise FileNotFoundError(f"no model file {self.vae}: pass --vae CKPT (a checkpoint written by vae.train), "
-                                    f"or {TRAIN_HINT}")
-
-
-# ---- controllers --------------------------------------------------------------------------------------------
-class PolicyController:
-    """A trained policy: ``(env, obs) -> actions``, run by an inference backend (``backend.act``) or, where the
-    backend cannot run it, by the torch module itself. Gaussian actions are rescaled from the policy's
-    ``action_scale`` to the environment's (the latent is action * scale)."""
-
-    def __init__(self, path: Path, policy, backend=None, why_torch: str = ""):
-        self.policy = policy
-        self.backend = backend
-        self.scale = float(getattr(policy, "action_scale", 1.0))
-        where = f"{backend.name} on {backend.provider}" if backend is not None else f"torch ({why_torch})"
-        self.label = f"policy {path} ({where})"
-        self.short_label = f"policy {path.name}" + ("" if backend is not None else " (torch)")
-
-    @torch.no_grad()
-    def __call__(self, env, obs: torch.Tensor) -> torch.Tensor:
-        if self.backend is not None:
-            action = self.backend.act(obs)
-        else:
-            action = self.policy(obs.to(next(self.policy.parameters()).device))
-        action = action.to(env.device)
-        if env.core.discrete or self.scale == env.action_scale:
-            return action
-        return (action * (self.scale / env.action_scale)).clamp(-1.0, 1.0)
-
-
-class FallbackController:
-    """``policies.SamplingController`` on the environment's manifold (the backend): no training needed."""
-
-    def __init__(self, env, seed: int, num_candidates: int, why: str):
-        from policies.sampling_controller import SamplingController
-
-        self.sampler = SamplingController.for_env(env, seed=seed, num_candidates=num_candidates)
-        self.label = f"sampling fallback (K={num_candidates} prior samples; {why})"
-        self.short_label = f"sampling fallback, K={num_candidates} (no usable policy)"
-
-    def __call__(self, env, obs: torch.Tensor) -> torch.Tensor:
-        return self.sampler(env, obs)
-
-
-class PriorController:
-    """Random walk: the task decodes prior samples itself and ignores the action."""
-
-    label = short_label = "prior samples (random walk ignores actions)"
-
-    def __call__(self, env, obs: torch.Tensor) -> torch.Tensor:
-        return torch.zeros((env.num_envs,) + env.single_action_space.shape, device=env.device,
-                           dtype=torch.int64 if env.core.discrete else torch.float32)
-
-
-# ---- the simulation -----------------------------------------------------------------------------------------
-class Simulation:
-    """The characters, their task and controller, and the user's commands (see the module docstring)."""
-
-    def __init__(self, config: AppConfig, *, backend=None, verbose: bool = True):
-        config.check()
-        self.config = config
-        self.verbose = verbose
-        if backend is None:
-            from controller.runtime import make_backend
-
-            backend = make_backend(str(config.vae), backend=config.backend, device=config.device, verbose=verbose)
-        self.backend = backend
-        self.fps = float(backend.fps)
-        self.dt = 1.0 / self.fps
-        self.skeleton = backend.skeleton
-        self.num_characters = config.characters
-        self.step_count = 0
-        self.env = None
-        self.task_name = config.task
-        self._env_count = 0
-        self._policies: dict[str, PolicyController | str] = {}  # per task: the controller, or why there is none
-        self.notes: list[str] = []  # one-line messages for the console / HUD (e.g. a policy that was refused)
-        self.user_command = None  # (direction (2,), speed) of the joystick once the user steered
-        self.teleported = torch.ones(self.num_characters, dtype=torch.bool)  # rows whose motion jumped this step
-        self.act_ms = self.decode_ms = 0.0
-        self.metrics: dict = {}
-        self._switch(config.task, carry=False)
-
-    # ---- tasks ------------------------------------------------------------------------------------------
-    def _make_env(self, task: str):
-        from envs.vec_env import MotionVecEnv
-
-        env = MotionVecEnv(self.num_characters, env_task_name(task), self.backend, array_backend="torch",
-                           max_episode_steps=EPISODE_STEPS, autoreset_mode="Disabled")
-        obs, _ = env.reset(seed=self.config.seed + SEED_STRIDE * self._env_count)
-        self._env_count += 1
-        return env, obs
-
-    def _switch(self, task: str, carry: bool) -> None:
-        old = self.env
-        env, obs = self._make_env(task)
-        carry = carry and old is not None and task != "maze"
-        if carry:
-            core, prev = env.core, old.core
-            core.cond, core.root_xz, core.yaw = prev.cond.clone(), prev.root_xz.clone(), prev.yaw.clone()
-            obs = self._goals_near_characters(env, task)
-        if old is not None:
-            old.close()
-        self.env, self.obs, self.task_name = env, obs, task
-        self.teleported = torch.full((self.num_characters,), not carry, dtype=torch.bool)
-        self.controller = self._controller_for(task)
-        self.metrics = {}
-        if self.verbose:
-            print(f"play: task {task}: {self.controller.label}", flush=True)
-
-    def _goals_near_characters(self, env, task: str) -> torch.Tensor:
-        """After moving characters into a fresh environment: goals relative to where they stand -> observations."""
-        t, core = env.task, env.core
-        if task == "target":
-            from envs.tasks.target import sample_targets
-
-            t.set_targets(sample_targets(t, core.root_xz, t.min_distance, t.max_distance, t.half_arena))
-        elif task == "path":
-            t.set_path(t.path - t.path[:, :1] + core.root_xz[:, None])  # the same loops, starting at the characters
-        elif task == "joystick" and self.user_command is not None:
-            direction, speed = self.user_command
-            t.set_command(direction, torch.full((self.num_characters,), speed))
-        nobody = torch.zeros(self.num_characters, dtype=torch.bool)
-        obs, _ = env.reset(options={"reset_mask": nobody})  # re-observe: restarts nobody
-        return obs
-
-    def _controller_for(self, task: str):
-        """The task's policy when its file exists and fits this VAE, else the sampling fallback (saying why)."""
-        if task == "random_walk":
-            return PriorController()
-        why = "no policies folder given"
-        if self.config.policies_dir is not None:
-            path = Path(self.config.policies_dir) / POLICY_FILES[task]
-            why = f"no policy file {path}"
-            if path.is_file():
-                controller = self._policy_controller(task, path)
-                if not isinstance(controller, str):
-                    return controller
-                why = controller
-        seed = self.config.seed + SEED_STRIDE * self._env_count
-        return FallbackController(self.env, seed, self.candidates_per_character(), why)
-
-    def _policy_controller(self, task: str, path: Path):
-        """A PolicyController for the policy at ``path``, or (a str) why it cannot steer this VAE."""
-        if task in self._policies:
-            return self._policies[task]
-        try:
-            from policies import check_policy_fits, load_policy
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # trained on another VAE: it would steer this one poorly
-                policy = load_policy(path, device=self.env.device)
-                obs_size = int(self.env.single_observation_space.shape[0])
-                check_policy_fits(policy, getattr(self.backend, "manifold", self.backend), obs_size, strict=True)
-        except Exception as e:  # noqa: BLE001 - any unusable policy falls back, and says why
-            self._policies[task] = f"policy {path} not used: {_first_line(e)}"
-            self._note(self._policies[task])
-            return self._policies[task]
-        try:
-            from controller.runtime import make_backend
-
-            backend = make_backend(str(self.config.vae), policy=str(path), backend=self.config.backend,
-                                   device=self.config.device, verbose=self.verbose)
-            self._policies[task] = PolicyController(path, policy, backend)
-        except Exception as e:  # noqa: BLE001 - the policy itself is fine: run it in torch
-            self._note(f"policy {path}: the {self.config.backend} backend cannot run it ({_first_line(e)}); "
-                       "running it in torch")
-            self._policies[task] = PolicyController(path, policy, None,
-                                                    why_torch=f"the {self.config.backend} backend could not load it")
-        return self._policies[task]
-
-    def candidates_per_character(self) -> int:
-        """K of the sampling fallback: ``num_candidates``, fewer in big crowds (``CANDIDATE_BUDGET`` per step)."""
-        share = CANDIDATE_BUDGET // self.num_characters
-        return max(MIN_CANDIDATES, min(self.config.num_candidates, share))
-
-    def _note(self, message: str) -> None:
-        self.notes.append(message)
-        if self.verbose:
-            print(f"play: {message}", flush=True)
-
-    # ---- stepping -----------------------------------------------------------------------------------------
-    def step(self, step_input: StepInput | None = None, azimuth: float = 0.0) -> None:
-        """Apply the user's input (actions first, then the held controls) and advance every character one frame."""
-        step_input = step_input if step_input is not None else StepInput()
-        self.teleported = torch.zeros(self.num_characters, dtype=torch.bool)
-        for action in step_input.actions:
-            self.apply_action(action)
-        held = step_input.held
-        self.apply_control(combine(held.keys, held.stick, held.pad_run, held.pad_stop), azimuth)
-        start = time.perf_counter()
-        actions = self.controller(self.env, self.obs)
-        self.act_ms = (time.perf_counter() - start) * 1e3
-        out = self.env.step_tensors(actions)
-        self.decode_ms = self.backend.meters["step"].last_ms
-        self.metrics = out.metrics
-        self.obs = out.obs
-        done = out.terminated | out.truncated
-        if bool(done.any()):
-            self.obs, _ = self.env.reset(options={"reset_mask": done})
-            self.teleported = self.teleported | done.cpu()
-        self.step_count += 1
-
-    def apply_action(self, action: dict) -> None:
-        """One-off input: {"task": name} | {"reset": True} | {"click": (x, z)} | {"path": [(x, z), ...]}."""
-        if "task" in action:
-            if action["task"] != self.task_name:
-                self.switch_task(action["task"])
-        elif "reset" in action:
-            self.reset()
-        elif "click" in action:
-            self.click(action["click"])
-        elif "path" in action:
-            self.draw_path(action["path"])
-        else:
-            raise ValueError(f"unknown input action {action!r}")
-
-    def switch_task(self, task: str) -> None:
-        env_task_name(task)
-        self._switch(task, carry=True)
-
-    def reset(self) -> None:
-        """Restart every character (new start poses and goals) and forget the user's joystick command."""
-        self.user_command = None
-        self._switch(self.task_name, carry=False)
-
-    def click(self, point) -> None:
-        """A click on the ground at ``point`` (x, z) m: the target there (maze: that goal cell)."""
-        xz = torch.tensor([[float(point[0]), float(point[1])]])
-        if self.task_name == "maze":
-            self.env.task.set_goals(self.env.task.cell_of(xz).expand(self.num_characters))
-        elif self.task_name == "path":
-            return  # the path task takes strokes, not clicks
-        else:
-            if self.task_name != "target":
-                self.switch_task("target")
-            self.env.task.set_targets(xz)
-        self.obs = self._reobserve()
-
-    def draw_path(self, points) -> None:
-        """A stroke on the ground: the path task follows it from each character's position, then loops back."""
-        stroke = torch.as_tensor(np.asarray(points, dtype=np.float32)).reshape(-1, 2)
-        if len(stroke) < 2:
-            return
-        if self.task_name != "path":
-            self.switch_task("path")
-        start = self.env.core.root_xz[:, None]  # (B, 1, 2)
-        self.env.task.set_path(torch.cat((start, stroke[None].expand(self.num_characters, -1, -1)), dim=1))
-        self.obs = self._reobserve()
-
-    def _reobserve(self) -> torch.Tensor:
-        obs, _ = self.env.reset(options={"reset_mask": torch.zeros(self.num_characters, dtype=torch.bool)})
-        return obs
-
-    def apply_control(self, control: Control, azimuth: float) -> None:
-        """Held direction / run / stop -> the joystick command (other tasks take clicks and strokes instead)."""
-        if self.task_name != "joystick" or not control.active:
-            return
-        speed = command_speed(control, self.config.walk_speed, self.config.run_speed)
-        direction = world_direction(control.move, azimuth)
-        if direction is None:  # stopping without a direction: keep facing where each character faces
-            facing = self.env.core.facing()
-            self.env.task.set_command(facing, torch.full((self.num_characters,), speed))
-            self.user_command = (facing[0].tolist(), speed)
-            return
-        self.env.task.set_command(torch.tensor([direction]), torch.full((self.num_characters,), speed))
-        self.user_command = (list(direction), speed)
-
-    # ---- what to draw and show --------------------------------------------------------------------------------
-    def joint_positions(self) -> np.ndarray:
-        """(B, J, 3) world joint positions, metres."""
-        return self.env.core.world_joint_positions().cpu().numpy().astype(np.float64)
-
-    def draw_data(self, index: int = 0) -> dict:
-        return self.env.draw_data(index)
-
-    def commanded(self) -> tuple[float | None, float | None]:
-        """(heading deg, speed m/s) the first character is asked for now; None where the task sets none."""
-        t, core = self.env.task, self.env.core
-        root = core.root_xz[0]
-        if self.task_name == "joystick":
-            d = t.command_direction[0]
-            return heading_deg(float(d[0]), float(d[1])), float(t.command_speed[0])
-        goal = None
-        if self.task_name == "target":
-            goal = t.target[0]
-        elif self.task_name == "path":
-            goal = t.lookahead()[0, 0]
-        elif self.task_name == "maze":
-            goal = t.cell_centers[t.goal[0]]
-        if goal is None:
-            return None, None
-        d = goal - root
-        return heading_deg(float(d[0]), float(d[1])), None
-
-    def actual(self) -> tuple[float, float]:
-        """(heading deg, ground speed m/s) of the first character."""
-        return math.degrees(float(self.env.core.yaw[0])), float(self.env.core.speed()[0])
-
-    def hud_lines(self) -> list[str]:
-        """Task, controller, backend, commanded vs actual motion and metrics (no wall-clock figures)."""
-        name = self.task_name
-        want_heading, want_speed = self.commanded()
-        heading, speed = self.actual()
-        want = "command: -" if want_heading is None else f"command: heading {want_heading:+4.0f} deg" + (
-            "" if want_speed is None else f" {want_speed:.2f} m/s")
-        lines = [f"task {name} [{TASK_KEY_LABEL[name]}]   {self.num_characters} character"
-                 f"{'s' if self.num_characters > 1 else ''}   t {self.step_count * self.dt:.1f} s   "
-                 f"{self.backend.name} on {self.backend.provider}",
-                 f"controller: {self.controller.short_label}",
-                 f"{want}   actual: heading {heading:+4.0f} deg {speed:.2f} m/s"]
-        metrics = self.metric_summary()
-        if metrics:
-            lines.append(metrics)
-        return lines
-
-    def metric_summary(self) -> str:
-        """The task's metrics of the last step, for the first character (and the crowd mean when B > 1)."""
-        parts = []
-        for key, (values, mask) in self.metrics.items():
-            if mask is not None or key in ("command_speed", "speed", "collided"):
-                continue  # event metrics flicker; speeds are on the command line
-            fmt = ".2f" if values.dtype.is_floating_point else "d"
-            text = f"{key} {_scalar(values[0]):{fmt}}"
-            if self.num_characters > 1:
-                text += f" (mean {float(values.float().mean()):.2f})"
-            parts.append(text)
-        return "   ".join(parts)
-
-    def close(self) -> None:
-        if self.env is not None:
-            self.env.close()
-
-
-def _first_line(e: BaseException) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
-
-
-def _scalar(x: torch.Tensor):
-    return float(x) if x.dtype.is_floating_point else int(x)
 
 
 # ---- scene ------------------------------------------------------------------------------------------------
@@ -490,16 +71,30 @@ def scene_items(data: dict, translucent: bool = False):
     return markers, lines, boxes
 
 
+def next_free_path(path: Path) -> Path:
+    """``path`` if nothing is there, else ``<stem>_2<suffix>``, ``_3``, ... (never overwrites a capture)."""
+    if not path.exists():
+        return path
+    stem = path.stem.rsplit("_", 1)[0] if path.stem.rsplit("_", 1)[-1].isdigit() else path.stem
+    k = 2
+    while (candidate := path.with_name(f"{stem}_{k}{path.suffix}")).exists():
+        k += 1
+    return candidate
+
+
 class App:
     """The window, the devices and the loop around a :class:`Simulation` (see the module docstring).
 
     ``realtime=False`` (recording): no live devices, and the HUD leaves out wall-clock figures. ``script``: a
-    :class:`controller.input_script.ScriptPlayer` that feeds the steps first (live input takes over after
-    it ends); ``input_recorder``: an :class:`controller.input_script.InputRecorder` that receives every step.
+    :class:`app.input_script.ScriptPlayer` that feeds the steps first (live input takes over after it ends);
+    ``input_recorder``: an :class:`app.input_script.InputRecorder` that receives every step; ``motion_capture``:
+    a :class:`app.motion_capture.MotionCapture` that receives every step's joints from the start (``play.py
+    --record-bvh``), written to ``capture_path`` when B is pressed or the app closes.
     """
 
     def __init__(self, sim: Simulation, window, *, script: ScriptPlayer | None = None,
-                 input_recorder: InputRecorder | None = None, realtime: bool = True):
+                 input_recorder: InputRecorder | None = None, realtime: bool = True,
+                 motion_capture: MotionCapture | None = None, capture_path: Path | None = None):
         from pyglet.window import key, mouse
 
         self._key, self._mouse = key, mouse
@@ -524,6 +119,8 @@ class App:
         self.fps = 0.0
         self.frame_count = 0
         self._last_camera: dict | None = None
+        self.motion_capture = motion_capture
+        self.capture_path = capture_path
         self._prev = self._cur = sim.joint_positions()
         self.lead_rgba = np.array([LEAD_RGBA] + [CROWD_RGBA] * (sim.num_characters - 1))
         window.set_help(["Keys and mouse"] + KEY_HELP + ([self.gamepads.status] if self.gamepads else []))
@@ -538,12 +135,12 @@ class App:
         return np.array([root[0], FOLLOW_HEIGHT, root[2]])
 
     def reset_camera(self) -> None:
-        """Look at the first character from behind it, a little to its right (from higher up in the maze)."""
+        """Look at the first character from behind it, a little to its right (from higher up over walls)."""
         self.camera.snap(self.follow_point(self._cur))
         self.camera.azimuth = float(self.sim.env.core.yaw[0]) + math.pi + CAMERA_BEHIND_OFFSET
-        high = self.sim.task_name == "maze"  # look over the walls
-        self.camera.elevation = MAZE_CAMERA_ELEVATION if high else CAMERA_ELEVATION
-        self.camera.distance = MAZE_CAMERA_DISTANCE if high else CAMERA_DISTANCE
+        high = bool(self.sim.draw_data(0)["boxes"])  # walls: look over them
+        self.camera.elevation = OVERVIEW_CAMERA_ELEVATION if high else CAMERA_ELEVATION
+        self.camera.distance = OVERVIEW_CAMERA_DISTANCE if high else CAMERA_DISTANCE
 
     def azimuth(self) -> float:
         """The azimuth the view is seen from now (the fixed mode has its own)."""
@@ -573,6 +170,8 @@ class App:
             self.hud_visible = not self.hud_visible
         elif name == "R":
             self.pending.append({"reset": True})
+        elif name == KEY_CAPTURE:
+            self.toggle_capture()
         elif name in TASK_KEYS:
             self.pending.append({"task": TASK_KEYS[name]})
         elif name in MOVE_KEYS:
@@ -594,16 +193,16 @@ class App:
         return True
 
     def on_mouse_drag(self, x, y, dx, dy, buttons, modifiers):
-        if buttons & self._mouse.LEFT:
-            if self.gesture.drag(x, y) and self.sim.task_name == "path":
-                ground = self.window.screen_to_ground(x, y)
-                if ground is not None:
-                    self.stroke_preview.append(ground)
-        elif buttons & self._mouse.RIGHT:
-            self.camera.orbit(dx, dy)
-        elif buttons & self._mouse.MIDDLE:
-            self.camera.pan(dx, dy)
-        return True  # the viewer's own left-drag orbit would fight the path stroke
+        if not buttons & self._mouse.LEFT:
+            return None  # the window orbits (right drag) and pans (middle drag)
+        if self.gesture.drag(x, y) and self._takes_paths():
+            ground = self.window.screen_to_ground(x, y)
+            if ground is not None:
+                self.stroke_preview.append(ground)
+        return True
+
+    def _takes_paths(self) -> bool:
+        return "path" in self.sim.env.task.accepts
 
     def on_mouse_release(self, x, y, button, modifiers):
         if button != self._mouse.LEFT:
@@ -617,7 +216,7 @@ class App:
             ground = self.window.screen_to_ground(*where)
             if ground is not None:
                 self.pending.append({"click": [float(ground[0]), float(ground[1])]})
-        elif self.sim.task_name == "path":
+        elif self._takes_paths():
             points = [g for g in (self.window.screen_to_ground(px, py) for px, py in where) if g is not None]
             if len(points) >= 2:
                 self.pending.append({"path": [[float(gx), float(gz)] for gx, gz in points]})
@@ -658,6 +257,8 @@ class App:
             self.input_recorder.add(step_input)
         self.sim.step(step_input, self.azimuth())
         positions = self.sim.joint_positions()
+        if self.motion_capture is not None:
+            self.motion_capture.add(self.sim.joint_rotations(), positions)
         if positions.shape != self._cur.shape:
             self._cur = positions
         jumped = self.sim.teleported.numpy()
@@ -717,7 +318,7 @@ class App:
             self._hud_dirty = False
 
     def hud_lines(self) -> list[str]:
-        lines = self.sim.hud_lines()
+        lines = simulation_lines(self.sim)
         if self.realtime:
             sim = self.sim
             lines.insert(0, f"fps {self.fps:5.1f}   sim {sim.fps:.0f} Hz   inference {sim.act_ms + sim.decode_ms:5.2f} ms "
@@ -753,6 +354,31 @@ class App:
                 self.update_view(self.sim.dt, alpha=1.0)
                 recorder.append(self.window.render_to_array())
         return Path(path)
+
+    # ---- BVH capture -----------------------------------------------------------------------------------------
+    def toggle_capture(self) -> None:
+        """Key B: start capturing the followed character, or write what was captured."""
+        if self.motion_capture is not None:
+            self.finish_capture()
+            return
+        self.capture_path = self.capture_path or next_free_path(Path("capture.bvh"))
+        self.motion_capture = MotionCapture(self.sim.skeleton, self.sim.fps, characters=[0])
+        self.sim.notes.append(f"capturing motion to {self.capture_path} (B again to write it)")
+
+    def finish_capture(self) -> list[Path]:
+        """Write the capture (if any) and stop; a capture that cannot be written becomes a note."""
+        capture, self.motion_capture = self.motion_capture, None
+        if capture is None:
+            return []
+        try:
+            written = capture.save(self.capture_path)
+        except (ValueError, OSError) as e:
+            self.sim.notes.append(f"motion capture not written: {e}")
+            return []
+        self.sim.notes.append(f"wrote {capture.steps} frames of motion to {', '.join(map(str, written[:3]))}"
+                              + (f" and {len(written) - 3} more" if len(written) > 3 else ""))
+        self.capture_path = next_free_path(self.capture_path)  # a second capture does not overwrite the first
+        return written
 
     def close(self) -> None:
         if self.gamepads is not None:

@@ -17,11 +17,11 @@ class OutputPathError(ValueError):
 
 
 def _probe_dir(directory: Path, flag: str, path: Path) -> None:
+    existing = _first_existing(directory)
+    if not existing.is_dir():
+        raise OutputPathError(f"{flag} {path}: {existing} is a file, not a folder; choose another location")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise OutputPathError(f"{flag} {path}: {_first_file_above(directory)} is a file, not a folder; "
-                              "choose another location") from None
     except OSError as e:
         raise OutputPathError(f"{flag} {path}: cannot create the folder {directory} ({e.strerror or e}); "
                               "choose a location you can write to") from None
@@ -34,11 +34,20 @@ def _probe_dir(directory: Path, flag: str, path: Path) -> None:
     os.unlink(probe)
 
 
-def _first_file_above(directory: Path) -> Path:
-    for parent in (directory, *directory.parents):
-        if parent.exists():
-            return parent
-    return directory
+def _first_existing(directory: Path) -> Path:
+    """``directory`` or its nearest ancestor that exists."""
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
+
+
+def portable_path(value):
+    """A path as a shipped file may record it: relative paths stay, absolute ones keep only their file name
+    (a machine's folders mean nothing on another machine). Non-strings pass through."""
+    if isinstance(value, str) and value and Path(value).is_absolute():
+        return Path(value).name
+    return value
 
 
 def output_file(path, flag: str, suffixes: tuple[str, ...] = ()) -> Path:

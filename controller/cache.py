@@ -3,7 +3,8 @@
 ``cached_export(vae_path, policy_path)`` returns a folder holding ``manifest.json`` and the graphs of
 ``controller.export``. The folder is ``<checkpoint>.onnx/`` beside the policy checkpoint when there is one
 (a policy belongs to one manifold), else beside the VAE checkpoint. It is reused when its manifest records
-the same export format and, for every source checkpoint, the same sha256, size and mtime; otherwise the
+the same export format and, for every source checkpoint, the same content (sha256 and size: never paths or
+times, so a fresh clone reuses a shipped export); otherwise the
 graphs are exported into a fresh temporary folder beside it, which then replaces the old one with renames
 (never a half-written cache folder, and a concurrent reader keeps a complete one). Where the checkpoint's
 folder is not writable the graphs go to a temporary folder instead, removed when the returned handle is
@@ -18,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 import controller.export as exporter
-from controller.fingerprint import file_fingerprint, same_file
 from common.atomic import default_mode
+from common.fingerprint import file_fingerprint, same_file
 
 
 def cache_dir_for(vae_path, policy_path=None) -> Path:

@@ -12,7 +12,7 @@ Writes into DIR:
   by ``action_scale`` before decoding.
 * ``manifest.json`` (written last, atomically; removed first, so a half-finished export has none): format,
   graph files with input/output names, shapes and dtypes, frame/latent sizes, discrete, action scale, source
-  fingerprints (checkpoint sha256/size/mtime and weights hash), opset, torch/onnx/onnxruntime versions, the
+  fingerprints (checkpoint sha256 and size, weights hash; no paths or times), opset, torch/onnx/onnxruntime versions, the
   parity error of every graph, and with a policy the fused-vs-separate timing at batch 1 and 256 and the
   faster choice per batch size (``timing.choice``), which the runtime follows.
 
@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.atomic import atomic_write
+from common.paths import output_dir
 from controller.graphs import ControllerGraph, DecoderGraph, PolicyGraph
 from controller.sessions import DEFAULT_THREADS, open_session
 from controller.sources import resolve_policy, resolve_vae
-from common.atomic import atomic_write
 
 FORMAT = "mvae-onnx-export"
 VERSION = 1
@@ -331,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-timing", action="store_true", help="skip the fused-vs-separate timing")
     args = parser.parse_args(argv)
     try:
+        output_dir(args.out, "--out")
         manifest = export_onnx(args.vae, args.out, args.policy, action_scale=args.action_scale, opset=args.opset,
                           timing=not args.no_timing)
     except (FileNotFoundError, ValueError, TypeError, ImportError, RuntimeError) as e:

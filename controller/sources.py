@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from controller.fingerprint import file_fingerprint, weights_fingerprint
+from common.fingerprint import file_fingerprint, weights_fingerprint
 
 POLICY_HINT = "train one with the policies package (PPO on an envs task), which writes an mvae-policy checkpoint"
 
@@ -77,25 +77,6 @@ def _checkpoint_action_scale(path: Path) -> float | None:
     return None if value is None else float(value)
 
 
-def check_policy(policy: nn.Module, manifold, where: str) -> None:
-    """The policy's observation/action sizes exist and its actions fit the manifold's latent."""
-    missing = [a for a in ("obs_size", "discrete") if not hasattr(policy, a)]
-    if missing:
-        raise TypeError(f"{where}: the policy lacks {missing} (see the policy contract: obs_size, action_size, "
-                        "discrete, num_actions)")
-    if bool(policy.discrete) != bool(manifold.discrete):
-        kind = {True: "discrete (code indices)", False: "Gaussian (latent vectors)"}
-        raise ValueError(f"{where}: the policy is {kind[bool(policy.discrete)]} but the manifold is "
-                         f"{kind[bool(manifold.discrete)]}; use a policy trained on this manifold")
-    if manifold.discrete:
-        if int(getattr(policy, "num_actions", -1)) != int(manifold.num_codes):
-            raise ValueError(f"{where}: the policy chooses among {getattr(policy, 'num_actions', None)} codes but "
-                             f"the manifold has {manifold.num_codes}; use a policy trained on this manifold")
-    elif int(getattr(policy, "action_size", -1)) != int(manifold.latent_size):
-        raise ValueError(f"{where}: the policy's action_size {getattr(policy, 'action_size', None)} differs from "
-                         f"the manifold's latent_size {manifold.latent_size}; use a policy trained on this manifold")
-
-
 def resolve_policy(policy, manifold, action_scale: float | None = None,
                    device: str | torch.device = "cpu") -> tuple[Source, float | None]:
     """A policy checkpoint path or module -> (Source, action_scale); action_scale is None for discrete policies."""
@@ -104,7 +85,15 @@ def resolve_policy(policy, manifold, action_scale: float | None = None,
     if not isinstance(module, nn.Module):
         raise TypeError(f"policy= is a {type(module).__name__}; pass a policy checkpoint path or an nn.Module")
     where = str(path) if path is not None else "policy"
-    check_policy(module, manifold, where)
+    missing = [a for a in ("obs_size", "discrete") if not hasattr(module, a)]
+    if missing:
+        raise TypeError(f"{where}: the policy lacks {missing} (see the policy contract: obs_size, action_size, "
+                        "discrete, num_actions)")
+    from policies.checkpoint import check_policy_fits, expected_obs_size
+
+    if not hasattr(module, "source"):
+        module.source = where
+    check_policy_fits(module, manifold, expected_obs_size(module, manifold), strict=True)
     module.eval()
     if manifold.discrete:
         scale = None

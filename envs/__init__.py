@@ -12,26 +12,23 @@ options: ``device``, ``array_backend`` ("numpy" | "torch", vector only), ``actio
 (each task module's docstring is its spec: ``envs/tasks/*.py``).
 
 Modules: ``motion_core`` (batched character state), ``vec_env`` / ``single_env`` (the Gymnasium APIs),
-``tasks`` (one module per task), ``manifold_source`` (``vae=`` handling), ``maze_layout`` and ``ray_sensor``
+``registry`` (the one task list: names, aliases, ids, policy file names), ``tasks`` (one module per task),
+``manifold_source`` (``vae=`` handling), ``maze_layout`` and ``ray_sensor``
 (the maze and its pybullet rays), ``geometry`` (ground-plane math), ``toy_manifold`` (a tiny steerable
 stand-in manifold for tests and demos).
 """
 
 from __future__ import annotations
 
-from gymnasium.envs.registration import register, registry
+from gymnasium.envs.registration import register
+from gymnasium.envs.registration import registry as gym_registry
 
-TASK_IDS = {
-    "MVAE/RandomWalk-v0": "random_walk",
-    "MVAE/Target-v0": "target",
-    "MVAE/TimedTarget-v0": "timed_target",
-    "MVAE/Joystick-v0": "joystick",
-    "MVAE/PathFollow-v0": "path_follow",
-    "MVAE/Maze-v0": "maze",
-}
+from envs.registry import TASK_SPECS
+
+TASK_IDS = {spec.env_id: spec.name for spec in TASK_SPECS}
 
 for _env_id, _task in TASK_IDS.items():
-    if _env_id not in registry:
+    if _env_id not in gym_registry:
         register(
             id=_env_id,
             entry_point="envs.single_env:MotionEnv",

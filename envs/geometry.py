@@ -16,6 +16,15 @@ def heading_vector(yaw: torch.Tensor) -> torch.Tensor:
     return torch.stack((torch.sin(yaw), torch.cos(yaw)), dim=-1)
 
 
+def toward(origin: torch.Tensor, goal: torch.Tensor, fallback: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit ground direction (B, 2) from ``origin`` (B, 2) to ``goal`` (B, 2), ``fallback`` (B, 2) where they
+    coincide, and the distance (B,) m."""
+    offset = goal - origin
+    distance = torch.linalg.vector_norm(offset, dim=1)
+    direction = torch.where((distance > 1e-6)[:, None], offset / distance.clamp_min(1e-6)[:, None], fallback)
+    return direction, distance
+
+
 def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
     """(..., 6) two columns -> (..., 3, 3) rotation by Gram-Schmidt (torch twin of mocap.rotations)."""
     b1 = torch.nn.functional.normalize(x[..., 0:3], dim=-1, eps=1e-8)

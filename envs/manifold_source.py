@@ -32,8 +32,22 @@ TRAIN_HINT = (
 _REQUIRED = ("frame_size", "latent_size", "step", "sample_prior", "normalize")
 
 
+def check_device(device) -> None:
+    """A clear error for a device this machine cannot run (instead of torch's)."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a torch device; use 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch sees no CUDA GPU (a CPU build of torch, or no GPU); "
+                         "use device='cpu'")
+
+
 def resolve_manifold(vae, device: str | torch.device | None):
     """``vae`` (None, a path or a manifold) -> a manifold on ``device`` (default: where it already is / cpu)."""
+    check_device(device)
     if vae is None:
         if not DEFAULT_VAE.is_file():
             raise FileNotFoundError(

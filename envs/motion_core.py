@@ -103,6 +103,45 @@ class MotionCore:
         self.yaw = torch.where(mask, new_yaw, self.yaw)
         self.steps = torch.where(mask, torch.zeros_like(self.steps), self.steps)
 
+    def place(self, mask: torch.Tensor | None = None, *, root_xz: torch.Tensor | None = None,
+              yaw: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> None:
+        """Move the characters where ``mask`` (B,) is set (all when None): ``root_xz`` (B, 2) world m, ``yaw`` (B,)
+        rad, ``cond`` (B, C, D) raw condition frames (their pose); what is not given stays. Step counters go on."""
+        b, c, d = self.cond.shape
+        given = {"root_xz": (root_xz, (b, 2)), "yaw": (yaw, (b,)), "cond": (cond, (b, c, d))}
+        for name, (value, shape) in given.items():
+            if value is None:
+                continue
+            value = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+            if tuple(value.shape) != shape:
+                raise ValueError(f"place: {name} has shape {tuple(value.shape)}; expected {shape}")
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"place: {name} holds NaN or infinite values")
+            old = getattr(self, name)
+            keep = mask.reshape(mask.shape + (1,) * (old.dim() - 1)) if mask is not None else None
+            setattr(self, name, value.clone() if keep is None else torch.where(keep, value, old))
+
+    # ---- state -----------------------------------------------------------------------------------
+    STATE_NAMES = ("cond", "root_xz", "yaw", "steps")
+
+    def state_dict(self) -> dict:
+        """The characters' state (CPU tensors) and the generator's: what ``load_state_dict`` puts back exactly."""
+        state = {name: getattr(self, name).detach().cpu().clone() for name in self.STATE_NAMES}
+        state["generator"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        missing = [k for k in (*self.STATE_NAMES, "generator") if k not in state]
+        if missing:
+            raise ValueError(f"character state lacks {missing}; it was not written by MotionCore.state_dict")
+        for name in self.STATE_NAMES:
+            old, new = getattr(self, name), state[name]
+            if tuple(old.shape) != tuple(new.shape):
+                raise ValueError(f"character state {name} has shape {tuple(new.shape)}, this environment "
+                                 f"{tuple(old.shape)}: another number of characters or another model")
+            setattr(self, name, new.to(device=self.device, dtype=old.dtype))
+        self.generator.set_state(state["generator"])
+
     # ---- step -----------------------------------------------------------------------------------
     def sample_prior(self) -> torch.Tensor:
         """(B, Z) standard-normal latents, or (B,) codes for a discrete manifold, from the core's generator."""

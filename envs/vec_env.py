@@ -12,8 +12,17 @@ Spaces (one character; the batched spaces add a leading B):
 ``step`` returns ``(obs (B, O) float32, reward (B,) float32, terminated (B,) bool, truncated (B,) bool, info)``
 as numpy arrays, or as torch tensors on the environment's device with ``array_backend="torch"`` (actions
 may then be tensors too). Truncation: an episode ends after ``max_episode_steps`` steps (each task has a
-default). A character whose state becomes non-finite (NaN / inf) is terminated with reward 0 and flagged
-in ``info["nonfinite"]``.
+default). A character whose state or reward becomes non-finite (NaN / inf) is terminated with reward 0 and
+flagged in ``info["nonfinite"]``.
+
+Besides the Gymnasium API, for tools that steer characters live (the app) and for exact resume:
+
+* ``observe()`` -> the current observations (no state change);
+* ``place(mask=None, root_xz=, yaw=, cond=)`` -> observations: moves characters (where ``mask`` is set), then
+  the task re-plans their goals from where they stand (``Task.replan``); the maze refuses it;
+* ``task.set_goal / set_path / set_command`` for what the task ``accepts`` (see ``envs.tasks.base``);
+* ``state_dict()`` / ``load_state_dict(state)``: every changing tensor of the environment, its characters
+  and its task, and the random generator.
 
 Autoreset (``metadata["autoreset_mode"]``): ``AutoresetMode.SAME_STEP`` by default: a finished
 character restarts inside the step that ended its episode; the observation returned for it is the
@@ -74,6 +83,8 @@ from envs.tasks import make_task
 
 ARRAY_BACKENDS = ("numpy", "torch")
 DEFAULT_ACTION_SCALE = 4.0
+MAX_ACTION_SCALE = 100.0  # latent = action * scale; beyond +-100 sigma of the prior a VAE has learned nothing
+MAX_SEED = 2**63
 
 
 class StepTensors(NamedTuple):
@@ -85,6 +96,17 @@ class StepTensors(NamedTuple):
     truncated: torch.Tensor  # (B,) bool
     nonfinite: torch.Tensor  # (B,) bool
     metrics: dict  # name -> (values (B,), mask (B,) bool or None = valid everywhere)
+
+
+def observation_size(manifold, task: str, task_options: dict | None = None) -> int:
+    """The observation size (C*D + task features) of ``task`` with ``task_options`` on ``manifold``."""
+    c, d = manifold_source.num_condition_frames(manifold), int(manifold.frame_size)
+    env = MotionVecEnv(1, task, manifold, start_frames=torch.zeros(1, c, d),
+                       fps=getattr(manifold, "fps", None) or 30.0, **(task_options or {}))
+    try:
+        return int(env.single_observation_space.shape[0])
+    finally:
+        env.close()
 
 
 def _autoreset_mode(mode) -> AutoresetMode:
@@ -109,8 +131,9 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
                  autoreset_mode=AutoresetMode.SAME_STEP, **task_options):
         if array_backend not in ARRAY_BACKENDS:
             raise ValueError(f"array_backend={array_backend!r}; choose one of {', '.join(ARRAY_BACKENDS)}")
-        if not action_scale > 0:
-            raise ValueError(f"action_scale must be positive, got {action_scale}")
+        if not 0 < action_scale <= MAX_ACTION_SCALE:
+            raise ValueError(f"action_scale must be in (0, {MAX_ACTION_SCALE:g}] (the latent is action * action_scale, "
+                             f"in standard deviations of the prior), got {action_scale}")
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.array_backend = array_backend
@@ -161,8 +184,8 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
 
     def _seed(self, seed) -> None:
         if seed is not None:
-            if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-                raise ValueError(f"seed must be one int (it seeds every character), got {seed!r}")
+            if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
+                raise ValueError(f"seed must be one integer in [0, 2**63) (it seeds every character), got {seed!r}")
             super().reset(seed=int(seed))
             self.core.seed(int(seed))
             self._seeded = True
@@ -176,11 +199,13 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         unknown = sorted(set(options) - {"reset_mask"})
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; the only option is 'reset_mask' ((B,) bool)")
-        mask = options["reset_mask"]
+        return self._mask(options["reset_mask"], "options['reset_mask']")
+
+    def _mask(self, mask, what: str) -> torch.Tensor:
         mask = mask.to(self.device) if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask),
                                                                                           device=self.device)
         if mask.dtype != torch.bool or tuple(mask.shape) != (self.num_envs,):
-            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got "
+            raise ValueError(f"{what} must be a bool array of shape ({self.num_envs},), got "
                              f"{mask.dtype} {tuple(mask.shape)}")
         return mask
 
@@ -231,7 +256,7 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         with torch.no_grad():
             self.core.step(self.task.latent(action))
             reward, terminated = self.task.update()
-            nonfinite = self.core.nonfinite()
+            nonfinite = self.core.nonfinite() | torch.isnan(reward - reward)  # NaN exactly where reward is NaN / inf
             if bool(nonfinite.any()):
                 reward = torch.where(nonfinite, torch.zeros_like(reward), reward)
                 terminated = terminated | nonfinite
@@ -244,6 +269,43 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
 
     def _observe(self) -> torch.Tensor:
         return torch.cat((self.core.normalized_condition(), self.task.features()), dim=1)  # (B, O)
+
+    # ---- live steering and state ------------------------------------------------------------------
+    def observe(self):
+        """The current observations (B, O), as ``step`` returns them; changes nothing."""
+        if self._needs_reset:
+            raise RuntimeError("observe() called before reset(): call env.reset() first")
+        with torch.no_grad():
+            return self._out(self._observe())
+
+    def place(self, mask=None, *, root_xz=None, yaw=None, cond=None):
+        """Move characters (see the module docstring) -> their new observations."""
+        if self._needs_reset:
+            raise RuntimeError("place() called before reset(): call env.reset() first")
+        if not self.task.placeable:
+            raise ValueError(f"the {self.task.name} task places its characters itself; they cannot be moved in")
+        mask = self._mask(mask, "place: mask") if mask is not None else None
+        with torch.no_grad():
+            self.core.place(mask, root_xz=root_xz, yaw=yaw, cond=cond)
+            self.task.replan(mask)
+        return self.observe()
+
+    def state_dict(self) -> dict:
+        """Everything that changes while the environment runs (CPU tensors), for ``load_state_dict``."""
+        return {"task_name": self.task.name, "num_envs": self.num_envs, "core": self.core.state_dict(),
+                "task": self.task.state_dict(), "returns": self._returns.cpu().clone(),
+                "pending": self._pending.cpu().clone(), "needs_reset": self._needs_reset, "seeded": self._seeded}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Put back a ``state_dict()`` of an environment made the same way (task, options, characters, model)."""
+        if state.get("task_name") != self.task.name or state.get("num_envs") != self.num_envs:
+            raise ValueError(f"environment state of task {state.get('task_name')!r} with {state.get('num_envs')} "
+                             f"characters; this environment runs {self.task.name!r} with {self.num_envs}")
+        self.core.load_state_dict(state["core"])
+        self.task.load_state_dict(state["task"])
+        self._returns = state["returns"].to(self.device)
+        self._pending = state["pending"].to(self.device)
+        self._needs_reset, self._seeded = bool(state["needs_reset"]), bool(state["seeded"])
 
     # ---- actions ----------------------------------------------------------------------------------
     def _action_tensor(self, actions) -> torch.Tensor:

@@ -68,6 +68,16 @@ def world_to_local_rotations(parents: np.ndarray, world_rot: np.ndarray) -> np.n
     return local
 
 
+def motion_from_world(name: str, skeleton, world_rot: np.ndarray, world_pos: np.ndarray, fps: float) -> Motion:
+    """World joint rotations (T, J, 3, 3) and positions (T, J, 3) m -> a clip of local transforms for ``skeleton``:
+    local rotations from the world ones, the root translated to its world position, every other joint at its
+    rest offset (what a BVH of the skeleton can hold)."""
+    local_rot = world_to_local_rotations(skeleton.parents, world_rot)
+    local_pos = np.broadcast_to(skeleton.offsets, world_pos.shape).copy()  # (T, J, 3)
+    local_pos[:, 0] = world_pos[:, 0]
+    return Motion(name, skeleton, local_rot, local_pos, fps)
+
+
 def motion_world(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
     """World rotations (T, J, 3, 3) and positions (T, J, 3) of a clip."""
     return forward_kinematics(motion.skeleton.parents, motion.local_rot, motion.local_pos)

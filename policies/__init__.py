@@ -9,8 +9,8 @@ Public API::
 Modules: ``network`` (PolicyModule: normaliser + actor + critic), ``checkpoint`` (the policy file,
 load_policy, fit checks), ``normalizer`` (running mean / variance), ``ppo`` (rollout storage, GAE, the
 update), ``train_args`` (TrainArgs, the CLI), ``train`` (the training loop behind ``train_policy.py``),
-``env_state`` (environment snapshots for exact resume), ``evaluate`` (``python -m policies.evaluate``),
-``sampling_controller`` (the gradient-free baseline / fallback controller), ``sb3_vec_env`` (a
+``evaluate`` (``python -m policies.evaluate``), ``controllers`` (policy, prior and scripted controllers for an
+environment), ``sampling_controller`` (the gradient-free baseline / fallback controller), ``sb3_vec_env`` (a
 Stable-Baselines3 VecEnv adapter, used by benchmarks/bench_ppo.py).
 """
 
@@ -23,8 +23,9 @@ from policies.checkpoint import (
            read_policy_checkpoint,
            save_policy,
 )
+from policies.controllers import PolicyController, PriorController
 from policies.network import PolicyModule, make_config
 from policies.sampling_controller import SamplingController
 
 __all__ = ["load_policy", "save_policy", "read_policy_checkpoint", "check_policy_fits", "PolicyMismatchWarning",
-           "PolicyModule", "make_config", "SamplingController"]
+           "PolicyModule", "make_config", "SamplingController", "PolicyController", "PriorController"]

@@ -20,7 +20,7 @@ or an error with ``strict=True``.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import pickle
 import warnings
 from pathlib import Path
@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from common.atomic import atomic_write
+from common.fingerprint import weights_fingerprint
 from policies.network import CONFIG_KEYS, PolicyModule
 
 FORMAT = "mvae-policy"
@@ -37,19 +38,6 @@ TRAIN_HINT = "python train_policy.py --task TASK --vae VAE.pt --out POLICY.pt"
 
 class PolicyMismatchWarning(UserWarning):
     """The policy was trained on another VAE than the one it is asked to drive."""
-
-
-def manifold_weights_fingerprint(manifold) -> str:
-    """sha256 prefix over a manifold's state_dict ("" for objects without one, e.g. the toy manifold)."""
-    state = getattr(manifold, "state_dict", None)
-    if state is None:
-        return ""
-    h = hashlib.sha256()
-    for name, value in state().items():
-        value = value.detach().cpu().contiguous()
-        h.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        h.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
-    return h.hexdigest()[:16]
 
 
 def manifold_fingerprint(manifold) -> str:
@@ -71,7 +59,7 @@ def save_policy(path, policy: PolicyModule, *, manifold, train_args: dict | None
         "obs_mean": state["obs_rms.mean"],
         "obs_var": state["obs_rms.var"],
         "vae_fingerprint": manifold_fingerprint(manifold),
-        "vae_weights": manifold_weights_fingerprint(manifold),
+        "vae_weights": weights_fingerprint(manifold),
         "train_args": dict(train_args or {}),
         "stats": dict(stats or {}),
     }
@@ -131,6 +119,24 @@ def load_policy(path, device: str | torch.device = "cpu") -> PolicyModule:
     return policy.to(device).eval()
 
 
+def policy_env_options(policy) -> dict:
+    """The task options the policy was trained with (its TrainArgs ``env_options``), as a dict."""
+    options = getattr(policy, "train_args", {}).get("env_options", "{}")
+    return json.loads(options) if isinstance(options, str) else dict(options or {})
+
+
+def expected_obs_size(policy, manifold) -> int | None:
+    """The observation size the policy's task (with its training options) has on ``manifold``; None for a
+    module that names no task of the registry (a hand-made module following the policy contract)."""
+    from envs.registry import task_names
+    from envs.vec_env import observation_size
+
+    task = getattr(policy, "task", None)
+    if task not in task_names():
+        return None
+    return observation_size(manifold, task, policy_env_options(policy))
+
+
 def check_policy_fits(policy: PolicyModule, manifold, obs_size: int | None = None, *, strict: bool = False) -> None:
     """Raise ValueError when the policy cannot drive ``manifold`` (sizes); warn (or raise, strict) on another VAE.
 
@@ -154,7 +160,7 @@ def check_policy_fits(policy: PolicyModule, manifold, obs_size: int | None = Non
                          f"frame size); use a policy trained for it ({TRAIN_HINT})")
     trained_on = getattr(policy, "vae_fingerprint", None)
     weights = getattr(policy, "vae_weights", "")
-    current, current_weights = manifold_fingerprint(manifold), manifold_weights_fingerprint(manifold)
+    current, current_weights = manifold_fingerprint(manifold), weights_fingerprint(manifold)
     problem = None
     if trained_on is not None and trained_on != current:
         problem = (f"the policy was trained on a VAE of other data (dataset fingerprint {trained_on}, this VAE's is "

@@ -50,40 +50,14 @@ import warnings
 import torch
 from gymnasium.vector import AutoresetMode
 
+from envs.registry import canonical_task, task_choices, task_names
 from policies.checkpoint import check_policy_fits, load_policy
-from policies.sampling_controller import SamplingController
+from policies.controllers import PolicyController, PriorController, SamplingController
 from vae.metrics import CONTACT_MARGIN_M, foot_contact_displacements
 
-TASKS = ("target", "timed_target", "joystick", "path_follow", "maze", "random_walk")
 BASELINES = ("random", "scripted")
 PATH_EVAL_MAX_DISTANCE = 1e6
 PATH_LOST_DISTANCE = 4.0
-
-
-# ---- controllers ------------------------------------------------------------------------------------
-class PolicyController:
-    """A PolicyModule as ``controller(env, obs) -> action``."""
-
-    def __init__(self, policy):
-        self.policy = policy
-
-    @torch.no_grad()
-    def __call__(self, env, obs):
-        return self.policy(obs.to(torch.float32))
-
-
-class PriorController:
-    """Latents from the VAE's prior (as the RandomWalk task): z ~ N(0, I) -> action z / action_scale, or a code."""
-
-    def __init__(self, env, seed: int = 0):
-        self.generator = torch.Generator(device=env.device).manual_seed(int(seed))
-        self.scale = env.action_scale
-        self.discrete = env.core.discrete
-
-    @torch.no_grad()
-    def __call__(self, env, obs):
-        z = env.manifold.sample_prior(env.num_envs, generator=self.generator)
-        return z.long() if self.discrete else (z / self.scale).clamp(-1.0, 1.0)
 
 
 # ---- environments -----------------------------------------------------------------------------------
@@ -150,8 +124,6 @@ class _Tally:
 def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settle_seconds: float = 1.0,
               tally: _Tally | None = None) -> _Tally:
     """Run every character of ``env`` for one episode with ``controller``; accumulate metrics into a tally."""
-    from envs.tasks.target import sample_targets
-
     tally = tally or _Tally()
     task, core = env.task, env.core
     name, dt, b = task.name, core.dt, env.num_envs
@@ -186,11 +158,9 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
                 expired = (age >= target_timeout - 1e-6) & alive
                 tally.add("failed", expired.sum())
                 if bool(expired.any()):
-                    new = sample_targets(task, core.root_xz, task.min_distance, task.max_distance, task.half_arena)
-                    task.set_targets(new, expired)
+                    task.replan(expired)  # a new target around where it stands
                     age = torch.where(expired, torch.zeros_like(age), age)
-                    obs = obs.clone()
-                    obs[:, env.observation_layout["task"]] = task.features()  # the policy must see the new target
+                    obs = env.observe()  # the policy must see the new target
             if name == "timed_target":
                 tally.add("missed", ((info["targets_missed"] - missed) * alive).sum())
                 missed = info["targets_missed"].clone()
@@ -308,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("policy_file", nargs="?", help="policy file from train_policy.py")
     p.add_argument("--policy", choices=BASELINES, help="a baseline instead of a policy file")
-    p.add_argument("--task", choices=TASKS, help="task (default: the policy's; required for baselines)")
+    p.add_argument("--task", choices=task_choices(), metavar="TASK",
+                   help=f"task: {', '.join(task_names())} (default: the policy's; required for baselines)")
     p.add_argument("--vae", help="VAE checkpoint (default: the shipped assets/vae.pt); 'toy' = envs.ToyManifold")
     p.add_argument("--episodes", type=int, default=100, help="episodes (characters), each one task episode long")
     p.add_argument("--batch-size", type=int, default=256, help="characters simulated together")
@@ -349,13 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         policy = None
         if args.policy_file is not None:
             policy = load_policy(args.policy_file, device=args.device)
-            if args.task is not None and args.task != policy.task:
+            if args.task is not None and canonical_task(args.task) != policy.task:
                 raise ValueError(f"{args.policy_file} was trained for task {policy.task!r}, not --task {args.task!r}")
             task = policy.task
         else:
             if args.task is None:
-                raise ValueError(f"--policy {args.policy} needs --task ({', '.join(TASKS)})")
-            task = args.task
+                raise ValueError(f"--policy {args.policy} needs --task ({', '.join(task_names())})")
+            task = canonical_task(args.task)
         manifold = resolve_vae(args.vae, args.device)
         scale = policy.action_scale if policy is not None else 4.0
         if policy is not None:

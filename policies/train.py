@@ -9,7 +9,7 @@ Files in ``run_dir`` (default ``runs/policy_<task>``):
 
 * ``checkpoint.pt``: everything to continue exactly: TrainArgs, update / step counters, wall time, policy
   (with its observation normaliser), optimizer, return normaliser, the trainer's random generators, the
-  environment's state (:mod:`policies.env_state`) and the current observations. Written atomically; on
+  environment's state (``MotionVecEnv.state_dict``) and the current observations. Written atomically; on
   Ctrl-C the state as of the last finished update is written before exiting, so ``--resume`` continues as
   if never interrupted (same seed: same result, up to float nondeterminism of the device).
 * ``progress.csv``: one row per update: steps, minutes, env-steps/s, episode return and length, PPO
@@ -34,8 +34,9 @@ from pathlib import Path
 
 import torch
 
+from common.paths import output_dir, output_file
+from envs.registry import canonical_task
 from policies.checkpoint import atomic_torch_save, manifold_fingerprint, save_policy
-from policies.env_state import env_state, load_env_state
 from policies.network import PolicyModule, make_config
 from policies.normalizer import RunningMeanVar
 from policies.ppo import Rollout, compute_gae, ppo_update
@@ -134,7 +135,7 @@ class Trainer:
             "return_rms": {k: v.detach().cpu().clone() for k, v in self.return_rms.state_dict().items()},
             "generator": self.generator.get_state(),
             "cpu_generator": self.cpu_generator.get_state(),
-            "env": env_state(self.env),
+            "env": self.env.state_dict(),
             "obs": self.obs.detach().cpu().clone(),
             "running_return": self.running_return.detach().cpu().clone(),
             "vae_fingerprint": manifold_fingerprint(self.manifold),
@@ -149,7 +150,7 @@ class Trainer:
         self.return_rms.load_state_dict(state["return_rms"])
         self.generator.set_state(state["generator"])
         self.cpu_generator.set_state(state["cpu_generator"])
-        load_env_state(self.env, state["env"])
+        self.env.load_state_dict(state["env"])
         self.obs = state["obs"].to(self.device)
         self.running_return = state["running_return"].to(self.device)
         self.last_metrics = dict(state.get("last_metrics", {}))
@@ -458,6 +459,8 @@ def resumed_args(cli: TrainArgs, saved: dict) -> tuple[TrainArgs, list[str]]:
 def train(args: TrainArgs, manifold=None, quiet: bool = False) -> dict:
     """Train (or resume) per ``args``; returns a summary dict. ``manifold`` overrides ``args.vae`` (tests)."""
     say = (lambda *a: None) if quiet else print  # noqa: E731
+    output_file(args.out, "--out", (".pt",))  # before any work: an hour of training must not die at its first save
+    output_dir(Path(args.run_dir or f"runs/policy_{canonical_task(args.task, '--task')}"), "--run-dir")
     state = None
     if args.resume:
         run_dir = Path(args.run_dir or f"runs/policy_{args.task}")

@@ -14,14 +14,13 @@ import json
 from dataclasses import dataclass
 
 from common.dataclass_cli import dataclass_parser
-
-TASK_CHOICES = ("target", "timed_target", "joystick", "path_follow", "maze", "random_walk")
+from envs.registry import canonical_task, task_choices
 
 
 @dataclass
 class TrainArgs:
     task: str = "target"
-    """Environment task: target, timed_target, joystick, path_follow, maze."""
+    """Environment task: target, timed_target, joystick, path_follow (path), maze (envs.registry)."""
     vae: str | None = None
     """Motion VAE checkpoint the policy steers (default: the shipped assets/vae.pt); 'toy' is envs.ToyManifold."""
     out: str = "policy.pt"
@@ -109,8 +108,7 @@ class TrainArgs:
         return options
 
     def validate(self) -> None:
-        if self.task not in TASK_CHOICES:
-            raise ValueError(f"--task {self.task!r}: choose one of {', '.join(TASK_CHOICES)}")
+        self.task = canonical_task(self.task, "--task")
         positive = ("num_envs", "steps", "rollout_steps", "minibatch_size", "epochs", "checkpoint_every")
         bad = [f"--{name.replace('_', '-')} {getattr(self, name)}" for name in positive if getattr(self, name) < 1]
         if bad:
@@ -140,7 +138,7 @@ class TrainArgs:
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     """argparse parser with one flag per TrainArgs field, its docstring as help and its default."""
-    return dataclass_parser(TrainArgs, description=description, choices={"task": TASK_CHOICES})
+    return dataclass_parser(TrainArgs, description=description, choices={"task": task_choices()})
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> TrainArgs:
@@ -155,4 +153,4 @@ def format_args(args: TrainArgs) -> str:
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in d.items())
 
 
-__all__ = ["TrainArgs", "build_parser", "parse_args", "format_args", "TASK_CHOICES"]
+__all__ = ["TrainArgs", "build_parser", "parse_args", "format_args"]

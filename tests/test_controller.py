@@ -18,7 +18,7 @@ from torch import nn
 import controller.export as exporter
 from controller import make_backend
 from mocap.skeleton import Skeleton
-from vae import VAEConfig, build_model, save_checkpoint
+from vae import VAEConfig, build_model, load_manifold, save_checkpoint
 
 TOL = 1e-4
 ROLLOUT = 1000
@@ -171,7 +171,8 @@ def test_cli_exports_a_checkpoint_with_a_manifest(tmp_path):
     assert manifest["graphs"]["decoder"]["outputs"] == [
         {"name": "next_raw", "shape": ["batch", 27], "dtype": "float32"}]
     source = manifest["sources"]["vae"]
-    assert source["file"]["size"] == ckpt.stat().st_size and source["file"]["mtime_ns"] == ckpt.stat().st_mtime_ns
+    assert source["file"]["size"] == ckpt.stat().st_size and set(source["file"]) == {"sha256", "size"}
+    assert str(tmp_path) not in (out / "manifest.json").read_text()  # no machine paths: a clone reuses it
     assert len(source["file"]["sha256"]) == 64 and source["dataset_fingerprint"] == "test-data"
     assert manifest["opset"] == exporter.OPSET and manifest["versions"]["torch"] == torch.__version__
     assert manifest["parity_max_error"]["decoder"] <= TOL and manifest["policy"] is None
@@ -263,12 +264,46 @@ def test_discrete_policy_drives_a_vq_manifold_through_the_fused_graph(tmp_path):
 
 def test_policy_that_does_not_fit_the_manifold_is_refused(tmp_path):
     manifold = make_manifold()
-    with pytest.raises(ValueError, match="action_size 5 differs from the manifold's latent_size 8"):
+    with pytest.raises(ValueError, match="action_size 5 differs from the VAE's latent_size 8"):
         exporter.export_onnx(manifold, tmp_path, StandInPolicy(11, 5, action_scale=4.0))
     with pytest.raises(ValueError, match="no action_scale"):
         exporter.export_onnx(manifold, tmp_path, StandInPolicy(11, 8))
     with pytest.raises(ValueError, match="Gaussian"):
         exporter.export_onnx(make_manifold("vq", num_codes=16), tmp_path, StandInPolicy(11, 8, action_scale=4.0))
+
+
+def test_export_refuses_a_policy_made_for_another_vae(tmp_path):
+    """A policy file whose observations do not fit this VAE's task observations (another frame size), or that
+    was trained on other weights, is refused before anything is exported (as play.py and evaluate do)."""
+    from policies import PolicyModule, make_config, save_policy
+
+    save(make_manifold(frame_size=39), tmp_path / "big.pt")  # 3 joints
+    save(make_manifold(), tmp_path / "small.pt")  # 2 joints
+    big = load_manifold(tmp_path / "big.pt")
+    obs_big = big.num_condition_frames * 39 + 2  # the target task's observation on the 3-joint VAE
+    config = make_config(obs_size=obs_big, latent_size=8, discrete=False, num_actions=None, task="target")
+    save_policy(tmp_path / "target.pt", PolicyModule(config), manifold=big)
+    out = tmp_path / "export"
+    proc = subprocess.run([sys.executable, "-m", "controller.export", "--vae", str(tmp_path / "small.pt"),
+                           "--policy", str(tmp_path / "target.pt"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"expects observations of size {obs_big}" in proc.stderr and not (out / "manifest.json").exists()
+    other = make_manifold(frame_size=39, seed=9)  # same sizes, other weights
+    other.dataset_fingerprint = "test-data"
+    with pytest.raises(ValueError, match="trained on another VAE"):
+        exporter.export_onnx(other, tmp_path / "e2", tmp_path / "target.pt")
+    manifest = exporter.export_onnx(tmp_path / "big.pt", tmp_path / "e3", tmp_path / "target.pt", timing=False)
+    assert manifest["policy"]["obs_size"] == obs_big
+
+
+def test_export_checks_its_output_folder_first(tmp_path):
+    save(make_manifold(), tmp_path / "vae.pt")
+    (tmp_path / "file").write_text("x")
+    proc = subprocess.run([sys.executable, "-m", "controller.export", "--vae", str(tmp_path / "vae.pt"),
+                           "--out", str(tmp_path / "file" / "export")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--out" in proc.stderr and "is a file" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 # ---- runtime -----------------------------------------------------------------------------------------------
@@ -290,8 +325,8 @@ def test_backend_from_a_checkpoint_caches_its_export_beside_it(tmp_path):
     z, cond = torch.randn(3, 8), changed.start_frames[:3]
     with torch.no_grad():
         assert torch.allclose(fresh.step(z, cond), changed.step(z, cond), atol=TOL)
-    os.utime(ckpt, ns=(time.time_ns(), time.time_ns() + 10**9))  # same bytes, new mtime: re-exported too
-    assert not make_backend(ckpt, verbose=False)._handle.reused
+    os.utime(ckpt, ns=(time.time_ns(), time.time_ns() + 10**9))  # same bytes, new mtime (a fresh clone): reused
+    assert make_backend(ckpt, verbose=False)._handle.reused
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vae.pt", "vae.pt.onnx"]  # nothing half-written
 
 
@@ -312,7 +347,7 @@ def test_backends_quack_like_the_manifold_and_agree(tmp_path, capsys):
 
 
 def test_backend_drives_the_motion_core_of_the_environments():
-    motion_core = pytest.importorskip("envs.motion_core")
+    import envs.motion_core as motion_core
     manifold = make_manifold()
     backend = make_backend(manifold, backend="onnx", verbose=False)
     core = motion_core.MotionCore(backend, 3)
@@ -349,7 +384,7 @@ def test_bad_requests_get_clear_errors(tmp_path):
 
 def test_weights_fingerprint_handles_scalar_buffers():
     """Policy files hold 0-d tensors (e.g. a step count); fingerprinting must not choke on them."""
-    from controller.fingerprint import weights_fingerprint
+    from common.fingerprint import weights_fingerprint
 
     a, b = torch.nn.Module(), torch.nn.Module()
     a.register_buffer("count", torch.tensor(3.0, dtype=torch.float64))

@@ -56,7 +56,7 @@ def test_skeleton_comes_from_the_urdf():
 
 def test_forward_kinematics_matches_pybullet():
     """Our FK of the file equals pybullet's own placement of the URDF (as its DeepMimic env loads it)."""
-    pb = pytest.importorskip("pybullet")
+    import pybullet as pb
     import pybullet_data
 
     path = _by_name("humanoid3d_walk.txt")

@@ -17,6 +17,7 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
 import envs
+import vae
 from envs import manifold_source
 from envs.motion_core import MotionCore
 from envs.toy_manifold import ToyManifold
@@ -25,8 +26,6 @@ from mocap.features import frames_to_world, integrate_root, motion_to_frames
 from mocap.kinematics import Motion
 from mocap.rotations import axis_angle_matrix, yaw_matrix
 from mocap.skeleton import Skeleton
-
-vae = pytest.importorskip("vae")
 
 ALL_IDS = list(envs.TASK_IDS)
 # check_env warns that Box(-inf, inf) observations are unbounded: they are, by design.
@@ -360,7 +359,6 @@ def test_vae_none_without_the_shipped_model_says_how_to_train(monkeypatch, tmp_p
         gym.make("MVAE/Target-v0")
 
 
-@pytest.mark.skipif(not manifold_source.DEFAULT_VAE.is_file(), reason="assets/vae.pt is not there yet")
 @UNBOUNDED
 def test_default_vae_is_the_shipped_model():
     env = gym.make_vec("MVAE/Target-v0", num_envs=2)

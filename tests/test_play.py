@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -21,9 +23,10 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from controller.app import AppConfig, Simulation
-from controller.input_script import InputRecorder, InputScript
-from viewer.display import configure_pyglet
+from app.hud import simulation_lines
+from app.input_script import InputRecorder, InputScript
+from app.simulation import AppConfig, Simulation
+from viewer.display import configure_pyglet, egl_available
 
 REPO = Path(__file__).resolve().parents[1]
 VAE = Path(os.environ.get("MVAE_TEST_VAE", REPO / "assets" / "vae.pt"))
@@ -33,8 +36,7 @@ SIZE = (320, 240)
 
 @pytest.fixture(scope="module")
 def vae_path() -> Path:
-    if not VAE.is_file():
-        pytest.skip(f"{VAE} is absent (the shipped VAE; set MVAE_TEST_VAE to another checkpoint)")
+    assert VAE.is_file(), f"{VAE} is absent: the shipped VAE is part of the repository"
     return VAE
 
 
@@ -52,11 +54,8 @@ def make_sim(backend, vae_path, task="joystick", seed=0, characters=1) -> Simula
 
 @pytest.fixture
 def make_app(x_display, backend, vae_path):
-    try:
-        configure_pyglet(headless=False)
-    except RuntimeError as e:
-        pytest.skip(str(e))
-    from controller.app import App
+    configure_pyglet(headless=False)  # raises if a test imported pyglet's window module headless: our bug
+    from app.interactive import App
     from viewer.window import ViewerWindow
 
     made = []
@@ -171,7 +170,7 @@ def test_task_keys_pause_and_reset(make_app):
     app = make_app(task="joystick")
     press(app.window, key._4)
     app.tick(app.sim.dt)
-    assert app.sim.task_name == "path" and not app.sim.teleported[0]
+    assert app.sim.task_name == "path_follow" and not app.sim.teleported[0]
     before = app.sim.step_count
     press(app.window, key.P)
     for _ in range(5):
@@ -179,7 +178,7 @@ def test_task_keys_pause_and_reset(make_app):
     assert app.sim.step_count == before, "paused: no simulation steps"
     press(app.window, key.P, key.R)
     app.tick(app.sim.dt)
-    assert app.sim.task_name == "path" and app.sim.teleported[0], "R restarts the characters"
+    assert app.sim.task_name == "path_follow" and app.sim.teleported[0], "R restarts the characters"
     press(app.window, key.F1)
     assert app.window.help_visible
 
@@ -271,10 +270,10 @@ def test_bad_input_script_is_one_clear_line(tmp_path, vae_path):
 
 
 def test_without_a_display_play_says_so_and_records_the_demo(tmp_path, vae_path):
+    if not egl_available():
+        pytest.skip("no EGL library on this machine (apt install libegl1 libgl1-mesa-dri)")
     out = run_play(["--vae", str(vae_path), "--seconds", "1", "--size", "320x240"], tmp_path,
                    {"DISPLAY": None, "WAYLAND_DISPLAY": None})
-    if out.returncode == 2 and "headless EGL" in out.stderr:
-        pytest.skip(f"no headless EGL here: {out.stderr.strip()}")
     assert out.returncode == 0, out.stderr[-2000:]
     first = out.stdout.strip().splitlines()[0]
     assert "no display" in first and "demo.mp4" in first
@@ -303,7 +302,7 @@ def test_a_policy_file_drives_its_task_and_unfit_ones_fall_back_with_a_reason(tm
 
     sim = Simulation(AppConfig(vae=vae_path, task="joystick", policies_dir=tmp_path), backend=backend, verbose=False)
     controller = sim.controller
-    assert "joystick.pt" in controller.label and "policy joystick.pt" in " ".join(sim.hud_lines())
+    assert "joystick.pt" in controller.label and "policy joystick.pt" in " ".join(simulation_lines(sim))
     actions = controller(sim.env, sim.obs)
     expected = controller.policy(sim.obs) * (2.0 / sim.env.action_scale)  # the policy's scale, the env's latent
     torch.testing.assert_close(actions, expected)
@@ -313,3 +312,110 @@ def test_a_policy_file_drives_its_task_and_unfit_ones_fall_back_with_a_reason(tm
     assert any("target.pt not used" in note for note in sim.notes)
     sim.close()
     probe.close()
+
+
+# ---- motion out as BVH -----------------------------------------------------------------------------------
+@pytest.mark.display
+def test_record_bvh_writes_the_motion_that_was_drawn(make_app, tmp_path):
+    """The session's BVH, read back through forward kinematics, puts the joints where the app drew them."""
+    from pyglet.window import key
+
+    from app.motion_capture import MotionCapture
+    from mocap.bvh import read_bvh
+    from mocap.kinematics import motion_world
+
+    app = make_app()
+    capture = MotionCapture(app.sim.skeleton, app.sim.fps)
+    app.motion_capture, app.capture_path = capture, tmp_path / "session.bvh"
+    press(app.window, key.W)
+    drawn = []
+    for _ in range(60):
+        app.tick(app.sim.dt)
+        drawn.append(app.sim.joint_positions()[0])
+    written = app.finish_capture()
+    assert written == [tmp_path / "session.bvh"] and app.motion_capture is None
+    motion = read_bvh(written[0])
+    assert motion.fps == pytest.approx(app.sim.fps) and motion.num_frames == 60
+    assert sorted(motion.skeleton.joint_names) == sorted(app.sim.skeleton.joint_names)
+    _, world = motion_world(motion)
+    order = [motion.skeleton.joint_names.index(n) for n in app.sim.skeleton.joint_names]  # BVH: depth first
+    error = np.linalg.norm(world[:, order] - np.array(drawn), axis=-1)  # (T, J) m
+    travelled = np.linalg.norm(drawn[-1][0] - drawn[0][0])
+    assert travelled > 0.5, "the character walked while captured"
+    assert error.mean() < 0.01 and error.max() < 0.03, f"BVH joints {error.mean() * 100:.2f} cm from the drawn ones"
+
+
+@pytest.mark.display
+def test_key_b_starts_and_stops_a_capture_without_overwriting(make_app, tmp_path, monkeypatch):
+    from pyglet.window import key
+
+    monkeypatch.chdir(tmp_path)
+    app = make_app()
+    for _ in range(2):
+        press(app.window, key.B)
+        assert app.motion_capture is not None
+        for _ in range(10):
+            app.step_simulation()
+        press(app.window, key.B)
+        assert app.motion_capture is None
+    assert sorted(p.name for p in tmp_path.glob("*.bvh")) == ["capture.bvh", "capture_2.bvh"]
+    assert "wrote 10 frames" in app.sim.notes[-1]
+
+
+def test_play_record_bvh_all_writes_one_file_per_character(tmp_path, vae_path):
+    out = run_play(["--vae", str(vae_path), "--task", "target", "--characters", "3", "--seconds", "1", "--size",
+                    "64x64", "--record", str(tmp_path / "crowd.mp4"), "--record-bvh", str(tmp_path / "crowd.bvh"),
+                    "--record-bvh-all", "--headless"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.glob("*.bvh")) == ["crowd_0000.bvh", "crowd_0001.bvh", "crowd_0002.bvh"]
+    assert "wrote 30 frames" in out.stdout
+
+
+# ---- bad input ----------------------------------------------------------------------------------------
+def test_output_paths_are_checked_before_any_work(tmp_path, vae_path):
+    (tmp_path / "file").write_text("x")
+    for flag, name in (("--record-input", "in.json"), ("--record-bvh", "m.bvh"), ("--record", "v.mp4")):
+        out = run_play(["--vae", str(vae_path), flag, str(tmp_path / "file" / name), "--headless"], tmp_path)
+        assert out.returncode == 2 and flag in out.stderr and "is a file, not a folder" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr and "controller:" not in out.stdout, "refused before loading anything"
+
+
+def test_absurd_sizes_and_crowds_are_refused_or_warned(tmp_path, vae_path):
+    out = run_play(["--vae", str(vae_path), "--size", "99998x99998", "--record", str(tmp_path / "x.mp4")], tmp_path)
+    assert out.returncode == 2 and "at most 7680x4320" in out.stderr and "Traceback" not in out.stderr
+    out = run_play(["--vae", str(vae_path), "--characters", "1000000", "--record", str(tmp_path / "x.mp4")],
+                   tmp_path)
+    assert out.returncode == 2 and "--characters must be an integer in [1, 100000]" in out.stderr
+
+
+def test_headless_demo_never_overwrites_an_earlier_one(tmp_path, vae_path):
+    if not egl_available():
+        pytest.skip("no EGL library on this machine (apt install libegl1 libgl1-mesa-dri)")
+    (tmp_path / "demo.mp4").write_bytes(b"an earlier take")
+    out = run_play(["--vae", str(vae_path), "--seconds", "0.2", "--size", "64x64"], tmp_path, {"DISPLAY": None})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "demo.mp4").read_bytes() == b"an earlier take"
+    assert "demo_2.mp4" in out.stdout and (tmp_path / "demo_2.mp4").stat().st_size > 0
+
+
+def test_ctrl_c_during_a_recording_says_what_happened(tmp_path, vae_path):
+    if not egl_available():
+        pytest.skip("no EGL library on this machine (apt install libegl1 libgl1-mesa-dri)")
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, str(REPO / "play.py"), "--vae", str(vae_path), "--seconds", "600",
+                             "--size", "64x64", "--record", str(tmp_path / "long.mp4"), "--headless",
+                             "--record-input", str(tmp_path / "in.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    try:
+        for line in proc.stdout:
+            if line.startswith("play: task"):  # the simulation runs: the recording starts now
+                break
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    assert "interrupted after" in stderr and "long.mp4 was not written" in stderr
+    assert not (tmp_path / "long.mp4").exists() and (tmp_path / "in.json").is_file(), "the input is kept"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from controller.input_script import Held, InputRecorder, InputScript, ScriptError, StepInput
-from controller.inputs import (
+from app.input_script import Held, InputRecorder, InputScript, ScriptError, StepInput
+from app.inputs import (
     Control,
     Gamepads,
     MouseGesture,

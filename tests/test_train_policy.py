@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from envs.toy_manifold import ToyManifold
 from common.dataclass_cli import field_docs
+from envs.toy_manifold import ToyManifold
 from policies import evaluate as evaluation
 from policies import load_policy
 from policies.train import Trainer, main, train

@@ -21,7 +21,7 @@ import pytest
 
 from viewer.body import HEAD_RADIUS, TORSO_RADIUS, body_capsules, body_plan
 from viewer.camera import Camera
-from viewer.display import configure_pyglet
+from viewer.display import configure_pyglet, egl_available
 from viewer.recorder import VideoRecorder
 from viewer.scene import Characters, Marker, Polyline, SceneFrame
 from viewer.shapes import box_mesh, capsule_proxies, capsule_ray_hits
@@ -215,10 +215,7 @@ def test_exception_inside_recording_leaves_no_partial_file(tmp_path):
 # --- real windows ----------------------------------------------------------------------------------------
 @pytest.fixture
 def make_window(x_display):
-    try:
-        configure_pyglet(headless=False)
-    except RuntimeError as e:
-        pytest.skip(str(e))
+    configure_pyglet(headless=False)  # raises if a test imported pyglet's window module headless: our bug
     from viewer.window import ViewerWindow
 
     windows = []
@@ -319,11 +316,10 @@ def test_recording_thirty_window_frames_gives_a_thirty_frame_mp4(make_window, tm
     w.camera = Camera(mode="fixed", fixed_target=(0.5, 0.8, 0.0), fixed_distance=5.0, fixed_elevation=0.3)
     path = tmp_path / "walk.mp4"
     with VideoRecorder(path, fps=30, size=w.get_framebuffer_size()) as rec:
-        w.start_recording(rec)
         for i in range(30):
             w.set_scene(SceneFrame(characters=[character(offset=(0.05 * i, 0.0, 0.0))]))
-            w.draw_frame()
-        assert w.stop_recording() is rec and rec.frame_count == 30
+            rec.append(w.render_to_array())
+        assert rec.frame_count == 30
     meta, frames = _mp4_frames(path)
     assert len(frames) == 30 and meta["size"] == (320, 240) and meta["fps"] == 30
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == 30
@@ -337,12 +333,8 @@ import json, sys
 import numpy as np
 from viewer.display import configure_pyglet
 configure_pyglet(headless=True)
-try:
-    from viewer.window import ViewerWindow
-    w = ViewerWindow(320, 240, visible=False)
-except Exception as e:
-    print(json.dumps({"unavailable": f"{type(e).__name__}: {e}"}))
-    sys.exit(0)
+from viewer.window import ViewerWindow
+w = ViewerWindow(320, 240, visible=False)
 from viewer.scene import Characters, SceneFrame
 pos = np.array(json.loads(sys.argv[1]))
 parents = json.loads(sys.argv[2])
@@ -356,13 +348,13 @@ print(json.dumps({"shape": img.shape, "colours": len(np.unique(img.reshape(-1, 3
 
 
 def test_headless_egl_renders_offscreen_without_any_display():
+    if not egl_available():
+        pytest.skip("no EGL library on this machine (apt install libegl1 libgl1-mesa-dri)")
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-c", _HEADLESS_SCRIPT, json.dumps(STANDING.tolist()), json.dumps(PARENTS)],
                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    if "unavailable" in result:
-        pytest.skip(f"pyglet headless EGL is not available here: {result['unavailable']}")
     assert result["shape"] == [240, 320, 3]
     assert result["colours"] > 50 and result["changed"] > 0.01

@@ -52,6 +52,11 @@ def configure_pyglet(headless: bool) -> None:
     pyglet.options["vsync"] = False
 
 
+def egl_available() -> bool:
+    """True if the EGL library pyglet's headless mode needs is installed (Mesa: libegl1); never raises."""
+    return ctypes.util.find_library("EGL") is not None
+
+
 def display_available(display: str | None = None) -> bool:
     """True if an X display (``display`` or $DISPLAY) accepts a connection; never raises."""
     name = display if display is not None else os.environ.get("DISPLAY")

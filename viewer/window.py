@@ -12,14 +12,15 @@ projection that its text and shapes need; pyglet resets it on every resize (and 
 
 Two ways to run it:
 
-- interactive, under ``pyglet.app.run()``: ``on_draw`` draws; with :meth:`start_recording` every drawn
-  frame is also appended to a :class:`viewer.recorder.VideoRecorder` (one drawn frame = one video frame;
-  pyglet's loop draws on its own clock, so for one video frame per simulation step use the manual loop);
+- interactive, under ``pyglet.app.run()``: ``on_draw`` draws;
 - a manual loop (offscreen recording, tests): ``set_scene(...)``, ``render_to_array()`` -> (H, W, 3) uint8,
-  which works in a hidden window under Xvfb and in pyglet's headless EGL mode alike.
+  which works in a hidden window under Xvfb and in pyglet's headless EGL mode alike. Videos are made this way
+  (one ``render_to_array`` per simulation step into a :class:`viewer.recorder.VideoRecorder`), never from
+  pyglet's own clock.
 
-Mouse: left drag orbits the camera, right/middle drag pans it (orbit mode), the wheel zooms. The app adds
-its own handlers with ``push_handlers`` (they run first) and can use :meth:`screen_to_ground` for clicks.
+Mouse: right drag orbits the camera, middle drag pans it (orbit mode), the wheel zooms; the left button is
+left to the app (clicks and strokes), which adds its own handlers with ``push_handlers`` (they run first)
+and can use :meth:`screen_to_ground` for clicks.
 """
 
 from __future__ import annotations
@@ -83,8 +84,6 @@ class ViewerWindow(pyglet.window.Window):
         self.renderer = Renderer()
         self.scene = SceneFrame()
         self.help_visible = False
-        self._recorder = None
-        self._record_overlays = True
         self._hud_lines: list[str] = []
         self._help_lines: list[str] = []
         self._hud_label = self._hud_panel = None
@@ -130,11 +129,7 @@ class ViewerWindow(pyglet.window.Window):
     def on_draw(self) -> None:
         fw, fh = self.get_framebuffer_size()
         self.renderer.draw(self.scene, self.camera, fw, fh)
-        if self._recorder is not None and not self._record_overlays:
-            self._recorder.append(self.read_pixels())
         self._draw_overlays()
-        if self._recorder is not None and self._record_overlays:
-            self._recorder.append(self.read_pixels())
 
     def _draw_overlays(self) -> None:
         gl.glEnable(gl.GL_BLEND)
@@ -172,34 +167,15 @@ class ViewerWindow(pyglet.window.Window):
         self.draw_frame()
         return self.read_pixels()
 
-    # --- recording -----------------------------------------------------------------------------------
-    def start_recording(self, recorder, overlays: bool = True) -> None:
-        """Append every frame drawn from now on to ``recorder`` (anything with ``append(frame)``).
-
-        ``overlays``: include the HUD/help text in the video. The recorder's size must equal the
-        framebuffer size: resizing the window while recording makes the next append raise.
-        """
-        self._recorder = recorder
-        self._record_overlays = overlays
-
-    def stop_recording(self):
-        """Stop appending frames; returns the recorder (the caller closes it)."""
-        recorder, self._recorder = self._recorder, None
-        return recorder
-
-    @property
-    def recording(self) -> bool:
-        return self._recorder is not None
-
     # --- input ---------------------------------------------------------------------------------------
     def screen_to_ground(self, x: float, y: float):
         """Mouse position (pyglet window coordinates) -> (x, z) on the ground in metres, or None."""
         return self.camera.screen_to_ground(x, y, self.width, self.height)
 
     def on_mouse_drag(self, x, y, dx, dy, buttons, modifiers) -> None:
-        if buttons & mouse.LEFT:
+        if buttons & mouse.RIGHT:
             self.camera.orbit(dx, dy)
-        elif buttons & (mouse.RIGHT | mouse.MIDDLE):
+        elif buttons & mouse.MIDDLE:
             self.camera.pan(dx, dy)
 
     def on_mouse_scroll(self, x, y, scroll_x, scroll_y) -> None:
@@ -215,7 +191,6 @@ class ViewerWindow(pyglet.window.Window):
         self._help_label, self._help_panel = self._make_text_block(self._help_lines, HELP_FONT_SIZE)
 
     def on_close(self) -> None:
-        self._recorder = None
         self.switch_to()
         self.renderer.delete()
         super().on_close()

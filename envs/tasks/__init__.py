@@ -1,13 +1,14 @@
 """The tasks: one class per module, each module docstring is the task's spec (observation, reward, ...).
 
-``TASKS`` maps the names used by the environments (``task="target"``) to the classes; ``make_task``
-builds one with checked options.
+``TASKS`` maps the canonical names of :mod:`envs.registry` to the classes; ``make_task`` builds one (by name
+or alias) with checked options.
 """
 
 from __future__ import annotations
 
 import inspect
 
+from envs.registry import TASK_SPECS, task_spec
 from envs.tasks.base import Task
 from envs.tasks.joystick import Joystick
 from envs.tasks.maze import Maze
@@ -16,14 +17,7 @@ from envs.tasks.random_walk import RandomWalk
 from envs.tasks.target import Target
 from envs.tasks.timed_target import TimedTarget
 
-TASKS: dict[str, type[Task]] = {
-    "random_walk": RandomWalk,
-    "target": Target,
-    "timed_target": TimedTarget,
-    "joystick": Joystick,
-    "path_follow": PathFollow,
-    "maze": Maze,
-}
+TASKS: dict[str, type[Task]] = {spec.name: spec.task_class() for spec in TASK_SPECS}
 
 
 def task_options(cls: type[Task]) -> list[str]:
@@ -39,8 +33,7 @@ def task_options(cls: type[Task]) -> list[str]:
 
 
 def make_task(name: str, core, options: dict) -> Task:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    name = task_spec(name).name
     cls = TASKS[name]
     unknown = sorted(set(options) - set(task_options(cls)))
     if unknown:

@@ -10,6 +10,20 @@ A task owns the goal state of every character and reads / resets the character s
 * ``metrics()`` -> ``{name: (values (B,), mask (B,) bool or None)}``; ``None`` means valid for every character,
   a mask marks event metrics (e.g. ``time_to_target`` only where a target was just reached).
 
+What a user (the app, a script) may ask of a task, the same call for every task:
+
+* ``accepts``: which of ``"goal"`` (:meth:`Task.set_goal`: a point on the ground), ``"path"``
+  (:meth:`Task.set_path`) and ``"command"`` (:meth:`Task.set_command`: a direction and speed) it takes;
+  the others raise :class:`TaskInputError`;
+* ``replan(mask)``: after the environment moved characters (``MotionVecEnv.place``), goals relative to where
+  they now stand; ``placeable = False`` tasks (the maze: characters start in its cells) refuse ``place``;
+* ``desired_motion()`` -> ``(direction (B, 2) world unit vector, speed (B,) m/s)``: what the goal asks of each
+  character now. The scripted baseline (``policies.SamplingController``) steers toward it and the app's HUD
+  shows it.
+
+State: ``state_names`` lists every tensor attribute that changes while the task runs; ``state_dict()`` /
+``load_state_dict()`` copy exactly those (so a resumed training continues exactly).
+
 Draw data (for a viewer, which the environment never imports): ``draw_data(i)`` returns plain data in
 world metres, y-up, colours as RGBA floats in [0, 1]::
 
@@ -52,13 +66,24 @@ def ground_polyline(points_xz, height: float = MARKER_HEIGHT) -> np.ndarray:
     return np.stack([p[:, 0], np.full(len(p), height), p[:, 1]], axis=1)
 
 
+WALK_SPEED = 1.0  # m/s: what a task without a speed of its own asks for
+MAX_GROUND_COORDINATE = 1000.0  # m: goals and paths farther out are input mistakes (and lose float32 precision)
+
+
+class TaskInputError(ValueError):
+    """A request the task does not take (e.g. a path for the target task)."""
+
+
 class Task:
-    """Base class. Subclasses set ``name``, ``feature_size`` and ``default_max_episode_steps``."""
+    """Base class. Subclasses set ``name``, ``feature_size``, ``default_max_episode_steps`` and ``state_names``."""
 
     name = "task"
     feature_size = 0
     default_max_episode_steps = 600
     ignores_action = False
+    accepts: frozenset[str] = frozenset()
+    placeable = True
+    state_names: tuple[str, ...] = ()
 
     def __init__(self, core: MotionCore):
         self.core = core
@@ -90,9 +115,44 @@ class Task:
     def metrics(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
         return {}
 
+    def desired_motion(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(direction (B, 2) world unit vector, speed (B,) m/s): straight on at walking speed by default."""
+        return self.core.facing(), torch.full((self.core.num_envs,), WALK_SPEED, device=self.core.device)
+
     def draw_data(self, index: int) -> dict:
         self.check_index(index)
         return empty_draw_data()
+
+    # ---- what a user may ask (see the module docstring) --------------------------------------------
+    def set_goal(self, xz, mask=None) -> None:
+        """Put the goal at ground point ``xz`` ((2,) or (B, 2) world m) where ``mask`` (B,) is set."""
+        raise TaskInputError(f"the {self.name} task takes no goal point")
+
+    def set_path(self, points, mask=None) -> None:
+        raise TaskInputError(f"the {self.name} task takes no path")
+
+    def set_command(self, direction, speed, mask=None, **options) -> None:
+        raise TaskInputError(f"the {self.name} task takes no direction / speed command")
+
+    def replan(self, mask: torch.Tensor | None) -> None:
+        """Goals relative to where the characters (``mask``, None = all) stand now; nothing by default."""
+
+    # ---- state --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name).detach().cpu().clone() for name in self.state_names}
+
+    def load_state_dict(self, state: dict) -> None:
+        missing = sorted(set(self.state_names) - set(state))
+        extra = sorted(set(state) - set(self.state_names))
+        if missing or extra:
+            raise ValueError(f"task state for {self.name!r}: missing {missing}, unexpected {extra}; it was saved by "
+                             "another task or version")
+        for name in self.state_names:
+            old, new = getattr(self, name), state[name]
+            if tuple(old.shape) != tuple(new.shape):
+                raise ValueError(f"task state {self.name}.{name} has shape {tuple(new.shape)}, this task "
+                                 f"{tuple(old.shape)}: another number of characters or options")
+            setattr(self, name, new.to(device=old.device, dtype=old.dtype))
 
     def close(self) -> None:
         """Release outside resources (e.g. a physics client)."""

@@ -15,6 +15,8 @@ termination         none (only a non-finite character state, see the environment
 truncation          ``max_episode_steps`` (default 900 = 30 s at 30 fps)
 info metrics        ``heading_error_deg`` (|e| in degrees), ``speed_error`` (|v - v_cmd| m/s),
                     ``speed`` (v m/s), ``command_speed`` (m/s)
+user input          ``set_command(direction, speed, hold_seconds=inf)``: e.g. a gamepad's stick
+desired motion      the command
 =================== ===============================================================================
 """
 
@@ -35,6 +37,8 @@ class Joystick(Task):
     name = "joystick"
     feature_size = 3
     default_max_episode_steps = 900
+    accepts = frozenset({"command"})
+    state_names = ("command_direction", "command_speed", "hold", "heading_error", "speed", "step_command_speed")
 
     def __init__(self, core, *, min_speed: float = 0.0, max_speed: float = 2.0,
                  change_interval: tuple[float, float] = (2.0, 5.0)):
@@ -65,12 +69,20 @@ class Joystick(Task):
         ``speed`` (B,) m/s, where ``mask`` (B,) is set; no random change for ``hold_seconds`` (default: never)."""
         dev, b = self.core.device, self.core.num_envs
         direction = torch.as_tensor(direction, dtype=torch.float32, device=dev).reshape(-1, 2).expand(b, 2)
-        direction = direction / torch.linalg.vector_norm(direction, dim=1, keepdim=True).clamp_min(1e-9)
+        norm = torch.linalg.vector_norm(direction, dim=1, keepdim=True)
         speed = torch.as_tensor(speed, dtype=torch.float32, device=dev).expand(b)
+        if not bool(torch.isfinite(norm).all() and (norm > 1e-9).all()):
+            raise ValueError("set_command: the direction must be a finite, non-zero ground vector (x, z)")
+        if not bool(torch.isfinite(speed).all() and (speed >= 0).all()):
+            raise ValueError("set_command: the speed must be finite and >= 0 m/s")
+        direction = direction / norm
         mask = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=dev)
         self.command_direction = self.where(mask, direction, self.command_direction)
         self.command_speed = self.where(mask, speed, self.command_speed)
         self.hold = self.where(mask, torch.full_like(self.hold, hold_seconds), self.hold)
+
+    def desired_motion(self):
+        return self.command_direction, self.command_speed
 
     def _command_in_char_frame(self) -> torch.Tensor:
         """(B, 2) the commanded direction seen by the character: (sin e, cos e) for heading error e."""

@@ -34,6 +34,11 @@ info metrics        ``distance_to_goal`` (route distance, m), ``targets_reached`
                     episode), ``collided`` (bool, this step)
 =================== ===============================================================================
 
+User input: ``set_goal(xz)`` makes the cell holding ``xz`` the goal (e.g. a mouse click). The characters
+cannot be moved in by ``place`` (``placeable = False``): they start at cell centres, away from the walls.
+Desired motion (the scripted baseline): at walking speed along the free ray (nothing within 1.5 m) closest
+to the next route waypoint (to the goal without ``route_hint``).
+
 The pybullet client is opened in the constructor and closed by ``close()`` (the environment's close).
 """
 
@@ -44,18 +49,32 @@ import math
 import numpy as np
 import torch
 
-from envs.geometry import point_box_distance
+from envs.geometry import heading_vector, point_box_distance
 from envs.maze_layout import generate_maze
 from envs.ray_sensor import RaySensor
-from envs.tasks.base import FAINT_RGBA, GOAL_RGBA, HINT_RGBA, Task, empty_draw_data, ground_point, ground_polyline
+from envs.tasks.base import (
+    FAINT_RGBA,
+    GOAL_RGBA,
+    HINT_RGBA,
+    WALK_SPEED,
+    Task,
+    empty_draw_data,
+    ground_point,
+    ground_polyline,
+)
 
 COLLISION_MODES = ("terminate", "penalize")
+CLEARANCE_M = 1.5  # desired motion: a ray this free counts as a way through
 WALL_RGBA = np.array([0.55, 0.55, 0.6, 1.0])
 
 
 class Maze(Task):
     name = "maze"
     default_max_episode_steps = 1500
+    accepts = frozenset({"goal"})
+    placeable = False
+    state_names = ("goal", "route", "reached", "since", "arrived", "time_to_target", "collisions", "collided",
+                   "step_route", "rays", "ray_pose")
 
     def __init__(self, core, *, cells: int = 5, cell_size: float = 4.0, maze_seed: int = 0,
                  extra_openings: float = 0.0, wall_thickness: float = 0.2, wall_height: float = 2.0,
@@ -109,7 +128,7 @@ class Maze(Task):
         self.collided = torch.zeros(b, dtype=torch.bool, device=dev)
         self.step_route = torch.zeros(b, device=dev)
         self.rays = torch.ones(b, self.num_rays, device=dev)
-        self._ray_pose = torch.full((b, 3), math.nan, device=dev)  # (x, z, yaw) of the last cast; NaN: never cast
+        self.ray_pose = torch.full((b, 3), math.nan, device=dev)  # (x, z, yaw) of the last cast; NaN: never cast
 
     # ---- geometry -----------------------------------------------------------------------------------
     def cell_of(self, xz: torch.Tensor) -> torch.Tensor:
@@ -162,13 +181,13 @@ class Maze(Task):
     def _update_rays(self) -> None:
         """Recast only the characters that moved since the last cast (after an autoreset: the restarted ones)."""
         pose = torch.cat((self.core.root_xz, self.core.yaw[:, None]), dim=1)  # (B, 3)
-        moved = (pose != self._ray_pose).any(dim=1)
+        moved = (pose != self.ray_pose).any(dim=1)
         if bool(moved.all()):
             self.rays = self.cast_rays()
         elif bool(moved.any()):
             rows = moved.nonzero()[:, 0]
             self.rays = self.rays.index_put((rows,), self.cast_rays(rows))
-        self._ray_pose = pose
+        self.ray_pose = pose
 
     def _new_goals(self, cell: torch.Tensor) -> torch.Tensor:
         """(B,) a uniform cell other than ``cell``."""
@@ -185,6 +204,23 @@ class Maze(Task):
         self.goal = self.where(mask, cells, self.goal)
         self.since = self.where(mask, torch.zeros_like(self.since), self.since)
         self.route = self.route_distance(self.core.root_xz, self.goal)
+
+    def set_goal(self, xz, mask=None) -> None:
+        xz = torch.as_tensor(xz, dtype=torch.float32, device=self.core.device).reshape(-1, 2)
+        if not bool(torch.isfinite(xz).all()):
+            raise ValueError("set_goal: the point must be finite (x, z) metres")
+        self.set_goals(self.cell_of(xz).expand(self.core.num_envs), mask)
+
+    def desired_motion(self):
+        core = self.core
+        aim = self.route_waypoints(core.root_xz, self.goal)[:, 0] if self.route_hint else self.cell_centers[self.goal]
+        aim_char = core.to_char(aim[:, None])[:, 0]  # (B, 2)
+        aim_angle = torch.atan2(aim_char[:, 0], aim_char[:, 1])  # (B,) character frame, + to the left
+        self._update_rays()
+        free = self.rays * self.ray_length > CLEARANCE_M  # (B, N)
+        closeness = torch.cos(self.ray_offsets[None] - aim_angle[:, None])  # (B, N)
+        best = self.ray_offsets[torch.where(free, closeness, closeness - 3.0).argmax(dim=1)]  # (B,)
+        return heading_vector(core.yaw + best), torch.full_like(best, WALK_SPEED)
 
     # ---- protocol -------------------------------------------------------------------------------------
     def reset(self, mask):

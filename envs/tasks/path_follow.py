@@ -13,6 +13,10 @@ paths               closed curves through the character's start, traversed at ``
 termination         d > ``max_distance`` (4 m): the character lost the path (and a non-finite state)
 truncation          ``max_episode_steps`` (default 900 = 30 s at 30 fps)
 info metrics        ``path_distance`` (d, m), ``path_laps`` (loops completed by the moving point)
+user input          ``set_path(points)`` (below); ``replan``: the paths move so that the moving point is
+                    where the character stands
+desired motion      toward the look-ahead point one ``lookahead_seconds`` ahead, at the speed that
+                    reaches it in that time (at most 3.5 m/s)
 =================== ===============================================================================
 
 Interactive hook: ``set_path(points, mask=None)`` replaces the paths by hand-made ones (e.g. drawn with
@@ -26,15 +30,28 @@ import math
 
 import torch
 
-from envs.tasks.base import FAINT_RGBA, GOAL_RGBA, HINT_RGBA, Task, empty_draw_data, ground_point, ground_polyline
+from envs.geometry import toward
+from envs.tasks.base import (
+    FAINT_RGBA,
+    GOAL_RGBA,
+    HINT_RGBA,
+    MAX_GROUND_COORDINATE,
+    Task,
+    empty_draw_data,
+    ground_point,
+    ground_polyline,
+)
 
 PATH_KINDS = ("mixed", "figure8", "random")
+MAX_DESIRED_SPEED = 3.5  # m/s
 DENSE_SAMPLES_PER_POINT = 4  # curve samples per output point, before arc-length resampling
 
 
 class PathFollow(Task):
     name = "path_follow"
     default_max_episode_steps = 900
+    accepts = frozenset({"path"})
+    state_names = ("path", "length", "progress", "distance")
 
     def __init__(self, core, *, path: str = "mixed", path_speed: float = 1.2, num_lookahead: int = 5,
                  lookahead_seconds: float = 0.5, max_distance: float = 4.0, path_points: int = 256):
@@ -123,8 +140,8 @@ class PathFollow(Task):
         if pts.dim() != 3 or pts.shape[0] != b or pts.shape[1] < 2 or pts.shape[2] != 2:
             raise ValueError(f"set_path: points must be (P, 2) or ({b}, P, 2) world xz with P >= 2, "
                              f"got shape {tuple(pts.shape)}")
-        if not bool(torch.isfinite(pts).all()):
-            raise ValueError("set_path: points contain NaN or infinite values")
+        if not bool(torch.isfinite(pts).all()) or bool((pts.abs() > MAX_GROUND_COORDINATE).any()):
+            raise ValueError(f"set_path: points must be finite and within {MAX_GROUND_COORDINATE:g} m of the origin")
         path, length = self._resample(pts)
         if bool((length < 1e-3).any()):
             raise ValueError("set_path: a path has (almost) no length; give at least two distinct points")
@@ -133,6 +150,16 @@ class PathFollow(Task):
         self.length = self.where(mask, length, self.length)
         self.progress = self.where(mask, torch.zeros_like(self.progress), self.progress)
         self.distance = self.where(mask, self._measure(), self.distance)
+
+    def replan(self, mask):
+        shift = self.core.root_xz - self.points_at(self.progress[:, None])[:, 0]  # (B, 2)
+        self.path = self.where(mask, self.path + shift[:, None], self.path)
+        self.distance = self.where(mask, self._measure(), self.distance)
+
+    def desired_motion(self):
+        ahead = self.lookahead()[:, min(1, self.num_lookahead - 1)]  # (B, 2)
+        direction, distance = toward(self.core.root_xz, ahead, self.core.facing())
+        return direction, (distance / self.lookahead_seconds).clamp(0.0, MAX_DESIRED_SPEED)
 
     # ---- protocol -------------------------------------------------------------------------------
     def _measure(self) -> torch.Tensor:

@@ -13,6 +13,9 @@ termination         none (only a non-finite character state, see the environment
 truncation          ``max_episode_steps`` (default 900 = 30 s at 30 fps)
 info metrics        ``distance_to_target`` (m), ``targets_reached`` (count this episode),
                     ``time_to_target`` (s from the target's appearance; masked: set on arrival steps only)
+user input          ``set_goal(xz)``: the target there (e.g. a mouse click); ``replan``: new targets
+                    around where the characters stand
+desired motion      toward the target at ``distance / 2 s`` m/s, within 0.8-3.5 m/s (walk near, run far)
 =================== ===============================================================================
 """
 
@@ -20,7 +23,11 @@ from __future__ import annotations
 
 import torch
 
+from envs.geometry import toward
 from envs.tasks.base import FAINT_RGBA, GOAL_RGBA, Task, empty_draw_data, ground_point, ground_polyline
+
+APPROACH_SECONDS = 2.0  # desired motion: a speed that would arrive in this time...
+MIN_APPROACH_SPEED, MAX_APPROACH_SPEED = 0.8, 3.5  # ...within these bounds (m/s)
 
 
 def sample_targets(task: Task, origin: torch.Tensor, min_distance: float, max_distance: float,
@@ -39,6 +46,8 @@ class Target(Task):
     name = "target"
     feature_size = 2
     default_max_episode_steps = 900
+    accepts = frozenset({"goal"})
+    state_names = ("target", "distance", "step_distance", "reached", "since", "arrived", "time_to_target")
 
     def __init__(self, core, *, arena_size: float = 40.0, min_distance: float = 2.0, max_distance: float = 8.0,
                  arrival_radius: float = 0.5, arrival_bonus: float = 1.0):
@@ -78,13 +87,28 @@ class Target(Task):
         self.step_distance = self.where(mask, self.distance, self.step_distance)
 
     def set_targets(self, targets, mask=None) -> None:
-        """Place targets by hand (e.g. a mouse click): ``targets`` (B, 2) world xz m, where ``mask`` (B,) is set."""
+        """Place targets by hand (e.g. a mouse click): ``targets`` (2,) or (B, 2) world xz m, where ``mask`` (B,)
+        is set."""
         targets = torch.as_tensor(targets, dtype=torch.float32, device=self.core.device).reshape(-1, 2)
+        if not bool(torch.isfinite(targets).all()) or bool((targets.abs() > self.half_arena).any()):
+            raise ValueError(f"target {targets[0].tolist()} is outside the {2 * self.half_arena:g} m arena "
+                             f"(|x|, |z| <= {self.half_arena:g} m)")
         targets = targets.expand(self.core.num_envs, 2)
         mask = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=self.core.device)
         self.target = self.where(mask, targets, self.target)
         self.since = self.where(mask, torch.zeros_like(self.since), self.since)
         self.distance = self._distance()
+
+    def set_goal(self, xz, mask=None) -> None:
+        self.set_targets(xz, mask)
+
+    def replan(self, mask):
+        self.set_targets(self._new_targets(), mask)
+        self.step_distance = self.where(mask, self.distance, self.step_distance)
+
+    def desired_motion(self):
+        direction, distance = toward(self.core.root_xz, self.target, self.core.facing())
+        return direction, (distance / APPROACH_SECONDS).clamp(MIN_APPROACH_SPEED, MAX_APPROACH_SPEED)
 
     def _arrive(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Distance, progress reward and arrival bookkeeping shared with TimedTarget -> (distance, reward)."""

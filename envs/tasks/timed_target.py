@@ -16,6 +16,8 @@ info metrics        ``distance_to_target`` (m), ``time_left`` (s), ``targets_rea
                     ``targets_missed`` (count), ``time_to_target`` (s; masked: arrival steps only)
 =================== ===============================================================================
 
+User input and desired motion as Target's; the desired speed is at least what arrives 0.5 s before the deadline.
+
 Options of Target (``arena_size``, ``min_distance``, ``max_distance``, ``arrival_radius``) apply too.
 """
 
@@ -23,13 +25,16 @@ from __future__ import annotations
 
 import torch
 
-from envs.tasks.target import Target
+from envs.tasks.target import MAX_APPROACH_SPEED, MIN_APPROACH_SPEED, Target
+
+DEADLINE_MARGIN_S = 0.5  # desired motion: plan to arrive this much before the deadline
 
 
 class TimedTarget(Target):
     name = "timed_target"
     feature_size = 3
     default_max_episode_steps = 900
+    state_names = Target.state_names + ("time_left", "step_time_left", "missed", "late")
 
     def __init__(self, core, *, min_pace: float = 1.0, max_pace: float = 2.0, slack_seconds: float = 1.0,
                  on_time_bonus: float = 1.0, late_penalty: float = 1.0, **target_options):
@@ -63,6 +68,12 @@ class TimedTarget(Target):
         allowed = self._deadlines() if seconds is None else torch.as_tensor(
             seconds, dtype=torch.float32, device=self.core.device).expand(self.core.num_envs)
         self.time_left = self.where(mask, allowed, self.time_left)
+
+    def desired_motion(self):
+        direction, speed = super().desired_motion()
+        distance = torch.linalg.vector_norm(self.target - self.core.root_xz, dim=1)
+        needed = distance / (self.time_left - DEADLINE_MARGIN_S).clamp_min(0.1)
+        return direction, torch.maximum(speed, needed).clamp(MIN_APPROACH_SPEED, MAX_APPROACH_SPEED)
 
     def update(self):
         distance, reward = self._arrive()

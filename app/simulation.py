@@ -1,0 +1,332 @@
+"""The simulation behind ``play.py`` (no pyglet): characters, their task and controller, and the user's commands.
+
+:class:`Simulation` holds the batched environment of the current task (``envs.MotionVecEnv`` on an inference
+backend from :func:`controller.make_backend`) and the controller that picks its actions: the task's policy
+``<policies>/<task>.pt`` (the file name :mod:`envs.registry` gives each task) when it exists and fits this VAE
+(sizes, and trained on these VAE weights), run by the same kind of backend, or by its torch module where the
+backend cannot load it; else ``policies.SamplingController`` (K prior samples decoded in one batch, the best
+matching what the task wants; K = 32, fewer in crowds so that a step decodes about ``CANDIDATE_BUDGET``
+candidates in all, at least 4 each). ``step(step_input, azimuth)`` advances every character one frame
+(1 / the VAE's fps).
+
+The user talks to the task only through the environments' public API (``envs.tasks.base``): a click is
+``task.set_goal`` for tasks that accept a goal (from one that does not, the app switches to the target task
+first), a stroke is ``task.set_path`` (switching to the path task), the held keys / stick are
+``task.set_command`` (tasks that accept a command). Switching task keeps the characters where they are
+(``env.place``: the new task re-plans their goals around them), except into tasks that place their
+characters themselves (the maze). Interactive characters never time out; a character that fails its task
+(lost the path, hit a maze wall) restarts alone, as in the environments.
+
+Joystick: the held direction (keys / stick, relative to the camera) becomes the command with
+``hold_seconds=inf``; released keys keep the last command (Space stops); before any input the task's own
+random commands run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.input_script import StepInput
+from app.inputs import Control, combine, command_speed, world_direction
+from envs.registry import canonical_task, task_spec
+from policies.controllers import PolicyController, PriorController, SamplingController
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_VAE = REPO / "assets" / "vae.pt"
+DEFAULT_POLICIES = REPO / "assets" / "policies"
+GOAL_TASK = "target"  # where a click goes from a task that takes no goal
+PATH_TASK = "path_follow"  # where a stroke goes
+WALK_SPEED = 1.0  # m/s commanded by a full move
+RUN_SPEED = 1.8  # m/s with Shift / the trigger (the character goes as fast as the model's data allows)
+NUM_CANDIDATES = 32  # prior samples per character per step for the sampling fallback (at most)
+CANDIDATE_BUDGET = 512  # decoded candidates per step for the whole crowd: big crowds get fewer each
+MIN_CANDIDATES = 4
+EPISODE_STEPS = 10**12  # interactive characters never time out
+SEED_STRIDE = 7919  # each environment made in a session gets seed + k * SEED_STRIDE
+CROWD_WARNING = 2048  # characters beyond which a crowd costs seconds per step on a laptop CPU
+MAX_CHARACTERS = 100_000
+
+
+def heading_deg(dx: float, dz: float) -> float:
+    """A ground direction -> heading in degrees (0 = +z, counter-clockwise seen from above positive)."""
+    return math.degrees(math.atan2(dx, dz))
+
+
+@dataclass
+class AppConfig:
+    """What the app runs (``play.py`` fills it from its flags)."""
+
+    vae: Path = DEFAULT_VAE
+    task: str = "joystick"
+    characters: int = 1
+    backend: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    policies_dir: Path | None = DEFAULT_POLICIES
+    walk_speed: float = WALK_SPEED
+    run_speed: float = RUN_SPEED
+    num_candidates: int = NUM_CANDIDATES
+
+    def check(self) -> None:
+        self.task = canonical_task(self.task, "--task")
+        if not isinstance(self.characters, int) or not 1 <= self.characters <= MAX_CHARACTERS:
+            raise ValueError(f"--characters must be an integer in [1, {MAX_CHARACTERS}], got {self.characters!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**62:
+            raise ValueError(f"--seed must be an integer in [0, 2**62), got {self.seed!r}")
+        if not Path(self.vae).is_file():
+            from envs.manifold_source import TRAIN_HINT
+
+            raise FileNotFoundError(f"no model file {self.vae}: pass --vae CKPT (a checkpoint written by vae.train), "
+                                    f"or {TRAIN_HINT}")
+
+
+class Simulation:
+    """The characters, their task and controller, and the user's commands (see the module docstring)."""
+
+    def __init__(self, config: AppConfig, *, backend=None, verbose: bool = True):
+        config.check()
+        self.config = config
+        self.verbose = verbose
+        if backend is None:
+            from controller.runtime import make_backend
+
+            backend = make_backend(str(config.vae), backend=config.backend, device=config.device, verbose=verbose)
+        self.backend = backend
+        self.fps = float(backend.fps)
+        self.dt = 1.0 / self.fps
+        self.skeleton = backend.skeleton
+        self.num_characters = config.characters
+        self.step_count = 0
+        self.env = None
+        self.task_name = config.task
+        self._env_count = 0
+        self._policies: dict[str, PolicyController | str] = {}  # per task: the controller, or why there is none
+        self.notes: list[str] = []  # one-line messages for the console / HUD (e.g. a policy that was refused)
+        self.user_command = None  # (direction (2,), speed) of the joystick once the user steered
+        self.teleported = torch.ones(self.num_characters, dtype=torch.bool)  # rows whose motion jumped this step
+        self.act_ms = self.decode_ms = 0.0
+        self.metrics: dict = {}
+        if self.num_characters > CROWD_WARNING:
+            self._note(f"{self.num_characters} characters: each step decodes them all, expect well under 30 Hz on a "
+                       "laptop CPU (the largest crowd holding 30 Hz is in the README's benchmarks)")
+        self._switch(config.task, carry=False)
+
+    # ---- tasks ------------------------------------------------------------------------------------------
+    def _make_env(self, task: str):
+        from envs.vec_env import MotionVecEnv
+
+        env = MotionVecEnv(self.num_characters, task, self.backend, array_backend="torch",
+                           max_episode_steps=EPISODE_STEPS, autoreset_mode="Disabled")
+        obs, _ = env.reset(seed=self.config.seed + SEED_STRIDE * self._env_count)
+        self._env_count += 1
+        return env, obs
+
+    def _switch(self, task: str, carry: bool) -> None:
+        old = self.env
+        env, obs = self._make_env(task)
+        carry = carry and old is not None and env.task.placeable
+        if carry:
+            core = old.core
+            obs = env.place(root_xz=core.root_xz, yaw=core.yaw, cond=core.cond)
+        if old is not None:
+            old.close()
+        self.env, self.obs, self.task_name = env, obs, task
+        if carry and self.user_command is not None and "command" in env.task.accepts:
+            direction, speed = self.user_command
+            env.task.set_command(direction, torch.full((self.num_characters,), speed))
+            self.obs = env.observe()
+        self.teleported = torch.full((self.num_characters,), not carry, dtype=torch.bool)
+        self.controller = self._controller_for(task)
+        self.metrics = {}
+        if self.verbose:
+            print(f"play: task {task}: {self.controller.label}", flush=True)
+
+    def _controller_for(self, task: str):
+        """The task's policy when its file exists and fits this VAE, else the sampling fallback (saying why)."""
+        seed = self.config.seed + SEED_STRIDE * self._env_count
+        if self.env.task.ignores_action:
+            controller = PriorController(self.env, seed)
+            controller.label = controller.short_label = "prior samples (random walk ignores actions)"
+            return controller
+        why = "no policies folder given"
+        if self.config.policies_dir is not None:
+            path = Path(self.config.policies_dir) / task_spec(task).policy_file
+            why = f"no policy file {path}"
+            if path.is_file():
+                controller = self._policy_controller(task, path)
+                if not isinstance(controller, str):
+                    return controller
+                why = controller
+        k = self.candidates_per_character()
+        controller = SamplingController.for_env(self.env, seed=seed, num_candidates=k)
+        controller.label = f"sampling fallback (K={k} prior samples; {why})"
+        controller.short_label = f"sampling fallback, K={k} (no usable policy)"
+        return controller
+
+    def _policy_controller(self, task: str, path: Path):
+        """A PolicyController for the policy at ``path``, or (a str) why it cannot steer this VAE."""
+        if task in self._policies:
+            return self._policies[task]
+        try:
+            from policies import check_policy_fits, load_policy
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # trained on another VAE: it would steer this one poorly
+                policy = load_policy(path, device=self.env.device)
+                obs_size = int(self.env.single_observation_space.shape[0])
+                check_policy_fits(policy, getattr(self.backend, "manifold", self.backend), obs_size, strict=True)
+        except Exception as e:  # noqa: BLE001 - any unusable policy falls back, and says why
+            self._policies[task] = f"policy {path} not used: {_first_line(e)}"
+            self._note(self._policies[task])
+            return self._policies[task]
+        try:
+            from controller.runtime import make_backend
+
+            backend = make_backend(str(self.config.vae), policy=str(path), backend=self.config.backend,
+                                   device=self.config.device, verbose=self.verbose)
+            controller = PolicyController(policy, backend, label=f"policy {path} ({backend.name} on "
+                                                                 f"{backend.provider})")
+            controller.short_label = f"policy {path.name}"
+        except Exception as e:  # noqa: BLE001 - the policy itself is fine: run it in torch
+            self._note(f"policy {path}: the {self.config.backend} backend cannot run it ({_first_line(e)}); "
+                       "running it in torch")
+            controller = PolicyController(policy, None, label=f"policy {path} (torch: the {self.config.backend} "
+                                                              "backend could not load it)")
+            controller.short_label = f"policy {path.name} (torch)"
+        self._policies[task] = controller
+        return controller
+
+    def candidates_per_character(self) -> int:
+        """K of the sampling fallback: ``num_candidates``, fewer in big crowds (``CANDIDATE_BUDGET`` per step)."""
+        share = CANDIDATE_BUDGET // self.num_characters
+        return max(MIN_CANDIDATES, min(self.config.num_candidates, share))
+
+    def _note(self, message: str) -> None:
+        self.notes.append(message)
+        if self.verbose:
+            print(f"play: {message}", flush=True)
+
+    # ---- stepping -----------------------------------------------------------------------------------------
+    def step(self, step_input: StepInput | None = None, azimuth: float = 0.0) -> None:
+        """Apply the user's input (actions first, then the held controls) and advance every character one frame."""
+        step_input = step_input if step_input is not None else StepInput()
+        self.teleported = torch.zeros(self.num_characters, dtype=torch.bool)
+        for action in step_input.actions:
+            self.apply_action(action)
+        held = step_input.held
+        self.apply_control(combine(held.keys, held.stick, held.pad_run, held.pad_stop), azimuth)
+        start = time.perf_counter()
+        actions = self.controller(self.env, self.obs)
+        self.act_ms = (time.perf_counter() - start) * 1e3
+        out = self.env.step_tensors(actions)
+        self.decode_ms = self.backend.meters["step"].last_ms
+        self.metrics = out.metrics
+        self.obs = out.obs
+        done = out.terminated | out.truncated
+        if bool(done.any()):
+            self.obs, _ = self.env.reset(options={"reset_mask": done})
+            self.teleported = self.teleported | done.cpu()
+        self.step_count += 1
+
+    def apply_action(self, action: dict) -> None:
+        """One-off input: {"task": name} | {"reset": True} | {"click": (x, z)} | {"path": [(x, z), ...]}."""
+        if "task" in action:
+            task = canonical_task(action["task"])
+            if task != self.task_name:
+                self.switch_task(task)
+        elif "reset" in action:
+            self.reset()
+        elif "click" in action:
+            self.click(action["click"])
+        elif "path" in action:
+            self.draw_path(action["path"])
+        else:
+            raise ValueError(f"unknown input action {action!r}")
+
+    def switch_task(self, task: str) -> None:
+        self._switch(canonical_task(task), carry=True)
+
+    def reset(self) -> None:
+        """Restart every character (new start poses and goals) and forget the user's joystick command."""
+        self.user_command = None
+        self._switch(self.task_name, carry=False)
+
+    def click(self, point) -> None:
+        """A click on the ground at ``point`` (x, z) m: the goal there, for tasks that take one."""
+        accepts = self.env.task.accepts
+        if "goal" not in accepts:
+            if "path" in accepts:
+                return  # the path task takes strokes, not clicks
+            self.switch_task(GOAL_TASK)
+        self._ask(self.env.task.set_goal, torch.tensor([[float(point[0]), float(point[1])]]))
+
+    def draw_path(self, points) -> None:
+        """A stroke on the ground: the path task follows it from each character's position, then loops back."""
+        stroke = torch.as_tensor(np.asarray(points, dtype=np.float32)).reshape(-1, 2)
+        if len(stroke) < 2:
+            return
+        if "path" not in self.env.task.accepts:
+            self.switch_task(PATH_TASK)
+        start = self.env.core.root_xz[:, None]  # (B, 1, 2)
+        self._ask(self.env.task.set_path, torch.cat((start, stroke[None].expand(self.num_characters, -1, -1)), dim=1))
+
+    def _ask(self, request, value) -> None:
+        """Hand the task a user request; one it refuses (e.g. a goal outside the arena) becomes a note."""
+        try:
+            request(value)
+        except ValueError as e:
+            self._note(_first_line(e))
+            return
+        self.obs = self.env.observe()
+
+    def apply_control(self, control: Control, azimuth: float) -> None:
+        """Held direction / run / stop -> the command of tasks that take one (others take clicks and strokes)."""
+        if "command" not in self.env.task.accepts or not control.active:
+            return
+        speed = command_speed(control, self.config.walk_speed, self.config.run_speed)
+        direction = world_direction(control.move, azimuth)
+        if direction is None:  # stopping without a direction: keep facing where each character faces
+            facing = self.env.core.facing()
+            self.env.task.set_command(facing, torch.full((self.num_characters,), speed))
+            self.user_command = (facing[0].tolist(), speed)
+            return
+        self.env.task.set_command(torch.tensor([direction]), torch.full((self.num_characters,), speed))
+        self.user_command = (list(direction), speed)
+
+    # ---- what to draw and show --------------------------------------------------------------------------------
+    def joint_positions(self) -> np.ndarray:
+        """(B, J, 3) world joint positions, metres."""
+        return self.env.core.world_joint_positions().cpu().numpy().astype(np.float64)
+
+    def joint_rotations(self) -> np.ndarray:
+        """(B, J, 3, 3) world joint orientations."""
+        return self.env.core.world_joint_rotations().cpu().numpy().astype(np.float64)
+
+    def draw_data(self, index: int = 0) -> dict:
+        return self.env.draw_data(index)
+
+    def commanded(self) -> tuple[float | None, float | None]:
+        """(heading deg, speed m/s) the task asks of the first character now; None where it asks nothing."""
+        if self.env.task.ignores_action:
+            return None, None
+        direction, speed = self.env.task.desired_motion()
+        return heading_deg(float(direction[0, 0]), float(direction[0, 1])), float(speed[0])
+
+    def actual(self) -> tuple[float, float]:
+        """(heading deg, ground speed m/s) of the first character."""
+        return math.degrees(float(self.env.core.yaw[0])), float(self.env.core.speed()[0])
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
