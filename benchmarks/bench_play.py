@@ -55,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def held_w():
-    from controller.input_script import Held, StepInput
+    from app.input_script import Held, StepInput
 
     return StepInput(Held(("W",)))
 
@@ -65,7 +65,7 @@ def median(values) -> float:
 
 
 def make_sim(args, backend_name: str, characters: int = 1, backend=None, task: str = "joystick"):
-    from controller.app import AppConfig, Simulation
+    from app.simulation import AppConfig, Simulation
 
     config = AppConfig(vae=args.vae, task=task, characters=characters, backend=backend_name,
                        policies_dir=args.policies, seed=0)
@@ -116,7 +116,7 @@ def crowd(args) -> dict:
             best = n
         out[f"crowd_{name}_step_ms"] = times
         out[f"max_crowd_30hz_{name}"] = best
-    from controller.app import CANDIDATE_BUDGET, MIN_CANDIDATES, NUM_CANDIDATES
+    from app.simulation import CANDIDATE_BUDGET, MIN_CANDIDATES, NUM_CANDIDATES
 
     out["fallback_candidates"] = {str(n): max(MIN_CANDIDATES, min(NUM_CANDIDATES, CANDIDATE_BUDGET // n))
                                   for n in CROWDS}
@@ -133,7 +133,7 @@ def app_fps(args) -> dict:
         from pyglet import gl
         from pyglet.window import key
 
-        from controller.app import App
+        from app.interactive import App
         from viewer.window import ViewerWindow
 
         sim = make_sim(args, "auto")
