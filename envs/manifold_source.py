@@ -128,6 +128,26 @@ def start_frames(manifold, given, device: torch.device) -> torch.Tensor:
     return frames
 
 
+DIVERGENCE_MARGIN_STD = 5.0  # a feature diverged beyond 1.5 x the data's envelope + this many stds
+DIVERGENCE_FALLBACK_STD = 50.0  # models without a stored envelope (older checkpoints, hand-built manifolds)
+
+
+def divergence_limits(manifold, device: torch.device) -> torch.Tensor:
+    """(D,) |normalised feature| beyond which a character has left the data's manifold: 1.5 x the largest value
+    the feature takes in the training data (``extra["feature_envelope"]``) + 5 standard deviations; the data's
+    own tails (some features reach 20+ std in real mocap) stay well inside, a blown-up rollout does not."""
+    extra = getattr(manifold, "extra", None)
+    envelope = extra.get("feature_envelope") if isinstance(extra, dict) else None
+    d = int(manifold.frame_size)
+    if envelope is None:
+        return torch.full((d,), DIVERGENCE_FALLBACK_STD, device=device)
+    envelope = torch.as_tensor(envelope, dtype=torch.float32, device=device).reshape(-1)
+    if envelope.shape[0] != d:
+        raise ValueError(f"the model's feature_envelope has {envelope.shape[0]} values for frames of {d}; the "
+                         "checkpoint is damaged (retrain it)")
+    return 1.5 * envelope + DIVERGENCE_MARGIN_STD
+
+
 def frames_per_second(manifold, given: float | None) -> float:
     fps = given if given is not None else getattr(manifold, "fps", None)
     if fps is None:

@@ -3,7 +3,7 @@
 It runs the batched environment with B = 1 and no autoreset, and unbatches its results: observation
 ``(O,)`` float32 numpy, reward ``float``, ``terminated`` / ``truncated`` ``bool``, and ``info`` a flat dict of
 Python scalars: every task metric valid this step (event metrics such as ``time_to_target`` appear only
-on the steps they happen) and ``nonfinite``. Spaces, options and task specs are those of
+on the steps they happen), ``nonfinite`` and ``diverged``. Spaces, options and task specs are those of
 :class:`envs.vec_env.MotionVecEnv` (``observation_space`` / ``action_space`` are its single-character
 spaces). After an episode ends, call ``reset()``; stepping on continues the finished character.
 """
@@ -60,6 +60,7 @@ class MotionEnv(gymnasium.Env):
         out = self.vec.step_tensors(a[None])
         info = {key: _scalar(values[0]) for key, (values, mask) in out.metrics.items() if mask is None or mask[0]}
         info["nonfinite"] = bool(out.nonfinite[0])
+        info["diverged"] = bool(out.diverged[0])
         return out.obs[0].cpu().numpy(), float(out.reward[0]), bool(out.terminated[0]), bool(out.truncated[0]), info
 
     def draw_data(self) -> dict:

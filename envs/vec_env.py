@@ -12,8 +12,14 @@ Spaces (one character; the batched spaces add a leading B):
 ``step`` returns ``(obs (B, O) float32, reward (B,) float32, terminated (B,) bool, truncated (B,) bool, info)``
 as numpy arrays, or as torch tensors on the environment's device with ``array_backend="torch"`` (actions
 may then be tensors too). Truncation: an episode ends after ``max_episode_steps`` steps (each task has a
-default). A character whose state or reward becomes non-finite (NaN / inf) is terminated with reward 0 and
-flagged in ``info["nonfinite"]``.
+default).
+
+Divergence guard: a character that leaves the data's manifold is terminated with reward ``-divergence_penalty``
+(1.0) and flagged, so a policy learns to stay away and training never sees NaN: ``info["nonfinite"]`` where its
+state or reward became NaN / inf, ``info["diverged"]`` where a feature of its pose went beyond the data's envelope
+(:func:`envs.manifold_source.divergence_limits`: 1.5 x the largest value the feature takes in the training data
++ 5 standard deviations, e.g. the root flying off at 20 m/s) or its reward beyond +-1000 (also where non-finite).
+Observations are always finite: NaN and inf are replaced (and values clamped to +-1e6) before they are returned.
 
 Besides the Gymnasium API, for tools that steer characters live (the app) and for exact resume:
 
@@ -45,10 +51,12 @@ task metrics        (B,) e.g. ``targets_reached``  per task (see its docstring);
                                                    They describe the step just taken, also for characters
                                                    then restarted by SAME_STEP autoreset
 ``nonfinite``       (B,) bool                      all True
+``diverged``        (B,) bool                      all True
 ``final_obs``       (B, O) float32                 SAME_STEP only, on steps where an episode ended;
                                                    rows valid where ``_final_obs`` (others: the new obs)
 ``final_info``      dict: the task metrics and     SAME_STEP only, with ``_final_info``: the finished
-                    ``nonfinite`` of those steps   characters
+                    ``nonfinite``, ``diverged``    characters
+                    of those steps
 ``episode_stats``   ``{"r": return (B,) f32,       on steps where an episode ended, with
                     "l": steps (B,) i64,           ``_episode_stats``: the finished characters (every
                     "seconds": (B,) f32}``         autoreset mode)
@@ -85,6 +93,8 @@ ARRAY_BACKENDS = ("numpy", "torch")
 DEFAULT_ACTION_SCALE = 4.0
 MAX_ACTION_SCALE = 100.0  # latent = action * scale; beyond +-100 sigma of the prior a VAE has learned nothing
 MAX_SEED = 2**63
+REWARD_LIMIT = 1000.0  # |reward| beyond this is a diverged character, not a task event
+OBS_LIMIT = 1e6
 
 
 class StepTensors(NamedTuple):
@@ -95,6 +105,7 @@ class StepTensors(NamedTuple):
     terminated: torch.Tensor  # (B,) bool
     truncated: torch.Tensor  # (B,) bool
     nonfinite: torch.Tensor  # (B,) bool
+    diverged: torch.Tensor  # (B,) bool (includes nonfinite)
     metrics: dict  # name -> (values (B,), mask (B,) bool or None = valid everywhere)
 
 
@@ -128,7 +139,7 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
     def __init__(self, num_envs: int = 1, task: str = "target", vae=None, *, device=None,
                  array_backend: str = "numpy", action_scale: float = DEFAULT_ACTION_SCALE,
                  max_episode_steps: int | None = None, start_frames=None, fps: float | None = None,
-                 autoreset_mode=AutoresetMode.SAME_STEP, **task_options):
+                 autoreset_mode=AutoresetMode.SAME_STEP, divergence_penalty: float = 1.0, **task_options):
         if array_backend not in ARRAY_BACKENDS:
             raise ValueError(f"array_backend={array_backend!r}; choose one of {', '.join(ARRAY_BACKENDS)}")
         if not 0 < action_scale <= MAX_ACTION_SCALE:
@@ -142,6 +153,10 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         self.task = make_task(task, self.core, task_options)
         self.task.action_scale = float(action_scale)
         self.action_scale = float(action_scale)
+        if not 0 <= divergence_penalty < REWARD_LIMIT:
+            raise ValueError(f"divergence_penalty must be in [0, {REWARD_LIMIT:g}), got {divergence_penalty}")
+        self.divergence_penalty = float(divergence_penalty)
+        self.divergence_limits = manifold_source.divergence_limits(self.manifold, self.core.device)  # (D,)
         self.num_envs = self.core.num_envs
         self.device = self.core.device
         steps = self.task.default_max_episode_steps if max_episode_steps is None else max_episode_steps
@@ -152,6 +167,7 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         cond_size = self.core.num_condition_frames * self.core.frame_size
         obs_size = cond_size + self.task.feature_size
         self.observation_layout = {"condition": slice(0, cond_size), "task": slice(cond_size, obs_size)}
+        self._current_frame = slice(cond_size - self.core.frame_size, cond_size)  # normalised, in the observation
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
         if self.core.discrete:
             self.single_action_space = spaces.Discrete(self.core.num_codes)
@@ -178,9 +194,9 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
             self._pending = torch.zeros_like(self._pending) if mask is None else self._pending & ~mask
             obs = self._observe()
             metrics = self.task.metrics()
-        nonfinite = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        clean = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self._needs_reset = False
-        return self._out(obs), self._info(metrics, nonfinite)
+        return self._out(obs), self._info(metrics, clean, clean)
 
     def _seed(self, seed) -> None:
         if seed is not None:
@@ -220,7 +236,7 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         if self.autoreset_mode is AutoresetMode.NEXT_STEP:
             out = self._next_step_autoreset(out)
         obs, done = out.obs, out.terminated | out.truncated
-        info = self._info(out.metrics, out.nonfinite)
+        info = self._info(out.metrics, out.nonfinite, out.diverged)
         if bool(done.any()):
             lengths = self.core.steps.clone()
             info["episode_stats"] = {"r": self._out(self._returns.clone()), "l": self._out(lengths),
@@ -229,7 +245,7 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
             if self.autoreset_mode is AutoresetMode.SAME_STEP:
                 info["final_obs"] = self._out(obs)
                 info["_final_obs"] = self._out(done)
-                final = self._info(out.metrics, out.nonfinite, done)
+                final = self._info(out.metrics, out.nonfinite, out.diverged, done)
                 info["final_info"], info["_final_info"] = final, self._out(done.clone())
                 with torch.no_grad():
                     self._restart(done)
@@ -246,7 +262,8 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
             self._pending = self._pending & ~restart
             keep = ~restart
             return StepTensors(self._observe(), torch.where(restart, torch.zeros_like(out.reward), out.reward),
-                               out.terminated & keep, out.truncated & keep, out.nonfinite & keep, self.task.metrics())
+                               out.terminated & keep, out.truncated & keep, out.nonfinite & keep, out.diverged & keep,
+                               self.task.metrics())
 
     def step_tensors(self, actions) -> StepTensors:
         """Validate ``actions`` and advance every character one frame, with no autoreset and no info packing."""
@@ -256,19 +273,42 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         with torch.no_grad():
             self.core.step(self.task.latent(action))
             reward, terminated = self.task.update()
+            obs = self._observe()
             nonfinite = self.core.nonfinite() | torch.isnan(reward - reward)  # NaN exactly where reward is NaN / inf
-            if bool(nonfinite.any()):
-                reward = torch.where(nonfinite, torch.zeros_like(reward), reward)
-                terminated = terminated | nonfinite
+            # NaN compares False, so non-finite rows are caught by the line above, not this one.
+            diverged = nonfinite | (obs[:, self._current_frame].abs() > self.divergence_limits).any(dim=1)
+            diverged = diverged | (reward.abs() > REWARD_LIMIT)
+            if bool(diverged.any()):
+                reward = torch.where(diverged, torch.full_like(reward, -self.divergence_penalty), reward)
+                terminated = terminated | diverged
+                obs = torch.nan_to_num(obs, nan=0.0, posinf=OBS_LIMIT, neginf=-OBS_LIMIT).clamp(-OBS_LIMIT, OBS_LIMIT)
             reward = reward.to(torch.float32)
             truncated = (self.core.steps >= self.max_episode_steps) & ~terminated
             self._returns = self._returns + reward
-            obs = self._observe()
             metrics = self.task.metrics()
-        return StepTensors(obs, reward, terminated, truncated, nonfinite, metrics)
+        return StepTensors(obs, reward, terminated, truncated, nonfinite, diverged, metrics)
 
     def _observe(self) -> torch.Tensor:
         return torch.cat((self.core.normalized_condition(), self.task.features()), dim=1)  # (B, O)
+
+    def observation_feature_name(self, index: int) -> str:
+        """A readable name for observation feature ``index``, e.g. ``"frame 1/1 joint_vel[LeftHand].y"``."""
+        c, d = self.core.num_condition_frames, self.core.frame_size
+        if index >= c * d:
+            return f"task feature {index - c * d} ({self.task.name})"
+        frame, i = divmod(index, d)
+        layout = self.core.layout
+        skeleton = getattr(self.manifold, "skeleton", None)
+        names = skeleton.joint_names if skeleton is not None else [f"joint {j}" for j in range(layout.num_joints)]
+        where = f"frame {frame + 1}/{c}"
+        if i < layout.joint_pos.start:
+            return f"{where} root_delta[{('dx', 'dz', 'dyaw')[i]}]"
+        for part, width, axes in (("joint_pos", 3, "xyz"), ("joint_vel", 3, "xyz"), ("joint_rot6d", 6, "abcdef")):
+            block = getattr(layout, part)
+            if block.start <= i < block.stop:
+                joint, axis = divmod(i - block.start, width)
+                return f"{where} {part}[{names[joint]}].{axes[axis]}"
+        return f"{where} feature {i}"
 
     # ---- live steering and state ------------------------------------------------------------------
     def observe(self):
@@ -351,11 +391,13 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
     def _out(self, x: torch.Tensor):
         return x.cpu().numpy() if self.array_backend == "numpy" else x
 
-    def _info(self, metrics: dict, nonfinite: torch.Tensor, where: torch.Tensor | None = None) -> dict:
+    def _info(self, metrics: dict, nonfinite: torch.Tensor, diverged: torch.Tensor,
+              where: torch.Tensor | None = None) -> dict:
         """Gymnasium vector info: ``key`` (B,) values and ``_key`` (B,) masks, restricted to ``where`` if given."""
         info = {}
         entries = dict(metrics)
         entries["nonfinite"] = (nonfinite, None)
+        entries["diverged"] = (diverged, None)
         for key, (values, mask) in entries.items():
             if mask is None:
                 mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if where is None else where

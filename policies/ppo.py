@@ -12,6 +12,10 @@ Conventions of the stored rollout (T frames of B characters):
   truncated by the time limit at step t (it would have gone on: bootstrapping from its last observation keeps
   the value of time-limited states right); a termination adds nothing;
 * ``dones[t]`` the episode ended at step t (terminated or truncated), so ``obs[t + 1]`` starts a new episode.
+
+One bad batch never poisons the policy: a minibatch whose loss or gradient norm is not finite is skipped (no
+optimiser step) and counted in ``UpdateStats.skipped``; the trainer restores the last good state after an update
+that still left non-finite weights (``policies.train``).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class UpdateStats:
     clip_fraction: float
     explained_variance: float
     epochs: int
+    skipped: int = 0  # minibatches skipped for a non-finite loss or gradient
 
     def as_dict(self) -> dict:
         return dict(vars(self))
@@ -88,7 +93,7 @@ def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: 
     device = obs.device
     mb = min(minibatch_size, n)
     totals = torch.zeros(5, device=device)  # policy loss, value loss, entropy, kl, clip fraction
-    count, epochs_run = 0, 0
+    count, epochs_run, skipped = 0, 0, 0
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator).to(device)
         kl_sum = torch.zeros((), device=device)
@@ -106,7 +111,11 @@ def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: 
             loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+            if not bool(torch.isfinite(grad_norm)):  # a NaN / inf loss gives a non-finite norm too
+                optimizer.zero_grad(set_to_none=True)
+                skipped += 1
+                continue
             optimizer.step()
             with torch.no_grad():
                 kl = ((ratio - 1) - log_ratio).mean()  # k3 estimator: unbiased, >= 0
@@ -118,9 +127,9 @@ def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: 
         epochs_run += 1
         if target_kl > 0 and float(kl_sum / max(batches, 1)) > target_kl:
             break
-    means = (totals / max(count, 1)).tolist()
+    means = (totals / max(count, 1)).tolist() if count else [float("nan")] * 5
     with torch.no_grad():
         values = rollout.values.reshape(n)
         var_returns = returns.var()
         explained = float(1 - (returns - values).var() / var_returns) if float(var_returns) > 0 else 0.0
-    return UpdateStats(*means, explained_variance=explained, epochs=epochs_run)
+    return UpdateStats(*means, explained_variance=explained, epochs=epochs_run, skipped=skipped)

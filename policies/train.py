@@ -17,6 +17,13 @@ Files in ``run_dir`` (default ``runs/policy_<task>``):
   ``time_to_target``; ``final_*`` values at episode ends) and the periodic evaluation (``eval_*``).
 * ``tb/``: the same scalars for TensorBoard (x axis: environment steps).
 
+Robustness: the environment resets characters that leave the data's manifold (with a penalty, counted as
+``diverged`` in the metrics) and never returns NaN; a minibatch with a non-finite loss or gradient is skipped
+(``ppo_skipped``, with a warning); an update that still leaves non-finite weights is undone (the learner's last good
+state is restored, ``bad_updates``); ``MAX_BAD_UPDATES`` of those in a row stop the run with
+:class:`TrainingDiverged`, whose message names the worst observation feature and character, after saving the last
+good state.
+
 Why not Stable-Baselines3: see ``benchmarks/bench_ppo.py`` (it measures SB3 PPO through a VecEnv adapter
 against this trainer on the same environment and sizes). This trainer keeps rollouts in torch on the
 environment's device and never converts to numpy in the loop.
@@ -48,6 +55,11 @@ STATE_VERSION = 1
 RUN_CONTROL = ("steps", "minutes", "stop_after_update", "out", "run_dir", "resume", "tensorboard", "progress", "threads",
                "checkpoint_every", "eval_every", "eval_envs", "eval_seconds")
 INFO_SKIP = ("episode_stats", "final_obs", "final_info")
+MAX_BAD_UPDATES = 3
+
+
+class TrainingDiverged(RuntimeError):
+    """Training kept producing non-finite weights; the message says where the data went wrong."""
 
 
 def make_manifold(vae: str | None, device: torch.device):
@@ -106,6 +118,8 @@ class Trainer:
         self.eval_env = None
         self.last_metrics: dict = {}
         self._snapshot: dict | None = None
+        self.bad_updates = 0  # consecutive updates undone for non-finite weights
+        self.skipped_total = 0
 
     # ---- state ----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -242,8 +256,16 @@ class Trainer:
                            minibatch_size=args.minibatch_size, clip_coef=args.clip_coef, vf_coef=args.vf_coef,
                            ent_coef=args.ent_coef, max_grad_norm=args.max_grad_norm, target_kl=args.target_kl,
                            generator=self.cpu_generator)
-        # The statistics move only between updates, so each update sees the inputs its actions were chosen on.
-        self.policy.obs_rms.update(self.rollout.obs.reshape(-1, self.rollout.obs.shape[-1]))
+        if stats.skipped:
+            self.skipped_total += stats.skipped
+            print(f"warning: update {self.update + 1}: {stats.skipped} minibatch(es) with a non-finite loss or "
+                  f"gradient skipped ({self.skipped_total} so far)", file=sys.stderr)
+        if not all(bool(torch.isfinite(p).all()) for p in self.policy.parameters()):
+            self._undo_update()
+        else:
+            self.bad_updates = 0
+            # The statistics move only between updates, so each update sees the inputs its actions were chosen on.
+            self.policy.obs_rms.update(self.rollout.obs.reshape(-1, self.rollout.obs.shape[-1]))
         t2 = time.perf_counter()
         samples = args.rollout_steps * args.num_envs
         self.update += 1
@@ -253,9 +275,38 @@ class Trainer:
                    "env_steps_per_s": samples / (t2 - t0), "rollout_s": t1 - t0, "learn_s": t2 - t1, "lr": lr}
         metrics.update(_rollout_metrics(collected, samples, self.env.core.dt))
         metrics.update({"ppo_" + k: v for k, v in stats.as_dict().items()})
+        metrics["bad_updates"] = self.bad_updates
         if not self.policy.discrete:
             metrics["action_std"] = float(self.policy.log_std.detach().exp().mean())
         return metrics
+
+    def _undo_update(self) -> None:
+        """Restore the learner (policy, optimiser, normalisers) of the last good state; stop after too many."""
+        self.bad_updates += 1
+        snapshot = self._snapshot
+        self.policy.load_state_dict(snapshot["policy"])
+        self.optimizer.load_state_dict(snapshot["optimizer"])
+        self.return_rms.load_state_dict(snapshot["return_rms"])
+        print(f"warning: update {self.update + 1} left non-finite weights: undone, the learner is back at update "
+              f"{snapshot['update']} ({self.bad_updates} in a row)", file=sys.stderr)
+        if self.bad_updates >= MAX_BAD_UPDATES:
+            self.save(snapshot)
+            raise TrainingDiverged(self.diagnosis())
+
+    def diagnosis(self) -> str:
+        """Where the last rollout went wrong: its most extreme pose feature (normalised) and the episode ends."""
+        obs = self.rollout.obs[..., self.env.observation_layout["condition"]]  # (T, B, C*D)
+        peak = obs.abs().reshape(-1)
+        worst = int(peak.argmax())
+        step, rest = divmod(worst, obs.shape[1] * obs.shape[2])
+        character, feature = divmod(rest, obs.shape[2])
+        done_share = float(self.rollout.dones.mean())
+        return (f"training diverged: {MAX_BAD_UPDATES} updates in a row left non-finite weights; the last good state "
+                f"(update {self._snapshot['update']}) is saved in {self.checkpoint_path} and {self.args.out}. In the "
+                f"last rollout the most extreme pose feature was {float(peak[worst]):.3g} data stds "
+                f"({self.env.observation_feature_name(feature)}, character {character}, step {step}) and "
+                f"{100 * done_share:.1f}% of steps ended an episode. Check the VAE's held-latent stability "
+                f"(`python -m vae.evaluate CKPT --data DATA`), or lower --action-scale / --learning-rate")
 
     def periodic_eval(self) -> dict:
         from policies.evaluate import PolicyController, evaluate
@@ -489,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         train(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, FileNotFoundError, TypeError) as e:
+    except (ValueError, FileNotFoundError, TypeError, TrainingDiverged) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

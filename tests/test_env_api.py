@@ -149,9 +149,41 @@ def test_bad_values_get_one_clear_line():
             MotionVecEnv(1, "target", None, device="cuda")
 
 
-def test_a_non_finite_reward_ends_the_episode_and_is_flagged():
+def test_a_non_finite_reward_ends_the_episode_with_the_penalty():
     env = make("target")
     env.task.target[1] = math.inf  # what an absurd goal would do to the progress reward
     _, reward, terminated, _, info = env.step(torch.zeros(4, 4))
-    assert bool(info["nonfinite"][1]) and bool(terminated[1]) and float(reward[1]) == 0.0
-    assert not bool(info["nonfinite"][0]) and np.isfinite(reward.numpy()).all()
+    assert bool(info["nonfinite"][1]) and bool(info["diverged"][1]) and bool(terminated[1])
+    assert float(reward[1]) == -env.divergence_penalty
+    assert not bool(info["diverged"][0]) and np.isfinite(reward.numpy()).all()
+
+
+class Exploding(ToyManifold):
+    """A toy whose character 1 flies off: its root moves 1 m more every frame (30, 60, ... m/s)."""
+
+    def __init__(self):
+        super().__init__()
+        self.extra = {"feature_envelope": torch.full((self.frame_size,), 3.0)}
+        self.frames = 0
+
+    def step(self, action, cond):
+        frame = super().step(action, cond)
+        self.frames += 1
+        frame[1, self.layout.root_dxdz] = torch.tensor([0.0, float(self.frames)])
+        return frame
+
+
+def test_a_character_that_leaves_the_data_is_reset_with_a_penalty_and_counted():
+    env = MotionVecEnv(3, "target", Exploding(), array_backend="torch", autoreset_mode="Disabled")
+    env.reset(seed=0)
+    steps = 0
+    for _ in range(100):
+        obs, reward, terminated, _, info = env.step(torch.zeros(3, 4))
+        steps += 1
+        if bool(terminated.any()):
+            break
+    assert terminated.tolist() == [False, True, False] and info["diverged"].tolist() == [False, True, False]
+    assert not bool(info["nonfinite"][1]) and float(reward[1]) == -env.divergence_penalty
+    speed = env.core.speed()[1]
+    assert 3 <= steps <= 30 and float(speed) < 1000, "caught while fast, long before anything overflows"
+    assert torch.isfinite(obs).all() and obs.abs().max() <= 1e6

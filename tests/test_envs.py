@@ -440,7 +440,8 @@ def test_nonfinite_state_terminates_and_is_flagged():
     toy.step = broken
     obs, reward, terminated, truncated, info = env.step(np.zeros((2, 4), dtype=np.float32))
     assert info["nonfinite"].tolist() == [False, True] and terminated.tolist() == [False, True]
-    assert reward[1] == 0.0 and info["_final_obs"].tolist() == [False, True]
+    assert reward[1] == -env.divergence_penalty and info["_final_obs"].tolist() == [False, True]
+    assert info["diverged"].tolist() == [False, True]
     assert np.isfinite(obs).all()  # the broken character was restarted
 
 

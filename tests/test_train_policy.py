@@ -129,3 +129,56 @@ def test_training_runs_on_cuda(tmp_path):
     summary = train(tiny_args(tmp_path, device="cuda", steps=512), quiet=True)
     assert summary["update"] == 2
     assert load_policy(tmp_path / "policy.pt", device="cuda").actor[0].weight.is_cuda
+
+
+def test_out_and_run_dir_are_checked_before_any_training(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["--vae", "toy", "--out", str(tmp_path), "--run-dir", str(tmp_path / "run")]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["--vae", "toy", "--out", str(tmp_path / "file" / "p.pt"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists(), "refused before any work"
+
+
+def test_a_non_finite_minibatch_is_skipped_and_counted(tmp_path, monkeypatch, capsys):
+    import policies.train as training
+
+    real_gae = training.compute_gae
+
+    def poisoned(*a, **k):  # one character's advantages become NaN: its minibatches must not step
+        adv, ret = real_gae(*a, **k)
+        adv[:, 0] = float("nan")
+        return adv, ret
+
+    monkeypatch.setattr(training, "compute_gae", poisoned)
+    trainer = Trainer(tiny_args(tmp_path, eval_every=0, steps=16 * 16 * 2))
+    trainer.start()
+    metrics = trainer.train_update()
+    assert metrics["ppo_skipped"] > 0 and metrics["bad_updates"] == 0
+    assert all(bool(torch.isfinite(p).all()) for p in trainer.policy.parameters())
+    assert "minibatch(es) with a non-finite loss or gradient skipped" in capsys.readouterr().err
+
+
+def test_updates_that_leave_nan_weights_are_undone_then_training_stops_with_a_diagnosis(tmp_path, monkeypatch):
+    import policies.train as training
+
+    real_update = training.ppo_update
+
+    def corrupting(policy, *a, **k):
+        stats = real_update(policy, *a, **k)
+        with torch.no_grad():
+            next(policy.parameters()).fill_(float("nan"))
+        return stats
+
+    monkeypatch.setattr(training, "ppo_update", corrupting)
+    args = tiny_args(tmp_path, eval_every=0, steps=16 * 16 * 10)
+    trainer = Trainer(args)
+    trainer.start()
+    good = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
+    trainer.train_update()
+    assert trainer.bad_updates == 1
+    assert all(torch.equal(v, good[k]) for k, v in trainer.policy.state_dict().items() if k != "obs_rms.count")
+    with pytest.raises(training.TrainingDiverged, match=r"3 updates in a row.*most extreme pose feature.*frame 1/1"):
+        for _ in range(3):
+            trainer.train_update()
+    assert load_policy(args.out) is not None, "the last good state was saved"

@@ -38,7 +38,9 @@ model and optimiser, the starting point (:func:`resume_training` / :func:`init_w
 
 Checkpoints (:func:`vae.checkpoint.save_checkpoint`, atomic, ``torch.load(weights_only=True)``) carry in ``extra``:
 ``train_config``, ``epoch`` (completed epochs), ``optimizer``, ``rng_state``, ``start_frames`` (S <= 512, C, D raw
-condition windows from the training clips; environments start characters from them), ``history`` (per-epoch
+condition windows from the training clips; environments start characters from them), ``feature_envelope`` ((D,)
+largest |normalised value| of each feature on the training frames: environments call a character diverged far
+beyond it), ``history`` (per-epoch
 metrics), ``holdout`` (the split) and ``interrupted``. ``--resume CKPT`` continues from the checkpoint's epoch with
 the weights, optimiser state and learning-rate schedule restored. Every epoch reseeds the random generators from
 ``(seed, epoch, rank)``, so a run resumed from an end-of-epoch checkpoint reaches the same weights as an
@@ -433,6 +435,13 @@ class TrainingData:
         first = self.starts[choice][:, None] + np.arange(num_condition_frames)  # (S, C)
         return torch.from_numpy(self.dataset.data[first]).float()  # (S, C, D)
 
+    def feature_envelope(self, model) -> torch.Tensor:
+        """(D,) the largest |normalised value| each feature takes on the training frames: the data's envelope,
+        beyond which environments call a character diverged (``extra["feature_envelope"]``)."""
+        mean, std = model.data_mean.cpu().numpy(), model.data_std.cpu().numpy()
+        frames = self.dataset.data[clip_frame_indices(self.dataset.end_indices, self.train_clips)]
+        return torch.from_numpy(np.abs((frames - mean) / std).max(axis=0)).float()  # (D,)
+
     def normalised_windows(self, model, device: torch.device) -> WindowDataset:
         """All frames normalised once with the model's statistics (the checkpoint's when resuming)."""
         mean, std = model.data_mean.cpu().numpy(), model.data_std.cpu().numpy()
@@ -800,6 +809,7 @@ def save_run(run: Run, path: Path, epochs_done: int, interrupted: bool) -> None:
         "optimizer": to_cpu(run.optimizer.state_dict()),
         "rng_state": rng_state(),
         "start_frames": run.start_frames,
+        "feature_envelope": data.feature_envelope(run.model),
         "history": run.history,
         "holdout": {"every": run.cfg.holdout_every, "clips": [data.dataset.clip_names[i] for i in data.heldout_clips]},
         "interrupted": interrupted,
