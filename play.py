@@ -1,6 +1,7 @@
 """Play with a Motion VAE character in real time, or render a video of it.
 
     python play.py                                    # interactive: joystick task, WASD / gamepad / mouse
+    python play.py --character characters/mine       # a character built with `python -m characters.build`
     python play.py --task target --characters 64      # a crowd, each with its own target
     python play.py --input-script assets/demos/joystick_tour.json --record demo.mp4   # the scripted demo video
     python play.py --record-input mine.json           # save what you do, replay it with --input-script
@@ -36,16 +37,19 @@ class UsageError(Exception):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="play.py", description="Real-time Motion VAE character controller.")
-    p.add_argument("--vae", type=Path, default=None, help="VAE checkpoint (default assets/vae.pt)")
+    p.add_argument("--character", default=None,
+                   help="character bundle: a folder from `python -m characters.build` or a shipped name (default: "
+                        "deepmimic); its VAE and policies drive the app")
+    p.add_argument("--vae", type=Path, default=None, help="VAE checkpoint (default: the character's)")
     p.add_argument("--task", default=None, help="starting task: random_walk, target, joystick, path_follow (path), "
                    "maze (default joystick, or the script's)")
     p.add_argument("--characters", type=int, default=None, help="characters stepped in one batch (default 1)")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="inference: ONNX Runtime (auto when installed) or torch")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--policies", type=Path, default=REPO / "assets" / "policies",
-                   help="folder of task policies <task>.pt, e.g. target.pt, path_follow.pt (missing: sampling "
-                        "fallback)")
+    p.add_argument("--policies", type=Path, default=None,
+                   help="folder of task policies <task>.pt, e.g. target.pt, path_follow.pt (default: the character's; "
+                        "missing: sampling fallback)")
     p.add_argument("--record", type=Path, default=None, help="render offscreen into this .mp4 / .gif and exit")
     p.add_argument("--seconds", type=float, default=None,
                    help=f"length of --record in simulation seconds (default: the input script's, else "
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from app.input_script import InputRecorder, InputScript
     from app.interactive import App, next_free_path
     from app.motion_capture import MotionCapture
-    from app.simulation import DEFAULT_VAE, AppConfig, Simulation
+    from app.simulation import BUNDLE_POLICIES, AppConfig, Simulation
     from common.paths import output_file
     from viewer.display import configure_pyglet, display_available
 
@@ -124,12 +128,12 @@ def run(args: argparse.Namespace) -> int:
                          f"use {size[0] + size[0] % 2}x{size[1] + size[1] % 2}, or record a .gif")
 
     config = AppConfig(
-        vae=args.vae if args.vae is not None else DEFAULT_VAE,
+        character=args.character, vae=args.vae,
         task=args.task or (script.task if script else "joystick"),
         characters=args.characters if args.characters is not None else (script.characters if script else 1),
         backend=args.backend, device=args.device,
         seed=args.seed if args.seed is not None else (script.seed if script else 0),
-        policies_dir=args.policies,
+        policies_dir=args.policies if args.policies is not None else BUNDLE_POLICIES,
     )
     sim = Simulation(config)  # loads the model first: its errors come before any window opens
     if script is not None and abs(script.fps - sim.fps) > 1e-6:

@@ -38,9 +38,7 @@ from app.inputs import Control, combine, command_speed, world_direction
 from envs.registry import canonical_task, task_spec
 from policies.controllers import PolicyController, PriorController, SamplingController
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VAE = REPO / "assets" / "vae.pt"
-DEFAULT_POLICIES = REPO / "assets" / "policies"
+BUNDLE_POLICIES = "bundle"  # AppConfig.policies_dir: the character's own policies folder
 GOAL_TASK = "target"  # where a click goes from a task that takes no goal
 PATH_TASK = "path_follow"  # where a stroke goes
 WALK_SPEED = 1.0  # m/s commanded by a full move
@@ -61,20 +59,29 @@ def heading_deg(dx: float, dz: float) -> float:
 
 @dataclass
 class AppConfig:
-    """What the app runs (``play.py`` fills it from its flags)."""
+    """What the app runs (``play.py`` fills it from its flags). ``character``: a bundle (folder or shipped name;
+    None: the default character); ``vae`` and ``policies_dir`` override the bundle's (``policies_dir=None``: no
+    policies, the sampling fallback drives every task)."""
 
-    vae: Path = DEFAULT_VAE
+    character: str | Path | None = None
+    vae: Path | None = None
     task: str = "joystick"
     characters: int = 1
     backend: str = "auto"
     device: str = "auto"
     seed: int = 0
-    policies_dir: Path | None = DEFAULT_POLICIES
+    policies_dir: Path | str | None = BUNDLE_POLICIES
     walk_speed: float = WALK_SPEED
     run_speed: float = RUN_SPEED
     num_candidates: int = NUM_CANDIDATES
 
     def check(self) -> None:
+        if self.vae is None or self.policies_dir == BUNDLE_POLICIES:
+            from characters.bundle import load_character
+
+            bundle = load_character(self.character)
+            self.vae = bundle.vae if self.vae is None else self.vae
+            self.policies_dir = bundle.policies_dir if self.policies_dir == BUNDLE_POLICIES else self.policies_dir
         self.task = canonical_task(self.task, "--task")
         if not isinstance(self.characters, int) or not 1 <= self.characters <= MAX_CHARACTERS:
             raise ValueError(f"--characters must be an integer in [1, {MAX_CHARACTERS}], got {self.characters!r}")

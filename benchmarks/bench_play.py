@@ -17,10 +17,10 @@ Prints one JSON line:
   ``crowd_env_only_*``: the same for the random-walk task (prior samples, no controller), the ceiling for a
   controller that costs nothing.
 
-The controller is whatever the app would use: ``assets/policies/joystick.pt`` when it exists and fits the VAE,
+The controller is whatever the app would use: the character's ``policies/joystick.pt`` when it exists and fits the VAE,
 else the sampling fallback (``controller`` names it).
 
-    python benchmarks/bench_play.py [--vae assets/vae.pt] [--frames 90] [--steps 150]
+    python -m benchmarks.bench_play [--vae VAE.pt] [--frames 90] [--steps 150]
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ BUDGET_MS = 1000.0 / 30.0
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--vae", type=Path, default=REPO / "assets" / "vae.pt")
-    p.add_argument("--policies", type=Path, default=REPO / "assets" / "policies")
+    p.add_argument("--vae", type=Path, default=REPO / "assets" / "characters" / "deepmimic" / "vae.pt")
+    p.add_argument("--policies", type=Path, default=REPO / "assets" / "characters" / "deepmimic" / "policies")
     p.add_argument("--frames", type=int, default=90, help="frames per fps window (3 windows)")
     p.add_argument("--steps", type=int, default=150, help="simulation steps per inference measurement")
     p.add_argument("--crowd-steps", type=int, default=8, help="timed steps per crowd size")

@@ -13,7 +13,7 @@ Three trainers on the same Target environment and Motion VAE, each for a few PPO
 
 Each trainer's figure is env-steps / wall second over whole updates (rollout + learning), min / median /
 max over the measured updates; ours and SB3 alternate update by update, so a busy spell on a shared
-machine hits both alike. The VAE is ``--vae`` (default assets/vae.pt) or, when absent, an untrained
+machine hits both alike. The VAE is ``--vae`` (default the DeepMimic character's) or, when absent, an untrained
 PoseMixtureVAE of the shipped character's size (timings do not depend on the weights). Prints ONE JSON line::
 
     .venv/bin/python -m benchmarks.bench_ppo [--threads 1] [--updates 3] [--reference-updates 2]
@@ -112,7 +112,7 @@ def time_ours_and_sb3(manifold, args: TrainArgs, updates: int) -> tuple[dict, di
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--vae", default=str(REPO / "assets" / "vae.pt"))
+    p.add_argument("--vae", default=str(REPO / "assets" / "characters" / "deepmimic" / "vae.pt"))
     p.add_argument("--task", default="target")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)

@@ -1,6 +1,8 @@
 """Export a motion manifold (and optionally a policy) to ONNX graphs that work on raw frames.
 
     python -m controller.export --vae CKPT [--policy POLICY] [--action-scale S] --out DIR
+    python -m controller.export --policy POLICY --out DIR          # the VAE the policy was trained with
+    python -m controller.export --character NAME [--task TASK] --out DIR   # a bundle: DIR/<task>/ per policy
 
 Writes into DIR:
 
@@ -322,9 +324,11 @@ def _export(vae, out_dir: Path, policy, action_scale, opset, timing, seed) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m controller.export", description=__doc__.splitlines()[0])
-    parser.add_argument("--vae", required=True, help="Motion VAE checkpoint (from python -m vae.train)")
+    parser.add_argument("--vae", help="Motion VAE checkpoint (default: the policy's own, or --character's)")
     parser.add_argument("--policy", help="policy checkpoint (from the policies package); adds policy.onnx and "
                                          "the fused controller.onnx")
+    parser.add_argument("--character", help="character bundle: its VAE and policies (one export per task)")
+    parser.add_argument("--task", help="with --character: only this task's policy")
     parser.add_argument("--action-scale", type=float, default=None,
                         help="latent = action * scale for Gaussian policies (default: the policy checkpoint's)")
     parser.add_argument("--out", required=True, help="folder to write the graphs and manifest.json into")
@@ -333,23 +337,54 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         output_dir(args.out, "--out")
-        manifest = export_onnx(args.vae, args.out, args.policy, action_scale=args.action_scale, opset=args.opset,
-                          timing=not args.no_timing)
+        jobs = export_jobs(args)
+        for vae, policy, out in jobs:
+            manifest = export_onnx(vae, out, policy, action_scale=args.action_scale, opset=args.opset,
+                                   timing=not args.no_timing)
+            print_manifest(manifest, out)
     except (FileNotFoundError, ValueError, TypeError, ImportError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def export_jobs(args) -> list[tuple]:
+    """(vae, policy, out folder) per export the command line asks for."""
+    if args.character is not None:
+        from characters.bundle import load_character
+
+        bundle = load_character(args.character)
+        tasks = [args.task] if args.task is not None else bundle.tasks
+        jobs = []
+        for task in tasks:
+            policy = bundle.policy(task)
+            if policy is None:
+                raise ValueError(f"--character {args.character} has no {task} policy (its tasks: "
+                                 f"{', '.join(bundle.tasks)})")
+            jobs.append((args.vae or bundle.vae, policy, Path(args.out) / task))
+        return jobs or [(args.vae or bundle.vae, None, Path(args.out))]
+    vae = args.vae
+    if vae is None:
+        if args.policy is None:
+            raise ValueError("--vae CKPT is required without --policy or --character")
+        from policies.checkpoint import load_policy, trained_vae
+
+        vae = trained_vae(load_policy(args.policy))  # the VAE it was trained with
+    return [(vae, args.policy, Path(args.out))]
+
+
+def print_manifest(manifest: dict, out: Path) -> None:
     for name, entry in manifest["graphs"].items():
         ins = ", ".join(f"{i['name']} {i['shape']}" for i in entry["inputs"])
         outs = ", ".join(f"{o['name']} {o['shape']}" for o in entry["outputs"])
-        print(f"{Path(args.out) / entry['file']}: ({ins}) -> ({outs}); parity {manifest['parity_max_error'][name]:.2g}")
+        print(f"{Path(out) / entry['file']}: ({ins}) -> ({outs}); parity {manifest['parity_max_error'][name]:.2g}")
     if manifest["timing"]:
         t = manifest["timing"]
         for batch in TIMING_BATCHES:
             row = t[f"b{batch}"]
             print(f"batch {batch}: separate {row['separate_ms']:.3f} ms, fused {row['fused_ms']:.3f} ms -> "
                   f"{t['choice'][f'b{batch}']}")
-    print(f"{Path(args.out) / MANIFEST}")
-    return 0
+    print(f"{Path(out) / MANIFEST}")
 
 
 if __name__ == "__main__":

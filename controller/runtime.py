@@ -1,6 +1,6 @@
 """Runtime inference backends: a manifold (+ policy) that steps characters as fast as this machine allows.
 
-    backend = make_backend("assets/vae.pt", policy="assets/policy.pt")   # ONNX Runtime when installed
+    backend = make_backend("vae.pt", policy="policies/target.pt")   # ONNX Runtime when installed
     next_raw = backend.step(latent, cond_raw)       # (B, Z) latents | (B,) codes, (B, C, D) raw -> (B, D) torch
     action = backend.act(obs_raw)                   # (B, O) raw observations -> (B, A) in [-1, 1] | (B,) codes
     next_raw, action = backend.control(obs_raw, cond_raw)   # both; the latent is action * action_scale

@@ -6,7 +6,8 @@ Registered ids (``import envs`` registers them; it loads no torch until an envir
 
 ``gymnasium.make(id, vae=...)`` gives a one-character :class:`MotionEnv`; ``gymnasium.make_vec(id,
 num_envs=N, vae=...)`` gives the natively batched :class:`MotionVecEnv` (not a SyncVectorEnv of N copies).
-``vae`` is a checkpoint path, a manifold object, or None for the shipped ``assets/vae.pt``. Other keyword
+``vae`` is a checkpoint path, a manifold object, or None for the default character's VAE; ``character`` a
+bundle (folder or shipped name, :mod:`characters.bundle`) whose VAE and action scale are used. Other keyword
 options: ``device``, ``array_backend`` ("numpy" | "torch", vector only), ``action_scale`` (4.0),
 ``max_episode_steps``, ``start_frames``, ``fps``, ``autoreset_mode`` (vector only) and the task's own options
 (each task module's docstring is its spec: ``envs/tasks/*.py``).

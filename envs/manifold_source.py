@@ -2,7 +2,7 @@
 
 ``vae=`` of every environment accepts:
 
-* ``None``: the shipped model ``assets/vae.pt`` (an error says how to train one while it is absent);
+* ``None``: the default character's model (``assets/characters/deepmimic/vae.pt``; see :mod:`characters.bundle`);
 * a path (``str`` / ``os.PathLike``) to a checkpoint written by ``vae.train`` (loaded with ``vae.load_manifold``);
 * a manifold object: a :class:`vae.MotionManifold` or anything with the same interface, namely
   ``frame_size`` (D), ``latent_size`` (Z), ``discrete`` (bool), ``num_codes`` (K, discrete only),
@@ -22,13 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from characters.bundle import DEFAULT_CHARACTER, SHIPPED
 from mocap.pose_layout import PoseLayout
 
-DEFAULT_VAE = Path(__file__).resolve().parents[1] / "assets" / "vae.pt"
+DEFAULT_VAE = SHIPPED / DEFAULT_CHARACTER / "vae.pt"
 TRAIN_HINT = (
-    "train one with `python -m mocap.prepare <bvh folder> --out data/mocap.npz` then "
-    "`python -m vae.train --data data/mocap.npz --out assets/vae.pt`"
+    "build a character with `python -m characters.build <bvh folder> --out characters/NAME`, or train a VAE with "
+    "`python -m mocap.prepare <bvh folder> --out data/mocap.npz` then "
+    "`python -m vae.train --data data/mocap.npz --out runs/vae.pt`"
 )
+DEFAULT_ACTION_SCALE = 4.0  # +-4 prior stds: models that do not record their own (older checkpoints)
 _REQUIRED = ("frame_size", "latent_size", "step", "sample_prior", "normalize")
 
 
@@ -130,6 +133,14 @@ def start_frames(manifold, given, device: torch.device) -> torch.Tensor:
 
 DIVERGENCE_MARGIN_STD = 5.0  # a feature diverged beyond 1.5 x the data's envelope + this many stds
 DIVERGENCE_FALLBACK_STD = 50.0  # models without a stored envelope (older checkpoints, hand-built manifolds)
+
+
+def action_scale_of(manifold) -> float:
+    """The latent bound a model's policies use (``extra["action_scale"]``, measured from its aggregate posterior
+    by ``python -m characters.build`` / ``vae.stability``), else ``DEFAULT_ACTION_SCALE``."""
+    extra = getattr(manifold, "extra", None)
+    value = extra.get("action_scale") if isinstance(extra, dict) else None
+    return DEFAULT_ACTION_SCALE if value is None else float(value)
 
 
 def divergence_limits(manifold, device: torch.device) -> torch.Tensor:

@@ -6,7 +6,9 @@ Spaces (one character; the batched spaces add a leading B):
   manifold's statistics, flattened oldest first, then the task's F features (see each task's docstring;
   ``observation_layout`` names the two slices);
 * action: ``Box(-1, 1, (Z,), float32)`` for a Gaussian manifold: the latent is ``action_scale * action``
-  (default 4.0: the box spans the prior's +-4 sigma; values outside [-1, 1] are clipped), or
+  (default: the character's / model's own bound, measured from where its decoder was trained
+  (:func:`envs.manifold_source.action_scale_of`), else 4.0, the prior's +-4 sigma; values outside [-1, 1] are
+  clipped), or
   ``Discrete(K)`` for a discrete (VQ) manifold: the code index.
 
 ``step`` returns ``(obs (B, O) float32, reward (B,) float32, terminated (B,) bool, truncated (B,) bool, info)``
@@ -90,7 +92,6 @@ from envs.motion_core import MotionCore
 from envs.tasks import make_task
 
 ARRAY_BACKENDS = ("numpy", "torch")
-DEFAULT_ACTION_SCALE = 4.0
 MAX_ACTION_SCALE = 100.0  # latent = action * scale; beyond +-100 sigma of the prior a VAE has learned nothing
 MAX_SEED = 2**63
 REWARD_LIMIT = 1000.0  # |reward| beyond this is a diverged character, not a task event
@@ -136,19 +137,27 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, num_envs: int = 1, task: str = "target", vae=None, *, device=None,
-                 array_backend: str = "numpy", action_scale: float = DEFAULT_ACTION_SCALE,
+    def __init__(self, num_envs: int = 1, task: str = "target", vae=None, *, character=None, device=None,
+                 array_backend: str = "numpy", action_scale: float | None = None,
                  max_episode_steps: int | None = None, start_frames=None, fps: float | None = None,
                  autoreset_mode=AutoresetMode.SAME_STEP, divergence_penalty: float = 1.0, **task_options):
         if array_backend not in ARRAY_BACKENDS:
             raise ValueError(f"array_backend={array_backend!r}; choose one of {', '.join(ARRAY_BACKENDS)}")
+        if character is not None:
+            from characters.bundle import load_character
+
+            bundle = load_character(character)
+            vae = bundle.vae if vae is None else vae
+            action_scale = bundle.action_scale if action_scale is None else action_scale
+        self.manifold = manifold_source.resolve_manifold(vae, device)
+        if action_scale is None:
+            action_scale = manifold_source.action_scale_of(self.manifold)
         if not 0 < action_scale <= MAX_ACTION_SCALE:
             raise ValueError(f"action_scale must be in (0, {MAX_ACTION_SCALE:g}] (the latent is action * action_scale, "
                              f"in standard deviations of the prior), got {action_scale}")
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.array_backend = array_backend
-        self.manifold = manifold_source.resolve_manifold(vae, device)
         self.core = MotionCore(self.manifold, num_envs, start_frames=start_frames, fps=fps)
         self.task = make_task(task, self.core, task_options)
         self.task.action_scale = float(action_scale)

@@ -3,7 +3,7 @@
 Public API::
 
     from policies import load_policy, PolicyModule, save_policy, check_policy_fits, SamplingController
-    policy = load_policy("assets/policies/target.pt")      # nn.Module in eval mode (see policies.network)
+    policy = load_policy("assets/characters/deepmimic/policies/target.pt")   # nn.Module in eval mode
     action = policy(obs_raw)                                # (B, O) float32 -> (B, Z) in [-1, 1] / (B,) codes
 
 Modules: ``network`` (PolicyModule: normaliser + actor + critic), ``checkpoint`` (the policy file,

@@ -10,6 +10,8 @@ Layout (plain types and tensors only)::
     obs_mean, obs_var (O,) the observation normalisation (also inside state_dict; here for other readers)
     vae_fingerprint   str, the manifold's ``dataset_fingerprint`` (which data its latent space was learnt from)
     vae_weights       str, sha256 prefix of the manifold's weights (which VAE exactly: latents differ per training)
+    vae_path          str or None, the VAE checkpoint it was trained with, relative to the policy file's folder
+                      (inside a character bundle ``../vae.pt``); tools use it when no VAE is given
     train_args        dict, the TrainArgs of the run
     stats             dict, training summary (steps, wall time, last metrics)
 
@@ -21,6 +23,7 @@ or an error with ``strict=True``.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -29,6 +32,7 @@ import torch
 
 from common.atomic import atomic_write
 from common.fingerprint import weights_fingerprint
+from common.paths import portable_path
 from policies.network import CONFIG_KEYS, PolicyModule
 
 FORMAT = "mvae-policy"
@@ -47,8 +51,9 @@ def manifold_fingerprint(manifold) -> str:
 
 
 def save_policy(path, policy: PolicyModule, *, manifold, train_args: dict | None = None,
-                stats: dict | None = None) -> None:
-    """Write the policy file atomically (temp file in the same folder, fsync, os.replace)."""
+                stats: dict | None = None, vae_path=None) -> None:
+    """Write the policy file atomically (temp file in the same folder, fsync, os.replace). ``vae_path``: the VAE
+    checkpoint file it steers (recorded relative to the policy's folder; no machine paths)."""
     state = {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}
     payload = {
         "format": FORMAT,
@@ -60,8 +65,10 @@ def save_policy(path, policy: PolicyModule, *, manifold, train_args: dict | None
         "obs_var": state["obs_rms.var"],
         "vae_fingerprint": manifold_fingerprint(manifold),
         "vae_weights": weights_fingerprint(manifold),
-        "train_args": dict(train_args or {}),
+        "train_args": {k: portable_path(v) for k, v in (train_args or {}).items()},
         "stats": dict(stats or {}),
+        "vae_path": None if vae_path is None else os.path.relpath(Path(vae_path).resolve(),
+                                                                  Path(path).resolve().parent),
     }
     atomic_torch_save(payload, path)
 
@@ -116,7 +123,23 @@ def load_policy(path, device: str | torch.device = "cpu") -> PolicyModule:
     policy.vae_weights = str(ckpt.get("vae_weights", ""))
     policy.train_args = dict(ckpt.get("train_args", {}))
     policy.source = str(path)
+    recorded = ckpt.get("vae_path")
+    policy.vae_path = None if not recorded else (Path(path).resolve().parent / recorded).resolve()
     return policy.to(device).eval()
+
+
+def trained_vae(policy) -> Path:
+    """The VAE checkpoint a loaded policy was trained with (its ``vae_path``); a clear error when the file
+    records none (older files) or it is not there any more."""
+    where = getattr(policy, "source", "policy")
+    path = getattr(policy, "vae_path", None)
+    if path is None:
+        raise FileNotFoundError(f"{where} does not record the VAE it was trained with (made by an older version); "
+                                "pass the VAE checkpoint explicitly (--vae CKPT)")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{where} was trained with the VAE {path}, which is not there any more; pass the "
+                                "VAE checkpoint explicitly (--vae CKPT)")
+    return Path(path)
 
 
 def policy_env_options(policy) -> dict:

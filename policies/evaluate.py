@@ -3,8 +3,12 @@
 Usage::
 
     python -m policies.evaluate POLICY.pt --episodes 100 --json [--vae CKPT] [--seed S]
+    python -m policies.evaluate --character deepmimic --task target --json       # a bundle's policy
     python -m policies.evaluate --policy random --task target --episodes 100 --json
     python -m policies.evaluate --policy scripted --task joystick --episodes 100 --json
+
+A policy file remembers the VAE it was trained with and its task options: they are used unless ``--vae`` /
+``--env-options`` say otherwise, and a VAE it was not trained on is refused (sizes) or warned about (weights).
 
 ``random`` steers with latents drawn from the VAE's prior (the paper's random walk; uniform actions in the
 [-1, 1] box would be latents of up to 4 sigma the VAE never saw); ``scripted`` is
@@ -51,7 +55,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from envs.registry import canonical_task, task_choices, task_names
-from policies.checkpoint import check_policy_fits, load_policy
+from policies.checkpoint import check_policy_fits, load_policy, policy_env_options, trained_vae
 from policies.controllers import PolicyController, PriorController, SamplingController
 from vae.metrics import CONTACT_MARGIN_M, foot_contact_displacements
 
@@ -61,7 +65,7 @@ PATH_LOST_DISTANCE = 4.0
 
 
 # ---- environments -----------------------------------------------------------------------------------
-def make_eval_env(task: str, vae, num_envs: int, *, device=None, action_scale: float = 4.0,
+def make_eval_env(task: str, vae, num_envs: int, *, device=None, action_scale: float | None = None,
                   env_options: dict | None = None):
     """A MotionVecEnv (torch arrays, no autoreset) set up for evaluation of ``task`` (see the module docstring)."""
     from envs.vec_env import MotionVecEnv
@@ -251,7 +255,8 @@ def summarize(tally: _Tally, task: str) -> dict:
 
 
 def evaluate(make_controller, *, task: str, vae, episodes: int, seed: int = 0, batch_size: int = 256,
-             device=None, action_scale: float = 4.0, env_options: dict | None = None, target_timeout: float = 10.0,
+             device=None, action_scale: float | None = None, env_options: dict | None = None,
+             target_timeout: float = 10.0,
              settle_seconds: float = 1.0, env=None) -> dict:
     """Run ``episodes`` episodes in batches; ``make_controller(env)`` -> controller(env, obs). Returns summarize()."""
     if episodes < 1:
@@ -276,11 +281,14 @@ def evaluate(make_controller, *, task: str, vae, episodes: int, seed: int = 0, b
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m policies.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("policy_file", nargs="?", help="policy file from train_policy.py")
+    p.add_argument("policy_file", nargs="?", help="policy file from train_policy.py (it remembers its VAE and "
+                   "task options)")
+    p.add_argument("--character", help="character bundle: evaluate its policy for --task (or a baseline on its VAE)")
     p.add_argument("--policy", choices=BASELINES, help="a baseline instead of a policy file")
     p.add_argument("--task", choices=task_choices(), metavar="TASK",
                    help=f"task: {', '.join(task_names())} (default: the policy's; required for baselines)")
-    p.add_argument("--vae", help="VAE checkpoint (default: the shipped assets/vae.pt); 'toy' = envs.ToyManifold")
+    p.add_argument("--vae", help="VAE checkpoint (default: the policy's own, else --character's, else the default "
+                   "character's); 'toy' = envs.ToyManifold")
     p.add_argument("--episodes", type=int, default=100, help="episodes (characters), each one task episode long")
     p.add_argument("--batch-size", type=int, default=256, help="characters simulated together")
     p.add_argument("--seed", type=int, default=0, help="seed of the environments and the baselines")
@@ -315,20 +323,38 @@ def main(argv: list[str] | None = None) -> int:
         options = json.loads(args.env_options)
         if not isinstance(options, dict):
             raise ValueError("--env-options must be a JSON object")
-        if (args.policy_file is None) == (args.policy is None):
-            raise ValueError("give either a policy file or --policy random|scripted")
+        policy_file, vae, scale = args.policy_file, args.vae, None
+        bundle = None
+        if args.character is not None:
+            from characters.bundle import load_character
+
+            bundle = load_character(args.character)
+            vae = vae or str(bundle.vae)
+            scale = bundle.action_scale
+            if policy_file is None and args.policy is None:
+                if args.task is None:
+                    raise ValueError(f"--character {args.character} needs --task (its tasks: "
+                                     f"{', '.join(bundle.tasks)}) or a baseline --policy random|scripted")
+                policy_file = bundle.policy(args.task)
+                if policy_file is None:
+                    raise ValueError(f"--character {args.character} has no {args.task} policy (its tasks: "
+                                     f"{', '.join(bundle.tasks)})")
+        if (policy_file is None) == (args.policy is None):
+            raise ValueError("give either a policy file (or --character with --task) or --policy random|scripted")
         policy = None
-        if args.policy_file is not None:
-            policy = load_policy(args.policy_file, device=args.device)
+        if policy_file is not None:
+            policy = load_policy(policy_file, device=args.device)
             if args.task is not None and canonical_task(args.task) != policy.task:
-                raise ValueError(f"{args.policy_file} was trained for task {policy.task!r}, not --task {args.task!r}")
+                raise ValueError(f"{policy_file} was trained for task {policy.task!r}, not --task {args.task!r}")
             task = policy.task
+            vae = vae or str(trained_vae(policy))  # the VAE it was trained with, unless told otherwise
+            scale = policy.action_scale
+            options = {**policy_env_options(policy), **options}
         else:
             if args.task is None:
                 raise ValueError(f"--policy {args.policy} needs --task ({', '.join(task_names())})")
             task = canonical_task(args.task)
-        manifold = resolve_vae(args.vae, args.device)
-        scale = policy.action_scale if policy is not None else 4.0
+        manifold = resolve_vae(vae, args.device)
         if policy is not None:
             probe = make_eval_env(task, manifold, 1, action_scale=scale, env_options=options)
             with warnings.catch_warnings(record=True) as caught:
@@ -353,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                        batch_size=args.batch_size, action_scale=scale, env_options=options,
                        target_timeout=args.target_timeout, settle_seconds=args.settle_seconds)
     result = {"task": task, "episodes": metrics.pop("episodes"),
-              "policy": args.policy_file if policy is not None else args.policy, "seed": args.seed, **metrics,
+              "policy": str(policy_file) if policy is not None else args.policy, "seed": args.seed, **metrics,
               "wall_s": round(time.perf_counter() - start, 2)}
     for key, value in result.items():
         say(f"  {key:<26} {value}")

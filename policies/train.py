@@ -62,8 +62,26 @@ class TrainingDiverged(RuntimeError):
     """Training kept producing non-finite weights; the message says where the data went wrong."""
 
 
+def vae_source(args: TrainArgs) -> str | None:
+    """The VAE the run steers: --vae, else --character's, else None (the default character's)."""
+    if args.vae is not None or args.character is None:
+        return args.vae
+    from characters.bundle import load_character
+
+    return str(load_character(args.character).vae)
+
+
+def action_scale_for(args: TrainArgs) -> float | None:
+    """--action-scale, else --character's (None: the environment takes the VAE's own)."""
+    if args.action_scale is not None or args.character is None:
+        return args.action_scale
+    from characters.bundle import load_character
+
+    return load_character(args.character).action_scale
+
+
 def make_manifold(vae: str | None, device: torch.device):
-    """``'toy'`` -> envs.ToyManifold; a path or None (assets/vae.pt) -> the loaded manifold on ``device``."""
+    """``'toy'`` -> envs.ToyManifold; a path or None (the default character's VAE) -> the manifold on ``device``."""
     if vae == "toy":
         from envs.toy_manifold import ToyManifold
 
@@ -77,7 +95,7 @@ def make_env(args: TrainArgs, manifold, num_envs: int, **overrides):
     from envs.vec_env import MotionVecEnv
 
     options = {**args.env_option_dict(), **overrides}
-    return MotionVecEnv(num_envs, args.task, manifold, array_backend="torch", action_scale=args.action_scale,
+    return MotionVecEnv(num_envs, args.task, manifold, array_backend="torch", action_scale=action_scale_for(args),
                         **options)
 
 
@@ -93,7 +111,13 @@ class Trainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda was asked but torch sees no CUDA device; use --device cpu")
         self.run_dir = Path(args.run_dir or f"runs/policy_{args.task}")
-        self.manifold = manifold if manifold is not None else make_manifold(args.vae, self.device)
+        vae = vae_source(args)
+        self.manifold = manifold if manifold is not None else make_manifold(vae, self.device)
+        self.vae_file = None  # the checkpoint file the policy steers (recorded in the policy file)
+        if manifold is None and vae != "toy":
+            from envs.manifold_source import DEFAULT_VAE
+
+            self.vae_file = Path(vae) if vae is not None else DEFAULT_VAE
         self.env = make_env(args, self.manifold, args.num_envs)
         torch.manual_seed(args.seed)  # network initialisation
         obs_size = int(self.env.single_observation_space.shape[0])
@@ -101,7 +125,7 @@ class Trainer:
         config = make_config(obs_size=obs_size, latent_size=self.env.core.latent_size, discrete=discrete,
                              num_actions=self.env.core.num_codes, task=args.task, hidden_sizes=args.hidden_sizes,
                              critic_hidden_sizes=args.critic_hidden_sizes, init_action_std=args.init_action_std,
-                             action_scale=args.action_scale)
+                             action_scale=self.env.action_scale)
         self.policy = PolicyModule(config).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=args.learning_rate, eps=1e-5)
         self.return_rms = RunningMeanVar(1).to(self.device)
@@ -182,7 +206,8 @@ class Trainer:
         policy.load_state_dict(state["policy"])
         stats = {"update": state["update"], "global_step": state["global_step"],
                  "train_minutes": state["elapsed_s"] / 60.0, "last_metrics": state.get("last_metrics", {})}
-        save_policy(self.args.out, policy, manifold=self.manifold, train_args=self.args.to_dict(), stats=stats)
+        save_policy(self.args.out, policy, manifold=self.manifold, train_args=self.args.to_dict(), stats=stats,
+                    vae_path=self.vae_file)
 
     # ---- one update -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -316,7 +341,7 @@ class Trainer:
         options = {**args.env_option_dict(), "max_episode_steps": steps}
         result = evaluate(lambda env: PolicyController(self.policy), task=args.task, vae=self.manifold,
                           episodes=args.eval_envs, seed=10_000 + args.seed, batch_size=args.eval_envs,
-                          action_scale=args.action_scale, env_options=options)
+                          action_scale=self.env.action_scale, env_options=options)
         return {"eval_" + k: v for k, v in result.items() if isinstance(v, (int, float)) and v is not None}
 
     # ---- the loop -------------------------------------------------------------------------------------

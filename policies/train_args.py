@@ -21,8 +21,12 @@ from envs.registry import canonical_task, task_choices
 class TrainArgs:
     task: str = "target"
     """Environment task: target, timed_target, joystick, path_follow (path), maze (envs.registry)."""
+    character: str | None = None
+    """Character bundle (folder from `python -m characters.build`, or a shipped name) whose VAE and action scale
+    the policy steers."""
     vae: str | None = None
-    """Motion VAE checkpoint the policy steers (default: the shipped assets/vae.pt); 'toy' is envs.ToyManifold."""
+    """Motion VAE checkpoint the policy steers (default: --character's, else the default character's); 'toy' is
+    envs.ToyManifold."""
     out: str = "policy.pt"
     """Where the policy file goes (rewritten at every checkpoint and at the end; load it with policies.load_policy)."""
     run_dir: str | None = None
@@ -69,8 +73,9 @@ class TrainArgs:
     """Critic hidden layers."""
     init_action_std: float = 0.5
     """Initial exploration std in action units (the latent's std is action_scale times this)."""
-    action_scale: float = 4.0
-    """Latent = action_scale x action (action in [-1, 1]); stored in the policy for the app and ONNX export."""
+    action_scale: float | None = None
+    """Latent = action_scale x action (action in [-1, 1]); stored in the policy for the app and ONNX export.
+    Default: the character's, else the VAE's own bound (measured where its decoder was trained), else 4."""
     env_options: str = "{}"
     """JSON dict of extra environment options, e.g. '{"max_speed": 1.5, "max_episode_steps": 600}'."""
     device: str = "cpu"

@@ -1,7 +1,7 @@
 """play.py, the real-time app: a real window under Xvfb, injected keys and clicks, recordings, replays, errors.
 
 Window tests are marked ``display``; they start their own Xvfb when no display is reachable. The steering
-tests need a controllable character: the shipped ``assets/vae.pt`` (``MVAE_TEST_VAE`` may name another
+tests need a controllable character: the shipped ``assets/characters/deepmimic/vae.pt`` (``MVAE_TEST_VAE`` may name another
 checkpoint) driven by the sampling fallback controller (no policies folder), so they do not depend on which
 policies have been trained. The no-display test runs play.py in a subprocess (pyglet picks its platform once
 per process).
@@ -29,7 +29,7 @@ from app.simulation import AppConfig, Simulation
 from viewer.display import configure_pyglet, egl_available
 
 REPO = Path(__file__).resolve().parents[1]
-VAE = Path(os.environ.get("MVAE_TEST_VAE", REPO / "assets" / "vae.pt"))
+VAE = Path(os.environ.get("MVAE_TEST_VAE", REPO / "assets" / "characters" / "deepmimic" / "vae.pt"))
 DEMO = REPO / "assets" / "demos" / "joystick_tour.json"
 SIZE = (320, 240)
 

@@ -21,6 +21,7 @@ from policies.ppo import compute_gae
 from vae import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
+SHIPPED_DIR = REPO / "assets" / "characters" / "deepmimic"
 SHIPPED = {"target": "target.pt", "joystick": "joystick.pt", "path_follow": "path_follow.pt", "maze": "maze.pt"}
 SHORT = {"max_episode_steps": 150}  # 5 s episodes keep the evaluation tests quick
 TOY_TARGET = {"max_episode_steps": 450}  # the toy walks at most ~1 m/s on prior samples: 15 s for 2-8 m targets
@@ -226,8 +227,8 @@ def test_evaluate_cli_runs_a_policy_file_and_reports_bad_input(tmp_path, capsys)
 # ---- shipped policies -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("task", sorted(SHIPPED))
 def test_shipped_policy_loads_and_fits_the_shipped_vae(task):
-    path = REPO / "assets" / "policies" / SHIPPED[task]
-    vae_path = REPO / "assets" / "vae.pt"
+    path = SHIPPED_DIR / "policies" / SHIPPED[task]
+    vae_path = SHIPPED_DIR / "vae.pt"
     assert path.stat().st_size < 5_000_000
     policy = load_policy(path)
     env = MotionVecEnv(2, task, vae_path, array_backend="torch")
@@ -254,9 +255,9 @@ SHIPPED_BARS = {
 @pytest.mark.parametrize("task", sorted(SHIPPED_BARS))
 def test_shipped_policy_still_solves_its_task(task):
     episodes, passes = SHIPPED_BARS[task]
-    policy = load_policy(REPO / "assets" / "policies" / SHIPPED[task])
+    policy = load_policy(SHIPPED_DIR / "policies" / SHIPPED[task])
     metrics = evaluation.evaluate(lambda env: evaluation.PolicyController(policy), task=task,
-                                  vae=REPO / "assets" / "vae.pt", episodes=episodes, seed=0, batch_size=episodes,
+                                  vae=SHIPPED_DIR / "vae.pt", episodes=episodes, seed=0, batch_size=episodes,
                                   action_scale=policy.action_scale)
     assert metrics["nonfinite_frames"] == 0
     assert passes(metrics), metrics

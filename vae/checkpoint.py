@@ -119,7 +119,7 @@ def read_checkpoint(path) -> dict:
                          f"by `{TRAIN_HINT}`") from None
     if isinstance(ckpt, dict) and ckpt.get("format") == POLICY_FORMAT:
         raise ValueError(f"{path}: a policy file ({POLICY_FORMAT}), not a Motion VAE checkpoint; pass the VAE "
-                         f"checkpoint the policy drives (e.g. assets/vae.pt, or one from `{TRAIN_HINT}`)")
+                         f"checkpoint the policy drives (e.g. a character's vae.pt, or one from `{TRAIN_HINT}`)")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(
             f"{path}: not an mvae-checkpoint (no 'format': '{FORMAT}' entry); if it is a bare state_dict or a "

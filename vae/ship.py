@@ -1,4 +1,4 @@
-"""``python -m vae.ship CKPT --out assets/vae.pt``: a slim checkpoint for shipping."""
+"""``python -m vae.ship CKPT --out characters/NAME/vae.pt``: a slim checkpoint for shipping."""
 
 from __future__ import annotations
 

@@ -1,0 +1,118 @@
+"""Can a policy drive this Motion VAE? Three measures a random walk (a fresh z every frame) never shows.
+
+* :func:`held_latent_stability`: what a policy tends to do is push one latent and hold it. Characters start from
+  the model's start poses and keep a fixed z for ``seconds``; z = level * e with e ~ N(0, I), for several levels
+  (in prior standard deviations). A character has *diverged* when a pose feature leaves the data's envelope
+  (:func:`envs.manifold_source.divergence_limits`, what the environments reset) or goes non-finite. Reports the
+  share diverged per level and overall.
+* :func:`steerability`: how far z moves the next step's root: for many data conditions, the spread (std across
+  prior samples of z) of the decoded turn rate (deg/s) and ground speed (m/s). Near 0: the latent barely steers
+  the character and no policy can make it turn (what the DeepMimic clips gave without motion-graph transitions).
+* :func:`aggregate_posterior`: where the decoder was trained: the encoder's posterior over the data, per latent
+  dim the mean and the total std (std of the posterior means and the mean posterior variance together).
+  :func:`latent_action_scale` turns it into the environments' ``action_scale`` (the latent a policy may use is
+  ``action * action_scale``): ``LATENT_BOUND_STD`` of those stds, so policies stay where the decoder learned.
+
+Pure functions of a model and tensors; no files.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mocap.pose_layout import PoseLayout
+
+HELD_LEVELS = (0.5, 1.0, 2.0, 3.0)
+HELD_SECONDS = 30.0
+LATENT_BOUND_STD = 2.5  # action_scale = this many aggregate-posterior stds (median over the active dims)
+ACTIVE_DIM_VARIANCE = 0.01
+
+
+@torch.no_grad()
+def rollout_held(model, start_windows: torch.Tensor, latents: torch.Tensor, steps: int,
+                 limits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Roll B characters (start windows (B, C, D) raw) for ``steps`` frames, each holding its latent (B, Z).
+
+    Returns (first divergence step (B,) int64, ``steps`` where none; ground speed (T, B) m/s of the kept frames).
+    """
+    layout = PoseLayout.from_frame_size(model.frame_size)
+    fps = float(getattr(model, "fps", None) or 30.0)
+    cond = start_windows.to(model.device, torch.float32)
+    b = cond.shape[0]
+    first = torch.full((b,), steps, dtype=torch.int64, device=model.device)
+    speeds = torch.zeros(steps, b, device=model.device)
+    for t in range(steps):
+        nxt = model.step(latents, cond)  # (B, D)
+        bad = ~torch.isfinite(nxt).all(dim=1) | (model.normalize(nxt).abs() > limits).any(dim=1)
+        first = torch.where(bad & (first == steps), torch.full_like(first, t), first)
+        nxt = torch.where(bad[:, None], cond[:, -1], nxt)  # a diverged character stops where it was
+        speeds[t] = torch.linalg.vector_norm(layout.root_deltas(nxt)[:, layout.root_dxdz], dim=1) * fps
+        cond = torch.cat((cond[:, 1:], nxt[:, None]), dim=1)
+    return first, speeds
+
+
+@torch.no_grad()
+def held_latent_stability(model, start_frames: torch.Tensor, *, limits: torch.Tensor,
+                          levels=HELD_LEVELS, per_level: int = 64, seconds: float = HELD_SECONDS,
+                          generator: torch.Generator | None = None) -> dict:
+    """Hold z = level * N(0, I) for ``seconds`` from random start windows (see the module docstring) ->
+    ``{"levels", "diverged_share" (per level), "diverged_share_all", "seconds", "characters",
+    "mean_speed_mps" (per level, over the characters that stayed)}``."""
+    fps = float(getattr(model, "fps", None) or 30.0)
+    steps = max(1, round(seconds * fps))
+    n = len(levels) * per_level
+    pick = torch.randint(len(start_frames), (n,), generator=generator)
+    scale = torch.tensor(levels, dtype=torch.float32).repeat_interleave(per_level)[:, None]  # (N, 1)
+    z = torch.randn(n, model.latent_size, generator=generator) * scale  # (N, Z)
+    first, speeds = rollout_held(model, start_frames[pick], z.to(model.device), steps, limits.to(model.device))
+    diverged = (first < steps).float().reshape(len(levels), per_level)
+    kept = (first == steps).reshape(len(levels), per_level)
+    mean_speed = speeds.mean(dim=0).reshape(len(levels), per_level)
+    speed_per_level = [float(mean_speed[i][kept[i]].mean()) if bool(kept[i].any()) else None
+                       for i in range(len(levels))]
+    return {"levels": list(levels), "diverged_share": [round(float(x), 4) for x in diverged.mean(dim=1)],
+            "diverged_share_all": float(diverged.mean()), "seconds": steps / fps, "characters": n,
+            "mean_speed_mps": speed_per_level}
+
+
+@torch.no_grad()
+def steerability(model, conditions: torch.Tensor, samples: int = 32,
+                 generator: torch.Generator | None = None) -> dict:
+    """Spread across ``samples`` prior draws of z of the next step's turn rate and speed, for raw condition
+    windows (B, C, D) -> ``{"turn_spread_deg_s", "speed_spread_mps"}`` (medians over the conditions)."""
+    layout = PoseLayout.from_frame_size(model.frame_size)
+    fps = float(getattr(model, "fps", None) or 30.0)
+    b = conditions.shape[0]
+    z = model.sample_prior(b * samples, generator=generator).to(model.device)
+    cond = conditions.to(model.device, torch.float32).repeat(samples, 1, 1)  # (S*B, C, D)
+    nxt = model.step(z, cond)  # (S*B, D)
+    delta = layout.root_deltas(nxt).reshape(samples, b, -1)  # (S, B, 3)
+    turn = delta[..., layout.root_dyaw] * fps * (180.0 / math.pi)  # (S, B) deg/s
+    speed = torch.linalg.vector_norm(delta[..., layout.root_dxdz], dim=-1) * fps  # (S, B) m/s
+    return {"turn_spread_deg_s": float(turn.std(dim=0).median()),
+            "speed_spread_mps": float(speed.std(dim=0).median())}
+
+
+@torch.no_grad()
+def aggregate_posterior(model, cond_norm: torch.Tensor, next_norm: torch.Tensor, batch: int = 4096) -> dict:
+    """The encoder's posterior over data windows (cond (N, C*D), next (N, F*D), normalised) -> per latent dim
+    ``mean`` and ``std`` (Z,) of the aggregate q(z) = E_x q(z|x), and ``active`` (Z,) bool."""
+    mus, variances = [], []
+    for i in range(0, cond_norm.shape[0], batch):
+        enc = model.encode(next_norm[i:i + batch].to(model.device), cond_norm[i:i + batch].to(model.device),
+                           sample=False)
+        mus.append(enc["mu"])
+        variances.append(enc["logvar"].exp())
+    mu, var = torch.cat(mus), torch.cat(variances)  # (N, Z)
+    mean_var = mu.var(dim=0, unbiased=False)
+    return {"mean": mu.mean(dim=0).cpu(), "std": (mean_var + var.mean(dim=0)).sqrt().cpu(),
+            "active": (mean_var > ACTIVE_DIM_VARIANCE).cpu()}
+
+
+def latent_action_scale(posterior: dict, bound_std: float = LATENT_BOUND_STD) -> float:
+    """``action_scale`` from an aggregate posterior: ``bound_std`` times the median total std of the active dims
+    (all dims when none is active), so a policy's latent stays where the decoder was trained."""
+    std = posterior["std"][posterior["active"]] if bool(posterior["active"].any()) else posterior["std"]
+    return float(bound_std * std.median())
