@@ -17,7 +17,6 @@ the checkpoint by the trainer. A hand-built manifold has none; pass ``start_fram
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
