@@ -23,7 +23,12 @@ all tasks       ``nonfinite_frames`` (frames with a NaN / inf state), ``foot_ska
                 ``foot_contact_displacements`` over each episode; feet by name, else the two lowest
                 joints (mocap.features.default_foot_indices); contact = below the foot's lowest
                 height in the VAE's start poses + 5 cm; null for a manifold without a skeleton),
-                ``episode_return``, ``minutes`` (simulated)
+                ``episode_return``, ``minutes`` (simulated); ``diverged_per_minute`` (characters reset for
+                leaving the data's manifold, see the environments); ``action_saturation`` (share of latent
+                action components at the bound, |a| >= 0.99: how much the policy exploits the edge of the latent
+                space; Gaussian policies); ``foot_sliding``, ``skating_ratio``, ``coherence``, ``jitter``
+                (METRICS.md, :mod:`mocap.quality`, over each episode) next to ``data_*``, the same metrics of
+                the VAE's training data (stored in its checkpoint by vae.train; null for older checkpoints)
 target          a target not reached within ``--target-timeout`` (10 s) counts as failed and is
                 replaced (placed like the task's). ``success_rate`` = targets reached within 10 s /
                 targets given (reached + failed; the one pending at the end is not counted),
@@ -57,10 +62,13 @@ from gymnasium.vector import AutoresetMode
 from envs.registry import canonical_task, task_choices, task_names
 from policies.checkpoint import check_policy_fits, load_policy, policy_env_options, trained_vae
 from policies.controllers import PolicyController, PriorController, SamplingController
+from mocap.quality import quality_over, toe_joints
 from vae.metrics import CONTACT_MARGIN_M, foot_contact_displacements
 
 BASELINES = ("random", "scripted")
 PATH_EVAL_MAX_DISTANCE = 1e6
+SATURATED = 0.99  # |action| at or beyond this is at the latent bound (the environment clips to 1)
+QUALITY_KEYS = ("foot_sliding", "skating_ratio", "coherence", "jitter")
 PATH_LOST_DISTANCE = 4.0
 
 
@@ -108,6 +116,7 @@ class _Tally:
     def __init__(self):
         self.values: dict = {}
         self.samples: dict[str, list] = {}
+        self.episode_quality: list[dict] = []  # one mocap.quality dict per batch of episodes
 
     def add(self, key: str, value) -> None:
         # Tensors stay on their device (no sync per frame); summarize() reads them once.
@@ -134,7 +143,7 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
     obs, _ = env.reset(seed=seed)
     alive = torch.ones(b, dtype=torch.bool, device=env.device)
     feet = foot_joints_of(env.manifold)
-    feet_track, alive_track = [], []
+    joints_track, alive_track = [], []
     age = torch.zeros(b, device=env.device)  # target: seconds the current target has been up
     since_change = torch.zeros(b, device=env.device)  # joystick: seconds under the current command
     command = None
@@ -150,9 +159,12 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
         returns += reward * live
         tally.add("frames", live.sum())
         tally.add("nonfinite_frames", (info["nonfinite"] & alive).sum())
-        if feet:
-            feet_track.append(core.world_joint_positions()[:, feet])
-            alive_track.append(alive.clone())  # alive changes in place below
+        tally.add("diverged", (info["diverged"] & alive).sum())
+        if not core.discrete:
+            tally.add("saturated", ((action.abs() >= SATURATED) & alive[:, None]).sum())
+            tally.add("action_values", live.sum() * action.shape[1])
+        joints_track.append(core.world_joint_positions().cpu())
+        alive_track.append(alive.clone().cpu())  # alive changes in place below
         if name in ("target", "timed_target", "maze"):
             arrived = info["_time_to_target"] & alive
             tally.add("reached", arrived.sum())
@@ -192,9 +204,24 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
     tally.add("episodes", b)
     tally.add("return", returns.sum())
     tally.add("lost", ever_lost.sum())
+    joints, alive_steps = torch.stack(joints_track), torch.stack(alive_track)  # (T, B, J, 3), (T, B)
     if feet:
-        _foot_skate(tally, env.manifold, feet, torch.stack(feet_track).cpu(), torch.stack(alive_track).cpu())
+        _foot_skate(tally, env.manifold, feet, joints[:, :, feet], alive_steps)
+    _quality(tally, env.manifold, joints, alive_steps, core.fps)
     return tally
+
+
+def _quality(tally: _Tally, manifold, joints: torch.Tensor, alive: torch.Tensor, fps: float) -> None:
+    """METRICS.md metrics of every episode (its frames while alive), pooled per episode."""
+    skeleton = getattr(manifold, "skeleton", None)
+    if skeleton is None:
+        return
+    try:
+        toes = toe_joints(skeleton)
+    except ValueError:
+        return
+    episodes = [joints[alive[:, i], i].double().numpy() for i in range(joints.shape[1])]
+    tally.episode_quality.append(quality_over(episodes, toes, fps))
 
 
 def _foot_skate(tally: _Tally, manifold, feet: list[int], positions: torch.Tensor, alive: torch.Tensor) -> None:
@@ -224,7 +251,12 @@ def summarize(tally: _Tally, task: str) -> dict:
         "episode_return": v.get("return", 0.0) / max(v.get("episodes", 1), 1),
         "nonfinite_frames": int(v.get("nonfinite_frames", 0)),
         "foot_skate_cm_per_frame": (100.0 * v["skate_sum"] / v["skate_count"]) if v.get("skate_count") else None,
+        "diverged_per_minute": v.get("diverged", 0.0) / minutes if minutes > 0 else 0.0,
+        "action_saturation": v["saturated"] / v["action_values"] if v.get("action_values") else None,
     }
+    for key in QUALITY_KEYS:
+        values = [q[key] for q in tally.episode_quality if q.get(key) is not None]
+        out[key] = float(sum(values) / len(values)) if values else None
     times = tally.cat("time_to_target")
     per_min = (lambda count: count / minutes if minutes > 0 else 0.0)  # noqa: E731
     if task in ("target", "timed_target"):
@@ -378,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate(make_controller, task=task, vae=manifold, episodes=args.episodes, seed=args.seed,
                        batch_size=args.batch_size, action_scale=scale, env_options=options,
                        target_timeout=args.target_timeout, settle_seconds=args.settle_seconds)
+    metrics.update(data_quality(manifold))
     result = {"task": task, "episodes": metrics.pop("episodes"),
               "policy": str(policy_file) if policy is not None else args.policy, "seed": args.seed, **metrics,
               "wall_s": round(time.perf_counter() - start, 2)}
@@ -385,6 +418,13 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  {key:<26} {value}")
     print(json.dumps(_finite(result)))
     return 0
+
+
+def data_quality(manifold) -> dict:
+    """``data_*`` METRICS.md figures of the VAE's training data, as vae.train stored them (else None)."""
+    extra = getattr(manifold, "extra", None)
+    stored = extra.get("data_quality", {}) if isinstance(extra, dict) else {}
+    return {f"data_{key}": stored.get(key) for key in QUALITY_KEYS}
 
 
 def _finite(d: dict) -> dict:

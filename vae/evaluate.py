@@ -24,8 +24,18 @@ Prints ONE JSON object as the last line of stdout (scripts read it). Keys:
   ``foot_contact_fraction`` / ``data_foot_contact_fraction`` (share of foot-frames in contact).
 - ``pose_diversity`` / ``data_pose_diversity``: mean pairwise pose distance in metres (RMS over joints,
   character frame) of 1000 poses sampled from the walks / the dataset.
+- ``foot_sliding``, ``skating_ratio``, ``coherence``, ``jitter`` and their ``data_*`` twins: the field's metrics
+  (``../shared/docs/METRICS.md``: CAMDM foot sliding, A-MDM skating ratio, CAMDM coherence, mean joint
+  acceleration m/s^2; :mod:`mocap.quality`) over the random walks and over the dataset's clips.
 - ``latent_output_std``: std across 16 prior draws of z of the decoded (normalised) next frame, averaged over
   features and 256 evaluation conditions: how much the latent steers the motion (near 0: posterior collapse).
+- ``steerability``: ``turn_spread_deg_s`` and ``speed_spread_mps``, the spread across prior draws of z of the next
+  step's turn rate and speed, medians over the evaluation conditions (:func:`vae.stability.steerability`).
+- ``held_latent``: what a policy does, hold one z: 256 characters hold z = level * N(0, I) (levels 0.5, 1, 2, 3
+  prior stds) for 30 s; ``diverged_share`` per level and ``diverged_share_all`` (a pose feature beyond the data's
+  envelope, as the environments reset) (:func:`vae.stability.held_latent_stability`).
+- Gaussian models: ``action_scale``: the latent bound for policies from the aggregate posterior
+  (:func:`vae.stability.latent_action_scale`).
 - Gaussian models: ``kl_per_dim`` (nats, on the evaluation windows), ``kl_total``, ``active_latent_dims`` (posterior
   mean variance > 0.01). VQ: ``perplexity`` and ``codes_used`` (encoder codes on the evaluation windows),
   ``num_codes``.
@@ -44,7 +54,9 @@ import numpy as np
 import torch
 
 from mocap.dataset import MotionDataset
+from envs.manifold_source import divergence_limits
 from mocap.pose_layout import PoseLayout
+from mocap.quality import quality_over, toe_joints
 from vae.checkpoint import load_manifold
 from vae.data import WindowDataset, holdout_split, valid_window_starts, window_length
 from vae.metrics import (
@@ -59,6 +71,7 @@ from vae.metrics import (
     root_height_range,
     world_positions,
 )
+from vae.stability import aggregate_posterior, held_latent_stability, latent_action_scale, steerability
 
 ROLLOUT_STEPS = 8
 DEFAULT_FRAMES = 18000  # 10 minutes at 30 Hz
@@ -69,6 +82,7 @@ EVAL_BATCH = 1024
 DIVERSITY_SAMPLES = 1000
 LATENT_PROBE_CONDITIONS = 256
 LATENT_PROBE_SAMPLES = 16
+HELD_PER_LEVEL = 64
 
 
 def _posterior(model, target: torch.Tensor, cond: torch.Tensor) -> dict:
@@ -199,20 +213,22 @@ def motion_metrics(motions: list[torch.Tensor], skeleton, foot_joints, floor_hei
 
 
 def evaluate(
-    checkpoint: str | Path,
-    data: str | Path,
+    checkpoint,
+    data,
     frames: int = DEFAULT_FRAMES,
     walks: int = DEFAULT_WALKS,
     seed: int = 0,
     holdout_every: int = DEFAULT_HOLDOUT_EVERY,
     device: str = "cpu",
+    held_per_level: int = HELD_PER_LEVEL,
 ) -> dict:
-    """All metrics of the module docstring as a JSON-ready dict."""
+    """All metrics of the module docstring as a JSON-ready dict. ``checkpoint`` / ``data``: paths, or a loaded
+    manifold / MotionDataset."""
     if frames < walks or walks < 1:
         raise ValueError(f"--frames {frames} must be >= --walks {walks} >= 1")
     t0 = time.perf_counter()
-    model = load_manifold(checkpoint, device)
-    dataset = MotionDataset.load(data)
+    model = checkpoint if isinstance(checkpoint, torch.nn.Module) else load_manifold(checkpoint, device)
+    dataset = data if isinstance(data, MotionDataset) else MotionDataset.load(data)
     if dataset.data.shape[1] != model.frame_size:
         raise ValueError(f"--data {data}: frames have D={dataset.data.shape[1]} but the checkpoint's model expects "
                          f"D={model.frame_size}; evaluate on the dataset the model was trained on")
@@ -230,7 +246,7 @@ def evaluate(
     train_clips = np.setdiff1d(np.arange(dataset.num_clips), clips) if not seen else np.arange(dataset.num_clips)
 
     result: dict = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(checkpoint) if not isinstance(checkpoint, torch.nn.Module) else "(in memory)",
         "model": model.config.model,
         "epochs_trained": extra.get("epoch"),
         "same_data_as_training": model.dataset_fingerprint == dataset.fingerprint(),
@@ -262,12 +278,36 @@ def evaluate(
     walks_ok = [w[: c + k] for w, k in zip(walk_frames, cut, strict=True)]
     metrics = motion_metrics(walks_ok, dataset.skeleton, dataset.foot_joints, dataset.floor_heights, generator)
     result.update(metrics)
+    toes = toe_joints(dataset.skeleton)
+    result.update(quality_over([world_positions(w.double()).numpy() for w in walks_ok], toes, dataset.fps))
 
     clips_data = [torch.from_numpy(dataset.clip(i)) for i in range(dataset.num_clips)]
     data_metrics = motion_metrics(clips_data, dataset.skeleton, dataset.foot_joints, dataset.floor_heights, generator)
+    data_metrics.update(quality_over([world_positions(c.double()).numpy() for c in clips_data], toes, dataset.fps))
     result.update({f"data_{k}": v for k, v in data_metrics.items()})
+
+    limits = divergence_limits(model, model.device)
+    result["held_latent"] = held_latent_stability(model, torch.as_tensor(start_frames), limits=limits,
+                                                  per_level=held_per_level, generator=generator)
+    probe = torch.as_tensor(start_frames)[torch.randint(len(start_frames), (LATENT_PROBE_CONDITIONS,),
+                                                        generator=generator)]
+    result["steerability"] = steerability(model, probe, generator=generator)
+    if not model.discrete:
+        result["action_scale"] = latent_action_scale(aggregate_posterior_of(model, frames_norm, dataset, train_clips))
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
+
+
+def aggregate_posterior_of(model, frames_norm: torch.Tensor, dataset: MotionDataset, clips) -> dict:
+    """The aggregate posterior over every one-step window of ``clips`` (at most MAX_EVAL_WINDOWS * 4)."""
+    c, f, d = model.num_condition_frames, model.num_future_predictions, model.frame_size
+    starts = valid_window_starts(dataset.end_indices, c + f, clips)
+    if len(starts) > 4 * MAX_EVAL_WINDOWS:
+        starts = np.sort(np.random.default_rng(0).choice(len(starts), 4 * MAX_EVAL_WINDOWS, replace=False))
+    windows = WindowDataset(frames_norm, starts, c + f, frames_norm.device).windows(
+        torch.arange(len(starts), device=frames_norm.device))  # (N, C + F, D)
+    n = windows.shape[0]
+    return aggregate_posterior(model, windows[:, :c].reshape(n, c * d), windows[:, c:].reshape(n, f * d))
 
 
 def build_parser() -> argparse.ArgumentParser:

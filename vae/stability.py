@@ -4,7 +4,7 @@
   the model's start poses and keep a fixed z for ``seconds``; z = level * e with e ~ N(0, I), for several levels
   (in prior standard deviations). A character has *diverged* when a pose feature leaves the data's envelope
   (:func:`envs.manifold_source.divergence_limits`, what the environments reset) or goes non-finite. Reports the
-  share diverged per level and overall.
+  share diverged per level and overall. A discrete (VQ) model holds one code per character instead (one level).
 * :func:`steerability`: how far z moves the next step's root: for many data conditions, the spread (std across
   prior samples of z) of the decoded turn rate (deg/s) and ground speed (m/s). Near 0: the latent barely steers
   the character and no policy can make it turn (what the DeepMimic clips gave without motion-graph transitions).
@@ -62,10 +62,15 @@ def held_latent_stability(model, start_frames: torch.Tensor, *, limits: torch.Te
     "mean_speed_mps" (per level, over the characters that stayed)}``."""
     fps = float(getattr(model, "fps", None) or 30.0)
     steps = max(1, round(seconds * fps))
+    if model.discrete:
+        levels = ("code",)
     n = len(levels) * per_level
     pick = torch.randint(len(start_frames), (n,), generator=generator)
-    scale = torch.tensor(levels, dtype=torch.float32).repeat_interleave(per_level)[:, None]  # (N, 1)
-    z = torch.randn(n, model.latent_size, generator=generator) * scale  # (N, Z)
+    if model.discrete:
+        z = torch.randint(int(model.num_codes), (n,), generator=generator)  # (N,) one held code each
+    else:
+        scale = torch.tensor(levels, dtype=torch.float32).repeat_interleave(per_level)[:, None]  # (N, 1)
+        z = torch.randn(n, model.latent_size, generator=generator) * scale  # (N, Z)
     first, speeds = rollout_held(model, start_frames[pick], z.to(model.device), steps, limits.to(model.device))
     diverged = (first < steps).float().reshape(len(levels), per_level)
     kept = (first == steps).reshape(len(levels), per_level)

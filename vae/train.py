@@ -38,7 +38,8 @@ model and optimiser, the starting point (:func:`resume_training` / :func:`init_w
 
 Checkpoints (:func:`vae.checkpoint.save_checkpoint`, atomic, ``torch.load(weights_only=True)``) carry in ``extra``:
 ``train_config``, ``epoch`` (completed epochs), ``optimizer``, ``rng_state``, ``start_frames`` (S <= 512, C, D raw
-condition windows from the training clips; environments start characters from them), ``feature_envelope`` ((D,)
+condition windows from the training clips; environments start characters from them), ``data_quality`` (the
+training clips' METRICS.md figures, :mod:`mocap.quality`), ``feature_envelope`` ((D,)
 largest |normalised value| of each feature on the training frames: environments call a character diverged far
 beyond it), ``history`` (per-epoch
 metrics), ``holdout`` (the split) and ``interrupted``. ``--resume CKPT`` continues from the checkpoint's epoch with
@@ -78,6 +79,8 @@ from tqdm.auto import tqdm
 from common.dataclass_cli import dataclass_parser
 from common.paths import output_file
 from mocap.dataset import MotionDataset
+from mocap.features import frames_to_world
+from mocap.quality import quality_over, toe_joints
 from vae.checkpoint import TRAINING_ONLY_KEYS, build_model, read_checkpoint, save_checkpoint
 from vae.config import MODELS, VAEConfig
 from vae.data import (
@@ -442,6 +445,16 @@ class TrainingData:
         frames = self.dataset.data[clip_frame_indices(self.dataset.end_indices, self.train_clips)]
         return torch.from_numpy(np.abs((frames - mean) / std).max(axis=0)).float()  # (D,)
 
+    def quality(self) -> dict:
+        """METRICS.md figures of the training clips (:mod:`mocap.quality`): the bar generated motion is judged
+        against, stored as ``extra["data_quality"]`` so evaluations of the model and its policies show it."""
+        try:
+            toes = toe_joints(self.dataset.skeleton)
+        except ValueError:
+            return {}
+        clips = [frames_to_world(self.dataset.clip(int(c)).astype(np.float64))[1] for c in self.train_clips]
+        return quality_over(clips, toes, self.dataset.fps)
+
     def normalised_windows(self, model, device: torch.device) -> WindowDataset:
         """All frames normalised once with the model's statistics (the checkpoint's when resuming)."""
         mean, std = model.data_mean.cpu().numpy(), model.data_std.cpu().numpy()
@@ -608,6 +621,7 @@ class Run:
     windows: WindowDataset
     start_frames: torch.Tensor
     history: list
+    data_quality: dict
 
     @property
     def batches_per_epoch(self) -> int:
@@ -810,6 +824,7 @@ def save_run(run: Run, path: Path, epochs_done: int, interrupted: bool) -> None:
         "rng_state": rng_state(),
         "start_frames": run.start_frames,
         "feature_envelope": data.feature_envelope(run.model),
+        "data_quality": run.data_quality,
         "history": run.history,
         "holdout": {"every": run.cfg.holdout_every, "clips": [data.dataset.clip_names[i] for i in data.heldout_clips]},
         "interrupted": interrupted,
@@ -834,7 +849,8 @@ def train(cfg: TrainConfig) -> Path:
                   sampler=WindowSampler(len(data.starts), cfg.batch_size // procs.world_size, cfg.seed, procs.rank,
                                         procs.world_size),
                   windows=data.normalised_windows(model, procs.device),
-                  start_frames=data.start_frames(cfg.seed, cfg.num_condition_frames), history=start.history)
+                  start_frames=data.start_frames(cfg.seed, cfg.num_condition_frames), history=start.history,
+                  data_quality=data.quality() if procs.main else {})
         sinks = MetricSinks(log_dir, cleanup) if procs.main else None
         last_epoch = cfg.epochs if cfg.stop_after_epoch <= 0 else min(cfg.epochs, cfg.stop_after_epoch)
         show = cfg.progress and procs.main
