@@ -60,9 +60,9 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from envs.registry import canonical_task, task_choices, task_names
+from mocap.quality import quality_over, toe_joints
 from policies.checkpoint import check_policy_fits, load_policy, policy_env_options, trained_vae
 from policies.controllers import PolicyController, PriorController, SamplingController
-from mocap.quality import quality_over, toe_joints
 from vae.metrics import CONTACT_MARGIN_M, foot_contact_displacements
 
 BASELINES = ("random", "scripted")

@@ -48,13 +48,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from mocap.dataset import MotionDataset
 from envs.manifold_source import divergence_limits
+from mocap.dataset import MotionDataset
 from mocap.pose_layout import PoseLayout
 from mocap.quality import quality_over, toe_joints
 from vae.checkpoint import load_manifold
