@@ -71,8 +71,9 @@ def data_gates(m: dict) -> list[Gate]:
              "add more motion: a Motion VAE learns what the data shows; 10-25 minutes of locomotion steer well"),
         _gate("data", "short clips", m["short_clips"] == 0, True, f"{m['short_clips']} skipped",
               "0", "clips under 10 frames teach nothing; check their export"),
-        _gate("data", "frame rate", 20 <= m["source_fps"] <= 240, True, f"{m['source_fps']:g} fps (resampled to "
-              f"{m['fps']:g})", "20-240 fps", "check the BVH 'Frame Time' (seconds per frame)"),
+        _gate("data", "frame rate", m["source_fps"] is None or 20 <= m["source_fps"] <= 240, True,
+              f"{m['source_fps']:g} fps (resampled to {m['fps']:g})" if m["source_fps"] else f"{m['fps']:g} fps",
+              "20-240 fps", "check the BVH 'Frame Time' (seconds per frame)"),
         _gate("data", "feet", bool(m["feet"]), False, ", ".join(m["feet"]) or "none", "a toe or foot joint per side",
               "name the feet (LeftFoot / RightFoot, Toes_L / Toes_R, ...) so contacts can be measured"),
     ]

@@ -142,6 +142,7 @@ class Trainer:
         self.eval_env = None
         self.last_metrics: dict = {}
         self._snapshot: dict | None = None
+        self.on_update = None  # callback(metrics) after every update
         self.bad_updates = 0  # consecutive updates undone for non-finite weights
         self.skipped_total = 0
 
@@ -363,7 +364,10 @@ class Trainer:
                 self._snapshot = self.state()
                 if self.update % args.checkpoint_every == 0:
                     self.save(self._snapshot)
-                _report(bar, metrics, args)
+                if self.on_update is not None:
+                    self.on_update(metrics)  # the caller reports
+                else:
+                    _report(bar, metrics, args)
             self._snapshot = self.state()
             self.save(self._snapshot)
         except KeyboardInterrupt:
@@ -532,8 +536,9 @@ def resumed_args(cli: TrainArgs, saved: dict) -> tuple[TrainArgs, list[str]]:
     return merged, ignored
 
 
-def train(args: TrainArgs, manifold=None, quiet: bool = False) -> dict:
-    """Train (or resume) per ``args``; returns a summary dict. ``manifold`` overrides ``args.vae`` (tests)."""
+def train(args: TrainArgs, manifold=None, quiet: bool = False, on_update=None) -> dict:
+    """Train (or resume) per ``args``; returns a summary dict. ``manifold`` overrides ``args.vae`` (tests);
+    ``on_update(metrics)`` is called after every update (e.g. a build's progress view)."""
     say = (lambda *a: None) if quiet else print  # noqa: E731
     output_file(args.out, "--out", (".pt",))  # before any work: an hour of training must not die at its first save
     output_dir(Path(args.run_dir or f"runs/policy_{canonical_task(args.task, '--task')}"), "--run-dir")
@@ -546,6 +551,7 @@ def train(args: TrainArgs, manifold=None, quiet: bool = False) -> dict:
             say(f"resume: ignoring {line}")
     say("TrainArgs:\n" + format_args(args))
     trainer = Trainer(args, manifold)
+    trainer.on_update = on_update
     if state is not None:
         if state.get("vae_fingerprint") != manifold_fingerprint(trainer.manifold):
             raise ValueError(f"--resume: the checkpoint was trained on VAE data {state.get('vae_fingerprint')}, "

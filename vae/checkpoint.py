@@ -160,10 +160,12 @@ def load_manifold(path, device: str | torch.device = "cpu") -> MotionManifold:
 TRAINING_ONLY_KEYS = ("optimizer", "rng_state")
 
 
-def slim_checkpoint(src, dst) -> dict:
-    """Copy a checkpoint without its training-only state (a shipped model); returns the sizes in bytes."""
+def slim_checkpoint(src, dst, extra: dict | None = None) -> dict:
+    """Copy a checkpoint without its training-only state (a shipped model), adding ``extra`` entries (e.g. the
+    measured ``action_scale``); returns the sizes in bytes."""
     ckpt = read_checkpoint(src)
     ckpt["extra"] = {k: v for k, v in ckpt["extra"].items() if k not in TRAINING_ONLY_KEYS}
+    ckpt["extra"].update(extra or {})
     ckpt["extra"]["slimmed_from"] = portable_path(str(src))
     config = ckpt["extra"].get("train_config")
     if isinstance(config, dict):  # no machine paths in a shipped file

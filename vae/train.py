@@ -835,8 +835,9 @@ def save_run(run: Run, path: Path, epochs_done: int, interrupted: bool) -> None:
 
 # ---- the script -----------------------------------------------------------------------------------------
 
-def train(cfg: TrainConfig) -> Path:
-    """Run the training described by ``cfg``; returns the checkpoint path (see the module docstring)."""
+def train(cfg: TrainConfig, on_epoch=None) -> Path:
+    """Run the training described by ``cfg``; returns the checkpoint path (see the module docstring).
+    ``on_epoch(row)``: called on rank 0 after every epoch with its metrics row (e.g. a build's progress view)."""
     check_config(cfg)
     out_path = output_file(cfg.out, "--out", (".pt",))
     with contextlib.ExitStack() as cleanup:
@@ -871,6 +872,8 @@ def train(cfg: TrainConfig) -> Path:
                     epoch_bar.set_postfix(loss=f"{row['loss']:.4f}", recon=f"{row['recon']:.4f}")
                     if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == last_epoch:
                         save_run(run, out_path, epoch + 1, interrupted=False)
+                    if on_epoch is not None:
+                        on_epoch(row)
                 done = epoch + 1
         except KeyboardInterrupt:
             if procs.main:

@@ -130,3 +130,13 @@ class VideoRecorder:
                 self.abort()
             except Exception:
                 pass
+
+
+def read_video(path) -> np.ndarray:
+    """Every frame of a video file (what :class:`VideoRecorder` wrote) -> (T, H, W, 3) uint8, via the same ffmpeg."""
+    reader = imageio_ffmpeg.read_frames(str(path))
+    width, height = next(reader)["size"]
+    frames = [np.frombuffer(f, dtype=np.uint8).reshape(height, width, 3) for f in reader]
+    if not frames:
+        raise ValueError(f"{path}: a video without frames")
+    return np.stack(frames)

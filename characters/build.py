@@ -1,0 +1,216 @@
+"""``python -m characters.build``: any BVH folder in, a playable character bundle out, with a verdict on its quality.
+
+    python -m characters.build BVH_OR_FOLDER... --out characters/NAME [--minutes 40] [--tasks target,joystick]
+                               [--clips REGEX] [--device cpu|cuda] [--resume | --force]
+    python play.py --character characters/NAME
+
+Stages, each followed by its quality gates (:mod:`characters.gates`; a failed gate stops the build with the reason,
+``--accept-failed-gates`` goes on):
+
+1. ``data``: ``mocap.prepare`` (mirrored where the skeleton pairs left and right); seconds, clips, feet, how much
+   nearby poses branch; motion-graph transitions added where the data barely branches (``stage_data``).
+2. ``vae``: the Motion VAE, epochs fitted to its share of the budget; evaluated (collapse, random walks,
+   held latents, bone lengths, foot sliding and jitter against the data, stuck walks); shipped slim as
+   ``vae.pt`` with the latent bound its policies use (``stage_vae``).
+3. ``policies``: one PPO policy per task, each with its share of the budget, evaluated against the scripted
+   baseline (``stage_policies``).
+4. ``export``: ONNX graphs of every policy, where ``play.py`` looks for them (``stage_export``).
+5. ``preview``: a headless video of the character (``stage_preview``).
+6. ``report``: ``report.html``: training curves, metrics next to the data's and the baselines', frames of the
+   preview, every gate (:mod:`characters.report`).
+
+``--minutes`` is the whole wall-clock budget, split by :mod:`characters.budget`. Rerunning the same command
+continues where it stopped (Ctrl-C safe): each stage records a fingerprint of its inputs and settings
+(:mod:`characters.build_state`); a changed input or flag reruns that stage and those after it. An ``--out`` that
+holds a bundle of other inputs is refused unless ``--force``. Everything printed also goes to ``build.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from characters import budget as budgets
+from characters.build_state import BuildState, fingerprint
+from characters.gates import Gate, failed
+from characters.progress import BuildProgress
+from common.dataclass_cli import dataclass_parser
+from common.paths import output_dir
+
+STAGES = ("data", "vae", "policies", "export", "preview", "report")
+DEFAULT_TASKS = "target,joystick"
+
+
+@dataclass
+class BuildConfig:
+    """Every setting of a build (saved in the bundle's build state; the inputs are the positional arguments)."""
+
+    out: str = ""
+    """The bundle folder to write (e.g. characters/NAME). Required."""
+    name: str = ""
+    """Short name of the character (default: the --out folder's name)."""
+    minutes: float = 40.0
+    """Whole wall-clock budget of the build, split across the stages (characters/budget.py)."""
+    tasks: str = DEFAULT_TASKS
+    """Comma-separated tasks to train a policy for (target, joystick, path_follow, maze, timed_target)."""
+    clips: str = ""
+    """Keep only the clips whose name matches this regular expression (default: all)."""
+    fps: float = 30.0
+    """Frame rate the motion is resampled to."""
+    mirror: bool = True
+    """Add every clip mirrored left/right (doubles the data; needs left/right joint names)."""
+    graph_seconds: float = -1.0
+    """Seconds of motion-graph walks to add (-1: automatic, where the data is small or barely branches; 0: none)."""
+    title: str = ""
+    """A human title for the character (default: the name)."""
+    licence: str = ""
+    """Licence of the motion data, and so of the weights (default: the LICENSE file beside the inputs, if any)."""
+    attribution: str = ""
+    """Attribution the data's licence asks for (shipped in LICENSE.txt and character.json)."""
+    device: str = "cpu"
+    """Torch device for training: cpu or cuda."""
+    threads: int = 0
+    """Torch CPU threads (0: torch's default)."""
+    seed: int = 0
+    """Seed of every stage."""
+    resume: bool = False
+    """Continue a build in --out even when its recorded inputs differ (e.g. files were moved)."""
+    force: bool = False
+    """Overwrite a bundle in --out that was built from other inputs."""
+    accept_failed_gates: bool = False
+    """Go on past a failed quality gate (the report still shows it failed)."""
+    eval_episodes: int = 64
+    """Episodes each policy and its scripted baseline are evaluated on."""
+    skip_preview: bool = False
+    """Do not render the preview video (machines without OpenGL)."""
+
+    @property
+    def task_list(self) -> list[str]:
+        from envs.registry import canonical_task
+
+        return [canonical_task(t.strip(), "--tasks") for t in self.tasks.split(",") if t.strip()]
+
+
+@dataclass
+class BuildContext:
+    """What every stage reads: the inputs, the settings, where to write, the budget, the progress view."""
+
+    inputs: list[str]
+    cfg: BuildConfig
+    out: Path
+    budget: budgets.Budget
+    progress: BuildProgress
+    state: BuildState
+    results: dict = field(default_factory=dict)  # stage -> its figures, as the later stages need them
+
+    @property
+    def work(self) -> Path:
+        """Intermediate files (datasets, training checkpoints and logs): ``<bundle>/build``."""
+        return self.out / "build"
+
+
+class BuildError(ValueError):
+    """A build that cannot go on; the message says why and what to do."""
+
+
+def check_out(cfg: BuildConfig, inputs_print: str, state: BuildState) -> None:
+    """Refuse an --out that holds a bundle of other inputs (unless --resume / --force)."""
+    if state.inputs is None or state.inputs == inputs_print or cfg.resume or cfg.force:
+        return
+    raise BuildError(f"--out {cfg.out} holds a character built from other inputs; pass --force to replace it, "
+                     "--resume to continue it anyway, or choose another --out")
+
+
+def inputs_fingerprint(inputs: list[str], cfg: BuildConfig) -> str:
+    from characters.stage_data import input_files
+
+    return fingerprint({"inputs": sorted(str(Path(i).resolve()) for i in inputs), "clips": cfg.clips},
+                       input_files(inputs))
+
+
+def run_stage(ctx: BuildContext, name: str, module) -> None:
+    """Run one stage unless it already finished with the same fingerprint; then its gates."""
+    settings, files = module.settings(ctx)
+    print_ = fingerprint(settings, files)
+    if ctx.state.done(name, print_):
+        ctx.results[name] = ctx.state.record(name).get("metrics", {})
+        ctx.progress.stage(name, "already done (same inputs and settings): skipped")
+        gates = [Gate(**g) for g in ctx.state.record(name).get("gates", [])]
+    else:
+        ctx.state.start(name, print_)
+        started = time.perf_counter()
+        try:
+            metrics, gates = module.run(ctx)
+        except BaseException:
+            ctx.state.add_seconds(name, time.perf_counter() - started)
+            raise
+        ctx.results[name] = metrics
+        ctx.state.finish(name, time.perf_counter() - started, metrics, [g.as_dict() for g in gates])
+    for gate in gates:
+        ctx.progress.figure(gate.line())
+    stopped = failed(gates)
+    if stopped and not ctx.cfg.accept_failed_gates:
+        raise BuildError(f"stage {name}: {len(stopped)} quality gate(s) failed: "
+                         + "; ".join(f"{g.name} = {g.value} (bar {g.bar}): {g.advice}" for g in stopped)
+                         + ". Fix the input, or go on with --accept-failed-gates")
+
+
+def build(inputs: list[str], cfg: BuildConfig) -> Path:
+    """Build the bundle (see the module docstring) -> its folder."""
+    from characters import report, stage_data, stage_export, stage_policies, stage_preview, stage_vae
+
+    if not cfg.out:
+        raise BuildError("--out characters/NAME is required (the bundle folder to write)")
+    if not inputs:
+        raise BuildError("give the BVH files or folders to build from (python -m characters.build FOLDER --out ...)")
+    out = output_dir(cfg.out, "--out")
+    cfg.name = cfg.name or out.resolve().name
+    tasks = cfg.task_list
+    plan = budgets.split(cfg.minutes, tasks)
+    state = BuildState(out / "build")
+    inputs_print = inputs_fingerprint(inputs, cfg)
+    check_out(cfg, inputs_print, state)
+    if state.inputs != inputs_print:
+        state.set_inputs(inputs_print)
+    progress = BuildProgress(out / "build.log", cfg.minutes, list(STAGES), spent_s=state.spent_seconds())
+    ctx = BuildContext(list(inputs), cfg, out, plan, progress, state)
+    with progress.captured():
+        progress.stage("data", f"building {cfg.name!r} into {out}: {plan.describe(tasks)}")
+        modules = {"data": stage_data, "vae": stage_vae, "policies": stage_policies, "export": stage_export,
+                   "preview": stage_preview, "report": report}
+        for name in STAGES:
+            if name == "preview" and cfg.skip_preview:
+                continue
+            run_stage(ctx, name, modules[name])
+        progress.stage("report", f"done in {progress.elapsed_s / 60:.1f} min: play it with "
+                                 f"`python play.py --character {out}`; report: {out / 'report.html'}")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = dataclass_parser(BuildConfig, prog="python -m characters.build",
+                              description="Build a playable character bundle from BVH motion capture.")
+    parser.add_argument("inputs", nargs="*", metavar="BVH_OR_FOLDER", help="BVH files or folders of them")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    inputs = args.pop("inputs")
+    try:
+        build(inputs, BuildConfig(**args))
+    except KeyboardInterrupt:
+        print("characters.build: interrupted; run the same command again to continue where it stopped",
+              file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, OSError) as e:  # BuildError, CharacterError, PrepareError, BVHError, ...
+        print(f"characters.build: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

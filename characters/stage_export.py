@@ -1,0 +1,102 @@
+"""Build stage 4, export: the bundle's ``character.json`` and ``LICENSE.txt``, and the ONNX graphs of every policy
+(decoder, policy, fused controller; checked against torch) written where ``play.py`` and
+``controller.make_backend`` look for them (``policies/<task>.pt.onnx/``, :mod:`controller.cache`: keyed on
+content, so the app reuses them as they are)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LICENCE_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "LICENCE", "COPYING")
+
+
+def settings(ctx) -> tuple[dict, list[Path]]:
+    from characters.stage_policies import policy_path
+
+    tasks = ctx.cfg.task_list
+    cfg = ctx.cfg
+    return ({"tasks": tasks, "name": cfg.name, "title": cfg.title, "licence": cfg.licence,
+             "attribution": cfg.attribution}, [ctx.out / "vae.pt", *(policy_path(ctx, t) for t in tasks)])
+
+
+def data_licence_file(inputs: list[str]) -> Path | None:
+    """A licence file in (or beside) an input folder, e.g. Bandai-Namco's ``LICENSE``."""
+    for item in inputs:
+        folder = Path(item) if Path(item).is_dir() else Path(item).parent
+        for name in LICENCE_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def write_licence(ctx) -> dict:
+    """LICENSE.txt of the weights: they carry the data's licence (and its attribution) -> the licence entry."""
+    cfg = ctx.cfg
+    found = data_licence_file(ctx.inputs)
+    licence = cfg.licence or (f"the licence of the motion data ({found.name} beside the inputs, copied below)"
+                              if found else "unknown: give --licence (the weights carry the motion data's licence)")
+    lines = [f"{cfg.title or cfg.name}: Motion VAE and policy weights", "",
+             f"The weights were trained on motion capture and carry its licence: {licence}.", ""]
+    if cfg.attribution:
+        lines += [f"Attribution: {cfg.attribution}", ""]
+    if found is not None:
+        lines += [f"---- {found.name} of the motion data ----", found.read_text(errors="replace")]
+    from common.atomic import atomic_write
+
+    with atomic_write(ctx.out / "LICENSE.txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return {"weights": licence, "data": licence, "attribution": cfg.attribution, "file": "LICENSE.txt"}
+
+
+def write_meta(ctx) -> None:
+    """``character.json`` from the build's figures (see :mod:`characters.bundle`)."""
+    from characters.bundle import write_character
+    from characters.stage_policies import policy_path
+    from vae.checkpoint import load_manifold
+
+    cfg, data, vae = ctx.cfg, ctx.results["data"], ctx.results["vae"]
+    model = load_manifold(ctx.out / "vae.pt")
+    tasks = {}
+    for task in cfg.task_list:
+        figures = ctx.results.get("policies", {}).get(task, {})
+        tasks[task] = {"policy": str(policy_path(ctx, task).relative_to(ctx.out)),
+                       "train_minutes": round(figures.get("train_minutes", 0.0), 2),
+                       "evaluation": {k: v for k, v in figures.get("policy", {}).items()
+                                      if isinstance(v, (int, float)) and not isinstance(v, bool)}}
+    write_character(ctx.out, {
+        "name": cfg.name,
+        "title": cfg.title or cfg.name,
+        "manifold": "vq" if model.discrete else "gaussian",
+        "vae": "vae.pt",
+        "action_scale": vae.get("action_scale"),
+        "fps": float(model.fps),
+        "skeleton": {"joints": int(model.skeleton.num_joints), "joint_names": list(model.skeleton.joint_names)},
+        "speed_range_mps": data.get("speed_range_mps"),
+        "styles": [],
+        "tasks": tasks,
+        "data": {"inputs": [Path(i).name for i in ctx.inputs], "clips": data.get("clips"),
+                 "seconds": round(data.get("seconds", 0.0), 1), "mirror": cfg.mirror,
+                 "graph_seconds": data.get("graph_seconds", 0.0)},
+        "licence": write_licence(ctx),
+        "build": {"minutes": cfg.minutes, "vae_epochs": vae.get("epochs"),
+                  "vae_minutes": round(vae.get("train_minutes", 0.0), 2)},
+    })
+
+
+def run(ctx):
+    from characters.stage_policies import policy_path
+    from controller.cache import cached_export
+    from controller.export import read_manifest
+
+    write_meta(ctx)
+    results = {}
+    for task in ctx.cfg.task_list:
+        ctx.progress.stage("export", f"{task}: ONNX graphs")
+        handle = cached_export(ctx.out / "vae.pt", policy_path(ctx, task))
+        manifest = read_manifest(handle.path)
+        timing = manifest.get("timing") or {}
+        results[task] = {"parity_max_error": max(manifest["parity_max_error"].values()),
+                         "batch1_fused_ms": (timing.get("b1") or {}).get("fused_ms")}
+        ctx.progress.figure(f"{task}: largest ONNX / torch difference {results[task]['parity_max_error']:.2g}, "
+                            f"policy + decoder at batch 1 {results[task]['batch1_fused_ms']} ms")
+    return results, []

@@ -1,0 +1,102 @@
+"""Build stage 3, policies: one PPO policy per task, each within its share of the budget, judged against the
+scripted baseline.
+
+Each task trains with ``train_policy.py``'s defaults on the bundle's ``vae.pt`` (its action scale: the latent bound
+from the aggregate posterior) for the stage's minutes: the first update measures the environment-steps per second,
+and the learning-rate schedule is set to end with the budget. The run folder ``<bundle>/build/ppo_<task>`` holds the
+training checkpoint, so an interrupted build resumes the task. Then ``policies.evaluate`` runs the policy and the
+scripted baseline on ``--eval-episodes`` episodes each; the policy gates compare them (and the METRICS.md figures
+against the data's). The policy goes to ``<bundle>/policies/<task>.pt``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from characters.gates import policy_gates
+
+PLANNED_STEPS_PER_S = 15000  # until the first update has measured this machine
+
+
+def policy_path(ctx, task: str) -> Path:
+    return ctx.out / "policies" / f"{task}.pt"
+
+
+def settings(ctx) -> tuple[dict, list[Path]]:
+    cfg = ctx.cfg
+    return ({"tasks": cfg.task_list, "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed, "device": cfg.device},
+            [ctx.out / "vae.pt"])
+
+
+def train_task(ctx, task: str, minutes: float) -> dict:
+    """Train (or resume) ``task``'s policy for ``minutes`` -> its training summary."""
+    from policies.train import HEADLINE, Trainer
+    from policies.train_args import TrainArgs
+
+    cfg, progress = ctx.cfg, ctx.progress
+    run_dir = ctx.work / f"ppo_{task}"
+    args = TrainArgs(task=task, vae=str(ctx.out / "vae.pt"), out=str(policy_path(ctx, task)), run_dir=str(run_dir),
+                     minutes=minutes, steps=int(PLANNED_STEPS_PER_S * 60 * minutes), seed=cfg.seed,
+                     device=cfg.device, threads=cfg.threads, progress=False, tensorboard=False, eval_every=0,
+                     resume=(run_dir / "checkpoint.pt").is_file())
+    if args.resume:
+        from policies.train import load_train_state, resumed_args
+
+        args, _ = resumed_args(args, load_train_state(run_dir / "checkpoint.pt")["args"])
+        progress.figure(f"{task}: resuming the interrupted training")
+    trainer = Trainer(args)
+    if args.resume:
+        trainer.load_state(load_train_state(run_dir / "checkpoint.pt"))
+    else:
+        trainer.start()
+    def on_update(metrics: dict) -> None:
+        if metrics["update"] == 1:
+            # The learning rate decays over --steps: make it end with the budget at the measured speed.
+            trainer.args.steps = int(metrics["env_steps_per_s"] * 60.0 * minutes)
+        if metrics["update"] % 20 == 0:
+            key = HEADLINE.get(task)
+            figure = f", {key} {metrics[key]:.3g}" if key in metrics else ""
+            progress.figure(f"{task}: update {metrics['update']}, {metrics['minutes']:.1f} of {minutes:.1f} min, "
+                            f"return {metrics.get('episode_return', float('nan')):.3g}{figure}")
+
+    trainer.on_update = on_update
+    return trainer.run()
+
+
+def evaluate_task(ctx, task: str) -> tuple[dict, dict]:
+    """(policy figures, scripted baseline figures) of ``policies.evaluate`` on EVAL_EPISODES episodes."""
+    from policies.checkpoint import load_policy
+    from policies.controllers import PolicyController, SamplingController
+    from policies.evaluate import data_quality, evaluate
+    from vae.checkpoint import load_manifold
+
+    policy = load_policy(policy_path(ctx, task))
+    manifold = load_manifold(ctx.out / "vae.pt")
+    episodes = ctx.cfg.eval_episodes
+    common = {"task": task, "vae": manifold, "episodes": episodes, "seed": ctx.cfg.seed, "batch_size": episodes,
+              "action_scale": policy.action_scale}
+    trained = evaluate(lambda env: PolicyController(policy), **common)
+    scripted = evaluate(lambda env: SamplingController.for_env(env, seed=ctx.cfg.seed), **common)
+    quality = data_quality(manifold)
+    return {**trained, **quality}, {**scripted, **quality}
+
+
+def run(ctx):
+    from characters.budget import remaining_policy_minutes
+
+    tasks = ctx.cfg.task_list
+    results, gates = {}, []
+    for k, task in enumerate(tasks):
+        minutes = remaining_policy_minutes(ctx.budget, ctx.progress.elapsed_s / 60.0, len(tasks) - k)
+        ctx.progress.stage("policies", f"{task}: PPO for {minutes:.1f} min")
+        started = time.perf_counter()
+        summary = train_task(ctx, task, minutes)
+        ctx.progress.figure(f"{task}: evaluating the policy and the scripted baseline ({ctx.cfg.eval_episodes} "
+                            "episodes each)")
+        trained, scripted = evaluate_task(ctx, task)
+        results[task] = {"policy": trained, "scripted": scripted,
+                         "train_minutes": (time.perf_counter() - started) / 60.0,
+                         "updates": summary.get("update"), "env_steps": summary.get("global_step")}
+        gates += policy_gates(task, trained, scripted)
+    return results, gates
