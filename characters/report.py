@@ -91,7 +91,7 @@ def figures(ctx) -> dict[str, tuple[str, str]]:
             ax.set_title(label)
             ax.tick_params(axis="x", rotation=30)
         out["motion-quality"] = ("Motion quality next to the data's own (METRICS.md)", _figure_uri(fig))
-    for task, result in policies.items():
+    for task in policies:
         rows = _read_csv(ctx.work / f"ppo_{task}" / "progress.csv")
         if not rows:
             continue
