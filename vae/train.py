@@ -147,6 +147,10 @@ class TrainConfig:
     student_epochs: int = 100
     """Epochs that always feed back the model's prediction (paper: 100)."""
 
+    condition_noise: float = 0.0
+    """Std of Gaussian noise added to the (normalised) condition frames the model sees while training; the targets
+    stay clean, so the decoder learns to lead slightly-off poses back to the data (0: off)."""
+
     batch_size: int = 256
     """Windows per optimiser step, over all ranks (the reference used 64; 256 trains several times faster per
     frame on CPU and reaches a similar loss with the default learning rate)."""
@@ -250,7 +254,7 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("learning_rate",):
         if not getattr(cfg, name) > 0 or not math.isfinite(getattr(cfg, name)):
             problems.append(f"--{name.replace('_', '-')} must be a positive number, got {getattr(cfg, name)}")
-    for name in ("kl_beta", "kl_warmup_epochs", "free_bits"):
+    for name in ("kl_beta", "kl_warmup_epochs", "free_bits", "condition_noise"):
         if not getattr(cfg, name) >= 0 or not math.isfinite(getattr(cfg, name)):
             problems.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
     if not (cfg.device == "cpu" or cfg.device == "cuda" or cfg.device.startswith("cuda:")):
@@ -694,8 +698,9 @@ def run_epoch(run: Run, epoch: int, show: bool) -> EpochSums:
             target = win[:, c + k : c + k + f].reshape(bsz, f * d)  # (B, F*D)
             # Accumulating the L steps' gradients: DDP all-reduces once, at the last step.
             sync = not run.procs.distributed or cfg.update_every_step or last_step
+            seen = cond if cfg.condition_noise <= 0 else cond + cfg.condition_noise * torch.randn_like(cond)
             with contextlib.nullcontext() if sync else run.net.no_sync():
-                recon, enc = run.net(target, cond.reshape(bsz, c * d))  # cond (B, C*D)
+                recon, enc = run.net(target, seen.reshape(bsz, c * d))  # cond (B, C*D)
                 recon_loss = (recon - target).pow(2).mean()
                 kl_dim = None
                 if not model.discrete:
