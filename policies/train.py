@@ -561,8 +561,21 @@ def train(args: TrainArgs, manifold=None, quiet: bool = False, on_update=None) -
     else:
         trainer.start()
     summary = trainer.run()
+    warn_if_diverging(summary, trainer.env.core.fps)
     say(json.dumps({"summary": {k: v for k, v in summary.items() if isinstance(v, (int, float))}, "out": args.out}))
     return summary
+
+
+MAX_DIVERGED_PER_MINUTE = 0.1  # the policy gate of characters.build
+
+
+def warn_if_diverging(summary: dict, fps: float) -> None:
+    """The build's divergence gate on the last rollout: a warning when the policy keeps driving the VAE off its data."""
+    share = summary.get("diverged")
+    if share is not None and share * fps * 60.0 > MAX_DIVERGED_PER_MINUTE:
+        print(f"warning: {share * fps * 60.0:.2f} divergence resets per character-minute in the last rollout: the "
+              "policy drives the VAE off its data (check the VAE with `python -m vae.evaluate`: held latents)",
+              file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,6 +102,8 @@ MAX_START_FRAMES = 512
 RESUME_FREE_FLAGS = ("out", "resume", "init_from", "stop_after_epoch", "progress", "log_dir", "threads", "device",
                      "preview_every", "preview_frames", "checkpoint_every")
 COLLAPSE_KL_NATS = 0.1
+HELD_CHECK_PER_LEVEL = 16
+HELD_CHECK_MAX = 0.02
 
 
 @dataclass
@@ -211,6 +213,9 @@ class TrainConfig:
 
     progress: bool = True
     """Show tqdm progress bars."""
+
+    final_checks: bool = True
+    """After the last epoch, hold latents for 30 s on a sample of characters and warn if they leave the data."""
 
     @property
     def epochs(self) -> int:
@@ -888,7 +893,31 @@ def train(cfg: TrainConfig, on_epoch=None) -> Path:
             raise
         if procs.main and start.epoch >= last_epoch:
             save_run(run, out_path, start.epoch, start.interrupted)
+        if procs.main and done == cfg.epochs and cfg.final_checks:
+            warn_if_unstable(run)
     return out_path
+
+
+def warn_if_unstable(run: Run) -> None:
+    """The held-latent gate of ``characters.build`` on a quick sample: a loud warning when characters holding one
+    latent leave the data (what a policy's latent does to a VAE a random walk never shows)."""
+    from envs.manifold_source import divergence_limits
+    from vae.stability import held_latent_stability
+
+    model = run.model.eval()
+    model.extra = {**model.extra, "feature_envelope": run.data.feature_envelope(model)}
+    model.fps = run.data.dataset.fps
+    held = held_latent_stability(model, run.start_frames, limits=divergence_limits(model, run.procs.device),
+                                 per_level=HELD_CHECK_PER_LEVEL, generator=torch.Generator().manual_seed(run.cfg.seed))
+    share = held["diverged_share_all"]
+    if share > HELD_CHECK_MAX:
+        logger.warning(f"HELD LATENTS: {100 * share:.1f}% of {held['characters']} characters holding one latent left "
+                       f"the data within {held['seconds']:.0f} s (per level {held['diverged_share']}); policies would "
+                       "drive this VAE off its data. Train longer (--student-epochs) or with --condition-noise; "
+                       "check with `python -m vae.evaluate`")
+    else:
+        logger.info(f"held latents: {100 * share:.1f}% of {held['characters']} characters diverged in "
+                    f"{held['seconds']:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
