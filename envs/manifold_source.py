@@ -130,7 +130,8 @@ def start_frames(manifold, given, device: torch.device) -> torch.Tensor:
     return frames
 
 
-DIVERGENCE_MARGIN_STD = 5.0  # a feature diverged beyond 1.5 x the data's envelope + this many stds
+DIVERGENCE_SCALE = 3.0  # a feature diverged beyond 3 x the data's envelope + DIVERGENCE_MARGIN_STD stds
+DIVERGENCE_MARGIN_STD = 10.0
 DIVERGENCE_FALLBACK_STD = 50.0  # models without a stored envelope (older checkpoints, hand-built manifolds)
 
 
@@ -143,9 +144,11 @@ def action_scale_of(manifold) -> float:
 
 
 def divergence_limits(manifold, device: torch.device) -> torch.Tensor:
-    """(D,) |normalised feature| beyond which a character has left the data's manifold: 1.5 x the largest value
-    the feature takes in the training data (``extra["feature_envelope"]``) + 5 standard deviations; the data's
-    own tails (some features reach 20+ std in real mocap) stay well inside, a blown-up rollout does not."""
+    """(D,) |normalised feature| beyond which a character has left the data's manifold: 3 x the largest value the
+    feature takes in the training data (``extra["feature_envelope"]``) + 10 standard deviations. The data's own
+    tails (some features reach 20+ std in real mocap) stay well inside, and so do the brief excursions of a
+    character holding an unusual latent (measured on Bandai-Namco: up to 1.35 x half this limit, then back); a
+    runaway rollout grows without bound and crosses it within a few frames."""
     extra = getattr(manifold, "extra", None)
     envelope = extra.get("feature_envelope") if isinstance(extra, dict) else None
     d = int(manifold.frame_size)
@@ -155,7 +158,7 @@ def divergence_limits(manifold, device: torch.device) -> torch.Tensor:
     if envelope.shape[0] != d:
         raise ValueError(f"the model's feature_envelope has {envelope.shape[0]} values for frames of {d}; the "
                          "checkpoint is damaged (retrain it)")
-    return 1.5 * envelope + DIVERGENCE_MARGIN_STD
+    return DIVERGENCE_SCALE * envelope + DIVERGENCE_MARGIN_STD
 
 
 def frames_per_second(manifold, given: float | None) -> float:

@@ -19,8 +19,8 @@ default).
 Divergence guard: a character that leaves the data's manifold is terminated with reward ``-divergence_penalty``
 (1.0) and flagged, so a policy learns to stay away and training never sees NaN: ``info["nonfinite"]`` where its
 state or reward became NaN / inf, ``info["diverged"]`` where a feature of its pose went beyond the data's envelope
-(:func:`envs.manifold_source.divergence_limits`: 1.5 x the largest value the feature takes in the training data
-+ 5 standard deviations, e.g. the root flying off at 20 m/s) or its reward beyond +-1000 (also where non-finite).
+(:func:`envs.manifold_source.divergence_limits`: 3 x the largest value the feature takes in the training data
++ 10 standard deviations, e.g. the root flying off at 20 m/s) or its reward beyond +-1000 (also where non-finite).
 Observations are always finite: NaN and inf are replaced (and values clamped to +-1e6) before they are returned.
 
 Besides the Gymnasium API, for tools that steer characters live (the app) and for exact resume:

@@ -17,6 +17,10 @@ the data with the same code: the data's own value is the bar a generated motion 
 ``jitter``          mean joint acceleration magnitude (m/s^2) from second differences of the positions
 =================== ============================================================================================
 
+Long generated motions (a 30 s episode, a 5-minute random walk) are measured in ``WINDOW_S`` windows
+(:func:`quality_over` with ``window_s``): CAMDM grounds each clip by its own lowest toe, and mocap clips last a few
+seconds; grounding a minute-long rollout by its single lowest frame would leave almost no frame "in contact".
+
 Toes: the skeleton's toe joint per side (``Toes_L``, ``LeftToeBase``, ...), else its foot / ankle joint
 (:func:`toe_joints`).
 """
@@ -33,6 +37,7 @@ CAMDM_CONTACT_M = 0.01
 AMDM_CONTACT_M = 0.05
 AMDM_SKATE_SPEED_MPS = 0.5
 AMDM_WINDOW_S = 0.25  # 5 frames at A-MDM's 20 fps
+WINDOW_S = 4.0  # generated motion is measured in windows of a mocap clip's length
 STILL_ROOT_M = 1e-3  # per frame: below this mean root displacement the root "does not move" (CAMDM divides by 1)
 _TOE = re.compile(r"toe", re.IGNORECASE)
 _FOOT = re.compile(r"foot|ankle", re.IGNORECASE)
@@ -110,10 +115,22 @@ def jitter(world_pos: np.ndarray, fps: float) -> float | None:
     return float(np.linalg.norm(accel, axis=-1).mean())
 
 
-def quality_over(motions, toes: np.ndarray, fps: float) -> dict:
+def windows(motion: np.ndarray, frames: int) -> list[np.ndarray]:
+    """Consecutive windows of ``frames`` frames of a motion (T, J, 3); a last part shorter than half a window is
+    dropped, a motion shorter than one window stays whole."""
+    if len(motion) <= frames:
+        return [motion]
+    parts = [motion[k:k + frames] for k in range(0, len(motion), frames)]
+    return parts if len(parts[-1]) * 2 >= frames else parts[:-1]
+
+
+def quality_over(motions, toes: np.ndarray, fps: float, window_s: float | None = None) -> dict:
     """The four metrics averaged over motions (each (T_i, J, 3)), as the papers average over clips:
-    ``foot_sliding``, ``skating_ratio``, ``coherence``, ``jitter`` (None where no motion gives a value)."""
+    ``foot_sliding``, ``skating_ratio``, ``coherence``, ``jitter`` (None where no motion gives a value).
+    ``window_s``: measure long motions in windows of that length (see the module docstring)."""
     values: dict[str, list[float]] = {"foot_sliding": [], "skating_ratio": [], "coherence": [], "jitter": []}
+    if window_s is not None:
+        motions = [w for m in motions for w in windows(np.asarray(m), max(3, round(window_s * fps)))]
     for m in motions:
         m = np.asarray(m, dtype=np.float64)
         for key, value in (("foot_sliding", foot_sliding(m, toes)), ("skating_ratio", skating_ratio(m, toes, fps)),

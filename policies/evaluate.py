@@ -60,7 +60,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from envs.registry import canonical_task, task_choices, task_names
-from mocap.quality import quality_over, toe_joints
+from mocap.quality import WINDOW_S, quality_over, toe_joints
 from policies.checkpoint import check_policy_fits, load_policy, policy_env_options, trained_vae
 from policies.controllers import PolicyController, PriorController, SamplingController
 from vae.metrics import CONTACT_MARGIN_M, foot_contact_displacements
@@ -221,7 +221,7 @@ def _quality(tally: _Tally, manifold, joints: torch.Tensor, alive: torch.Tensor,
     except ValueError:
         return
     episodes = [joints[alive[:, i], i].double().numpy() for i in range(joints.shape[1])]
-    tally.episode_quality.append(quality_over(episodes, toes, fps))
+    tally.episode_quality.append(quality_over(episodes, toes, fps, window_s=WINDOW_S))
 
 
 def _foot_skate(tally: _Tally, manifold, feet: list[int], positions: torch.Tensor, alive: torch.Tensor) -> None:

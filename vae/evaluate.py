@@ -55,7 +55,7 @@ import torch
 from envs.manifold_source import divergence_limits
 from mocap.dataset import MotionDataset
 from mocap.pose_layout import PoseLayout
-from mocap.quality import quality_over, toe_joints
+from mocap.quality import WINDOW_S, quality_over, toe_joints
 from vae.checkpoint import load_manifold
 from vae.data import WindowDataset, holdout_split, valid_window_starts, window_length
 from vae.metrics import (
@@ -278,7 +278,8 @@ def evaluate(
     metrics = motion_metrics(walks_ok, dataset.skeleton, dataset.foot_joints, dataset.floor_heights, generator)
     result.update(metrics)
     toes = toe_joints(dataset.skeleton)
-    result.update(quality_over([world_positions(w.double()).numpy() for w in walks_ok], toes, dataset.fps))
+    result.update(quality_over([world_positions(w.double()).numpy() for w in walks_ok], toes, dataset.fps,
+                               window_s=WINDOW_S))
 
     clips_data = [torch.from_numpy(dataset.clip(i)) for i in range(dataset.num_clips)]
     data_metrics = motion_metrics(clips_data, dataset.skeleton, dataset.foot_joints, dataset.floor_heights, generator)
