@@ -28,6 +28,7 @@ import torch
 
 from envs import manifold_source
 from envs.geometry import heading_vector, rot6d_to_matrix, yaw_matrix
+from mocap.root_motion import char_to_world, char_to_world_xz, step_root
 
 
 class MotionCore:
@@ -151,9 +152,8 @@ class MotionCore:
     def step(self, latent: torch.Tensor) -> torch.Tensor:
         """Advance every character by one frame with ``latent`` (B, Z) float or (B,) long codes -> new frame (B, D)."""
         nxt = self.manifold.step(latent, self.cond).to(torch.float32)  # (B, D)
-        # Displacement in the previous facing frame (the rotation still holds the previous yaw), then the turn.
-        self.root_xz = self.root_xz + (self.rotation @ nxt[:, self.layout.root_dxdz, None])[..., 0]
-        yaw = self._yaw + nxt[:, self.layout.root_dyaw]
+        # Displacement in the previous facing frame (the cached rotation still holds the previous yaw), then the turn.
+        self.root_xz, yaw = step_root(self.root_xz, self._yaw, nxt, rotation=self.rotation)  # reads nxt's root delta
         c, s = torch.cos(yaw), torch.sin(yaw)
         self._yaw = torch.atan2(s, c)  # wrapped to (-pi, pi] at no extra cost
         self._set_rotation(c, s)
@@ -187,21 +187,17 @@ class MotionCore:
 
     def root_velocity(self) -> torch.Tensor:
         """(B, 2) world ground velocity (m/s) of the last step: the current frame's delta, in the previous facing."""
-        delta = self.layout.root_deltas(self.frame)
+        delta = self.layout.root_deltas(self.frame)  # (B, 3)
         prev_yaw = self.yaw - delta[:, self.layout.root_dyaw]
-        c, s = torch.cos(prev_yaw), torch.sin(prev_yaw)
-        dx, dz = delta[:, 0], delta[:, 1]
-        return torch.stack((c * dx + s * dz, c * dz - s * dx), dim=1) * self.fps
+        return char_to_world_xz(delta[:, self.layout.root_dxdz], prev_yaw) * self.fps
 
     def speed(self) -> torch.Tensor:
         """(B,) ground speed of the root (m/s) over the last step."""
-        return torch.linalg.vector_norm(self.layout.root_deltas(self.frame)[:, :2], dim=1) * self.fps
+        return torch.linalg.vector_norm(self.frame[:, self.layout.root_dxdz], dim=1) * self.fps
 
     def world_joint_positions(self) -> torch.Tensor:
         """(B, J, 3) world joint positions (m): character-frame positions turned by yaw, plus the root on the ground."""
-        pos = self.layout.positions(self.frame)  # (B, J, 3)
-        xz = pos[..., [0, 2]] @ self.rotation.transpose(1, 2) + self.root_xz[:, None, :]  # (B, J, 2)
-        return torch.stack((xz[..., 0], pos[..., 1], xz[..., 1]), dim=-1)
+        return char_to_world(self.layout.positions(self.frame), self.root_xz, rotation=self.rotation)  # (B, J, 3)
 
     def world_joint_rotations(self) -> torch.Tensor:
         """(B, J, 3, 3) world joint orientations: yaw times the frame's character-frame orientations."""

@@ -10,14 +10,20 @@ Reading (:func:`read_bvh`, :func:`import_bvh`):
   ``Skeleton.end_offsets`` of its parent joint.
 - MOTION: ``Frames: N``, ``Frame Time: dt`` (fps = 1 / dt), then N lines of values. The block is parsed by
   numpy's C reader in one go, and token counts per line are found on the raw bytes, so there is no
-  per-frame Python loop.
+  per-frame Python loop. A frame rate outside 1-1000 fps is refused (33.3333 is milliseconds typed as seconds
+  and would become a 1,000x slow-motion clip; 10000 would be resampled into gigabytes): ``frame_time``
+  (``mocap.prepare --frame-time``) replaces the file's value.
 - Units: ``scale`` multiplies file units to metres. When it is None the unit is detected from the
   character's height (median over frames of the highest minus the lowest joint or End Site after FK): a height of
   1-2.5 in metres, centimetres or inches picks that unit; anything else is scaled to 1.7 m with a warning
   that names the file and suggests ``--scale``. :class:`BVHImport` records the choice.
 - Placement roots (Bandai-Namco's static ``joint_Root``, LaFAN1-style ``SimulationBone``) are folded away
   by :func:`mocap.kinematics.drop_placement_roots`, so joint 0 is the moving body root.
-- Malformed files raise :class:`BVHError` naming the file, the line and what to do.
+- Malformed files raise :class:`BVHError` naming the file, the line and what to do. Besides syntax, a file is
+  refused for duplicate joint names (both lines named), a NaN or infinite OFFSET, and an absurd OFFSET:
+  longer than ``MAX_OFFSET_M`` after the unit is settled, or more than ``MAX_OFFSET_RATIO`` times the median
+  bone of the file (no body part is; such an offset also swamps the float32 precision of every other bone
+  in the dataset, and it would fool the unit detection, which measures the character's height).
 
 Writing (:func:`write_bvh`): offsets in file units (metres * ``unit_scale``, centimetres by default), the root
 with 6 channels, every other joint with 3 rotation channels in ``order`` (plus 3 position channels for joints
@@ -46,6 +52,12 @@ HEIGHT_RANGE_M = (1.0, 2.5)
 FALLBACK_HEIGHT_M = 1.7
 # Candidate units, tried in this order: (name, metres per file unit).
 UNIT_CANDIDATES = (("cm", 0.01), ("m", 1.0), ("inch", 0.0254))
+# Plausible frame rates of a motion capture file (frames per second).
+FPS_RANGE = (1.0, 1000.0)
+# An OFFSET (joint or End Site) longer than this many metres, or than this many times the file's median
+# non-zero OFFSET, is no body part.
+MAX_OFFSET_M = 1e4
+MAX_OFFSET_RATIO = 1e4
 # Frames used to measure the height (evenly spaced); the median over them is stable.
 _HEIGHT_SAMPLE_FRAMES = 256
 # A joint whose animated translation stays within this many metres of its offset is written without
@@ -96,17 +108,22 @@ class _Joint:
     offset: np.ndarray  # (3,) file units
     channels: list[tuple[str, int]]  # (kind "pos"/"rot", axis) in file order
     line: int
+    offset_line: int = 0
     end_offset: np.ndarray | None = None
+    end_line: int = 0
 
 
-def read_bvh(path: str | os.PathLike, scale: float | None = None) -> Motion:
-    """Read a BVH file into a Motion in metres (see the module docstring); ``scale`` = metres per file unit."""
-    return import_bvh(path, scale).motion
+def read_bvh(path: str | os.PathLike, scale: float | None = None, frame_time: float | None = None) -> Motion:
+    """Read a BVH file into a Motion in metres (see the module docstring); ``scale`` = metres per file unit,
+    ``frame_time`` = seconds per frame, replacing the file's ``Frame Time``."""
+    return import_bvh(path, scale, frame_time).motion
 
 
-def import_bvh(path: str | os.PathLike, scale: float | None = None) -> BVHImport:
+def import_bvh(path: str | os.PathLike, scale: float | None = None, frame_time: float | None = None) -> BVHImport:
     """Like :func:`read_bvh`, also reporting the unit, scale and height it settled on."""
     path = Path(path)
+    if frame_time is not None:
+        _check_frame_rate(frame_time, f"{path}: frame_time={frame_time!r}", "pass seconds per frame")
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -119,8 +136,9 @@ def import_bvh(path: str | os.PathLike, scale: float | None = None) -> BVHImport
 
     motion_line = _find_motion_line(lines, path)
     joints = _HierarchyParser(lines[:motion_line], path).parse()
+    _check_offset_ratios(joints, path)
     num_frames = _frames_count(lines, motion_line, path)
-    fps, first_data_line = _parse_motion_header(lines, motion_line, path)
+    fps, first_data_line = _parse_motion_header(lines, motion_line, path, frame_time)
     values = _parse_frames(lines, first_data_line, num_frames, joints, path)
 
     skeleton_file_units = Skeleton(
@@ -138,6 +156,7 @@ def import_bvh(path: str | os.PathLike, scale: float | None = None) -> BVHImport
             raise BVHError(f"{path}: scale must be a positive number of metres per file unit, got {scale}")
         unit, scale = "given", float(scale)
         height = _height(skeleton_file_units, local_rot, local_pos) * scale
+    _check_offset_lengths(joints, scale, unit, path)
 
     skeleton = Skeleton(
         skeleton_file_units.joint_names,
@@ -192,8 +211,10 @@ def _frames_count(lines: list[str], motion_line: int, path: Path) -> int:
     return n
 
 
-def _parse_motion_header(lines: list[str], motion_line: int, path: Path) -> tuple[float, int]:
-    """(fps, index of the first frame line) from the ``Frame Time:`` line."""
+def _parse_motion_header(
+    lines: list[str], motion_line: int, path: Path, frame_time: float | None = None
+) -> tuple[float, int]:
+    """(fps, index of the first frame line) from the ``Frame Time:`` line; ``frame_time`` replaces its value."""
     i = _next_nonblank(lines, _next_nonblank(lines, motion_line + 1) + 1)
     line = lines[i].strip() if i < len(lines) else ""
     if not line.lower().startswith("frame time:"):
@@ -201,14 +222,35 @@ def _parse_motion_header(lines: list[str], motion_line: int, path: Path) -> tupl
             f"{path}:{i + 1}: expected 'Frame Time: SECONDS' after 'Frames:', found {_show(lines, i)}; "
             "add it (e.g. 'Frame Time: 0.0333333' for 30 fps)"
         )
+    if frame_time is not None:
+        return _snap_fps(1.0 / float(frame_time)), i + 1
     value = line[len("frame time:"):].strip()
+    where = f"{path}:{i + 1}: 'Frame Time: {value}'"
     try:
         dt = float(value)
     except ValueError:
-        raise BVHError(f"{path}:{i + 1}: 'Frame Time:' must be a number of seconds, found {value!r}") from None
+        raise BVHError(f"{where} must be a number of seconds; fix the file or pass --frame-time SECONDS") from None
     if not (np.isfinite(dt) and dt > 0):
-        raise BVHError(f"{path}:{i + 1}: 'Frame Time:' must be a positive number of seconds, found {value!r}")
+        raise BVHError(f"{where} must be a positive number of seconds; fix the file or pass --frame-time SECONDS")
+    _check_frame_rate(dt, where, "fix the file or pass --frame-time SECONDS (it replaces the file's value)")
     return _snap_fps(1.0 / dt), i + 1
+
+
+def _check_frame_rate(dt: float, where: str, remedy: str) -> None:
+    """Refuse seconds per frame ``dt`` outside ``FPS_RANGE`` (``where`` names the file and line or the flag)."""
+    try:
+        dt = float(dt)
+    except (TypeError, ValueError):
+        raise BVHError(f"{where} must be a number of seconds per frame; {remedy}") from None
+    lo, hi = FPS_RANGE
+    if not (np.isfinite(dt) and 1.0 / hi <= dt <= 1.0 / lo):
+        fps = f"{1.0 / dt:.4g} frames per second" if np.isfinite(dt) and dt > 0 else "no frame rate"
+        # A value in 1-1000 read as milliseconds gives a plausible rate: say so (33.3333 ms is 30 fps).
+        hint = f" (if it is {dt:g} ms, that is {1000.0 / dt:.4g} fps: --frame-time {dt / 1000.0:g})" if (
+            np.isfinite(dt) and 1.0 <= dt <= 1000.0) else ""
+        raise BVHError(
+            f"{where} is {fps}, outside the plausible {lo:g}-{hi:g} fps{hint}; {remedy}"
+        )
 
 
 def _snap_fps(fps: float) -> float:
@@ -377,6 +419,46 @@ def _detect_scale(
     return "fitted", scale, FALLBACK_HEIGHT_M
 
 
+def _length(v: np.ndarray) -> float:
+    """Euclidean length of a finite 3-vector without overflowing for huge components (1e200 squared is inf)."""
+    biggest = float(np.max(np.abs(v)))
+    return biggest * float(np.linalg.norm(v / biggest)) if biggest > 0 else 0.0
+
+
+def _offsets(joints: list[_Joint]) -> list[tuple[float, int, str]]:
+    """(length in file units, line, what) of every joint and End Site OFFSET."""
+    out = [(_length(j.offset), j.offset_line, f"the OFFSET of joint {j.name!r}") for j in joints]
+    out += [(_length(j.end_offset), j.end_line, f"the End Site OFFSET of joint {j.name!r}")
+            for j in joints if j.end_offset is not None]
+    return out
+
+
+def _check_offset_ratios(joints: list[_Joint], path: Path) -> None:
+    """Refuse an OFFSET more than ``MAX_OFFSET_RATIO`` times the median non-zero OFFSET (any unit)."""
+    offsets = _offsets(joints)
+    lengths = np.array([length for length, _, _ in offsets])
+    if not np.any(lengths > 0):
+        return
+    median = float(np.median(lengths[lengths > 0]))
+    length, line, what = max(offsets)
+    if length > MAX_OFFSET_RATIO * median:
+        raise BVHError(
+            f"{path}:{line}: {what} is {length:.4g} file units long, {length / median:.3g} times the median bone "
+            f"({median:.4g}); no body part is, and it would swamp every other bone: fix or re-export the file"
+        )
+
+
+def _check_offset_lengths(joints: list[_Joint], scale: float, unit: str, path: Path) -> None:
+    """Refuse an OFFSET longer than ``MAX_OFFSET_M`` once the unit (``scale`` metres per file unit) is settled."""
+    length, line, what = max(_offsets(joints))
+    if length * scale > MAX_OFFSET_M:
+        source = "--scale" if unit == "given" else f"the detected unit ({unit})"
+        raise BVHError(
+            f"{path}:{line}: {what} is {length * scale:.4g} m with {source}, more than {MAX_OFFSET_M:g} m; "
+            "fix the file or the scale"
+        )
+
+
 def _next_nonblank(lines: list[str], i: int) -> int:
     while i < len(lines) and not lines[i].strip():
         i += 1
@@ -395,6 +477,7 @@ class _HierarchyParser:
         self.tokens = [(w, n + 1) for n, line in enumerate(lines) for w in line.split()]
         self.pos = 0
         self.joints: list[_Joint] = []
+        self.name_lines: dict[str, int] = {}
 
     def parse(self) -> list[_Joint]:
         self._expect("HIERARCHY")
@@ -428,17 +511,26 @@ class _HierarchyParser:
                 out.append(float(word))
             except ValueError:
                 raise BVHError(f"{self.path}:{line}: {what} needs {n} numbers, found {word!r}") from None
+            if not np.isfinite(out[-1]):
+                raise BVHError(f"{self.path}:{line}: {what} holds {word!r}, not a finite number; fix or re-export "
+                               "the file")
         return np.array(out)
 
     def _joint(self, parent: int) -> None:
         name, line = self._next("a joint name")
         if name == "{":
             raise BVHError(f"{self.path}:{line}: a joint without a name; give every ROOT/JOINT a name")
+        if name in self.name_lines:
+            raise BVHError(
+                f"{self.path}:{line}: joint name {name!r} is used twice (lines {self.name_lines[name]} and {line}); "
+                "joints are matched by name across files, so every ROOT/JOINT needs its own: rename one"
+            )
+        self.name_lines[name] = line
         index = len(self.joints)
         self._expect("{", f" after joint {name!r}")
-        self._expect("OFFSET", f" in joint {name!r}")
+        offset_line = self._expect("OFFSET", f" in joint {name!r}")
         offset = self._numbers(3, f"OFFSET of joint {name!r}")
-        joint = _Joint(name, parent, offset, [], line)
+        joint = _Joint(name, parent, offset, [], line, offset_line)
         self.joints.append(joint)
         word, wline = self._next(f"the rest of joint {name!r}")
         if word.upper() == "CHANNELS":
@@ -452,7 +544,7 @@ class _HierarchyParser:
                 where = f" in the End Site of joint {name!r}"
                 self._expect("Site", where)
                 self._expect("{", where)
-                self._expect("OFFSET", where)
+                joint.end_line = self._expect("OFFSET", where)
                 joint.end_offset = self._numbers(3, f"End Site OFFSET of joint {name!r}")
                 self._expect("}", where)
             else:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from mocap import root_motion
 from mocap.kinematics import Motion, motion_world, world_to_local_rotations
 from mocap.pose_layout import PoseLayout
-from mocap.rotations import matrix_to_rot6d, rot6d_to_matrix, wrap_angle, yaw_matrix
+from mocap.root_motion import char_to_world, root_deltas_from_world, world_to_char
+from mocap.rotations import matrix_to_rot6d, rot6d_to_matrix, yaw_matrix
 from mocap.skeleton import Skeleton, name_side
 
 # Contact labels: a foot joint is in contact while it is within this height of its
@@ -50,62 +52,38 @@ def world_to_frames(world_rot: np.ndarray, world_pos: np.ndarray, yaw: np.ndarra
     if t < 2:
         raise ValueError("a clip needs at least 2 frames to compute velocities")
     layout = PoseLayout(j)
-    root_xz = world_pos[:, 0, [0, 2]]  # (T, 2)
-    inv_yaw = yaw_matrix(-yaw)  # (T, 3, 3): world -> char
-
-    ground = np.zeros((t, 1, 3))
-    ground[:, 0, 0], ground[:, 0, 2] = root_xz[:, 0], root_xz[:, 1]
-    char_pos = np.einsum("tab,tjb->tja", inv_yaw, world_pos - ground)  # (T, J, 3)
+    world_xz = world_pos[:, 0, ::2]  # (T, 2): the root joint's ground position
+    char_pos = world_to_char(world_pos, world_xz, yaw)  # (T, J, 3)
     world_vel = np.diff(world_pos, axis=0, prepend=world_pos[:1]) * fps
     world_vel[0] = world_vel[1]
-    char_vel = np.einsum("tab,tjb->tja", inv_yaw, world_vel)  # (T, J, 3)
-    char_rot = inv_yaw[:, None] @ world_rot  # (T, J, 3, 3)
-
-    step = np.diff(root_xz, axis=0)  # (T-1, 2): displacement from t-1 to t, world
-    c, s = np.cos(yaw[:-1]), np.sin(yaw[:-1])
-    # Into the previous facing frame: inverse yaw rotation on (x, z).
-    dx = c * step[:, 0] - s * step[:, 1]
-    dz = s * step[:, 0] + c * step[:, 1]
-    dyaw = wrap_angle(np.diff(yaw))
+    char_vel = world_to_char(world_vel, np.zeros_like(world_xz), yaw)  # (T, J, 3): turned only
+    char_rot = yaw_matrix(-yaw)[:, None] @ world_rot  # (T, J, 3, 3)
 
     frames = np.zeros((t, layout.frame_size))
-    frames[1:, layout.root_dxdz] = np.stack([dx, dz], axis=-1)
-    frames[1:, layout.root_dyaw] = dyaw
-    frames[0, layout.root_delta] = frames[1, layout.root_delta]
-    frames[:, layout.joint_pos] = char_pos.reshape(t, -1)
-    frames[:, layout.joint_vel] = char_vel.reshape(t, -1)
-    frames[:, layout.joint_rot6d] = matrix_to_rot6d(char_rot).reshape(t, -1)
+    frames[:, layout.root_delta] = root_deltas_from_world(world_xz, yaw)
+    frames[:, layout.joint_pos] = char_pos.reshape(t, -1)  # (T, J, 3) -> (T, 3J)
+    frames[:, layout.joint_vel] = char_vel.reshape(t, -1)  # (T, J, 3) -> (T, 3J)
+    frames[:, layout.joint_rot6d] = matrix_to_rot6d(char_rot).reshape(t, -1)  # (T, J, 6) -> (T, 6J)
     return frames
 
 
 def integrate_root(frames: np.ndarray, start_xz=(0.0, 0.0), start_yaw: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Root ground position (T, 2) and facing (T,) from frames; frame 0 sits at the start.
+    """Root ground position (T, 2) m and facing (T,) rad from frames (T, D) float64; frame 0 sits at the start.
 
-    Frame t's delta moves the root from frame t-1 to t: displacement in t-1's facing frame.
+    Frame t's delta moves the root from frame t-1 to t: displacement in t-1's facing frame
+    (:func:`mocap.root_motion.integrate_root`).
     """
     layout = PoseLayout.from_frame_size(frames.shape[-1])
-    d = layout.root_deltas(frames)[1:]  # (T-1, 3)
-    yaw = start_yaw + np.concatenate([[0.0], np.cumsum(d[:, 2])])
-    c, s = np.cos(yaw[:-1]), np.sin(yaw[:-1])
-    step_x = c * d[:, 0] + s * d[:, 1]
-    step_z = -s * d[:, 0] + c * d[:, 1]
-    xz = np.zeros((frames.shape[0], 2))
-    xz[:] = start_xz
-    xz[1:, 0] += np.cumsum(step_x)
-    xz[1:, 1] += np.cumsum(step_z)
-    return xz, yaw
+    deltas = np.asarray(layout.root_deltas(frames), dtype=np.float64)  # (T, 3)
+    return root_motion.integrate_root(deltas, start_xz, start_yaw)
 
 
 def frames_to_world(frames: np.ndarray, start_xz=(0.0, 0.0), start_yaw: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Frames (T, D) -> world rotations (T, J, 3, 3) and positions (T, J, 3) by integrating the root."""
+    """Frames (T, D) -> world rotations (T, J, 3, 3) and positions (T, J, 3) m by integrating the root."""
     layout = PoseLayout.from_frame_size(frames.shape[-1])
-    xz, yaw = integrate_root(frames, start_xz, start_yaw)
-    rot_yaw = yaw_matrix(yaw)  # (T, 3, 3): char -> world
-    char_pos = layout.positions(frames)  # (T, J, 3)
-    world_pos = np.einsum("tab,tjb->tja", rot_yaw, char_pos)
-    world_pos[..., 0] += xz[:, None, 0]
-    world_pos[..., 2] += xz[:, None, 1]
-    world_rot = rot_yaw[:, None] @ rot6d_to_matrix(layout.rotations6d(frames))
+    world_xz, yaw = integrate_root(frames, start_xz, start_yaw)
+    world_pos = char_to_world(np.asarray(layout.positions(frames), dtype=np.float64), world_xz, yaw)  # (T, J, 3)
+    world_rot = yaw_matrix(yaw)[:, None] @ rot6d_to_matrix(layout.rotations6d(frames))  # (T, J, 3, 3)
     return world_rot, world_pos
 
 
@@ -142,15 +120,15 @@ def mirror_frames(frames: np.ndarray, mirror_perm: np.ndarray, reflections: np.n
     reflect = np.array([-1.0, 1.0, 1.0])
     if reflections is None:
         reflections = np.broadcast_to(np.diag(reflect), (layout.num_joints, 3, 3))
-    out[..., 0] = -frames[..., 0]  # dx
+    out[..., layout.root_dxdz] = frames[..., layout.root_dxdz] * reflect[::2]  # (dx, dz) -> (-dx, dz)
     out[..., layout.root_dyaw] = -frames[..., layout.root_dyaw]
     pos = layout.positions(frames)[..., mirror_perm, :] * reflect
     vel = layout.velocities(frames)[..., mirror_perm, :] * reflect
     rot = rot6d_to_matrix(layout.rotations6d(frames)[..., mirror_perm, :])  # (..., J, 3, 3)
     rot = (reflect[:, None] * rot) @ reflections
-    out[..., layout.joint_pos] = pos.reshape(*frames.shape[:-1], -1)
-    out[..., layout.joint_vel] = vel.reshape(*frames.shape[:-1], -1)
-    out[..., layout.joint_rot6d] = matrix_to_rot6d(rot).reshape(*frames.shape[:-1], -1)
+    out[..., layout.joint_pos] = pos.reshape(*frames.shape[:-1], -1)  # (..., J, 3) -> (..., 3J)
+    out[..., layout.joint_vel] = vel.reshape(*frames.shape[:-1], -1)  # (..., J, 3) -> (..., 3J)
+    out[..., layout.joint_rot6d] = matrix_to_rot6d(rot).reshape(*frames.shape[:-1], -1)  # (..., J, 6) -> (..., 6J)
     return out
 
 

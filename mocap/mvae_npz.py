@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from mocap.pose_layout import PoseLayout
+from mocap.root_motion import world_to_char, world_to_char_xz
 from mocap.rotations import rot6d_to_matrix, yaw_matrix
 from mocap.skeleton import Skeleton
 
@@ -236,13 +237,10 @@ def _frame_displacements(data: np.ndarray, layout: PoseLayout, starts: np.ndarra
     inside = np.ones(len(data), dtype=bool)
     inside[starts] = False
     t = np.nonzero(inside)[0]
-    pos = layout.positions(data)
+    pos = layout.positions(data)  # (N, J, 3)
     delta = layout.root_deltas(data[t])  # (M, 3)
-    step = np.zeros((len(t), 1, 3))
-    step[:, 0, 0], step[:, 0, 2] = delta[:, 0], delta[:, 1]
-    prev = pos[t - 1] - step  # (M, J, 3): previous positions seen from the moved origin, previous facing
-    c, s = np.cos(-delta[:, 2])[:, None], np.sin(-delta[:, 2])[:, None]
-    turned = np.stack([c * prev[..., 0] + s * prev[..., 2], prev[..., 1], -s * prev[..., 0] + c * prev[..., 2]], -1)
+    # Frame t-1's character frame plays the world: frame t's root stands at (dx, dz) in it, turned by dyaw.
+    turned = world_to_char(pos[t - 1], delta[:, layout.root_dxdz], delta[:, layout.root_dyaw])  # (M, J, 3)
     return layout.velocities(data[t]), pos[t] - turned
 
 
@@ -274,7 +272,7 @@ def _face_plus_z(data: np.ndarray, layout: PoseLayout, path: Path) -> np.ndarray
 
     Only for files without our skeleton keys; left as is when the motion has no clear net direction.
     """
-    step = layout.root_deltas(data)[:, :2]  # (N, 2): dx, dz
+    step = data[:, layout.root_dxdz]  # (N, 2): dx, dz
     net, travelled = step.mean(0), np.linalg.norm(step, axis=-1).mean()
     if travelled < 1e-9 or np.linalg.norm(net) < FACING_NET_MOTION * travelled:
         return data
@@ -287,17 +285,16 @@ def _face_plus_z(data: np.ndarray, layout: PoseLayout, path: Path) -> np.ndarray
         )
     if quarter % 4 == 0:
         return data
-    turn = yaw_matrix(np.array(-quarter * np.pi / 2))  # (3, 3)
+    yaw = np.array(quarter * np.pi / 2)  # the file's facing in our character frame
+    turn = yaw_matrix(-yaw)  # (3, 3): into the frame that faces it
     out = data.copy()
     n = len(data)
-    ground = np.zeros((n, 3))
-    ground[:, 0], ground[:, 2] = step[:, 0], step[:, 1]
-    ground = ground @ turn.T
-    out[:, layout.root_dxdz] = ground[:, [0, 2]]
-    out[:, layout.joint_pos] = (layout.positions(data) @ turn.T).reshape(n, -1)
-    out[:, layout.joint_vel] = (layout.velocities(data) @ turn.T).reshape(n, -1)
+    out[:, layout.root_dxdz] = world_to_char_xz(step, yaw)  # (N, 2)
+    out[:, layout.joint_pos] = (layout.positions(data) @ turn.T).reshape(n, -1)  # (N, J, 3) -> (N, 3J)
+    out[:, layout.joint_vel] = (layout.velocities(data) @ turn.T).reshape(n, -1)  # (N, J, 3) -> (N, 3J)
     rot6d = layout.rotations6d(data)  # (N, J, 6): two columns, each turned
-    out[:, layout.joint_rot6d] = np.concatenate([rot6d[..., :3] @ turn.T, rot6d[..., 3:] @ turn.T], -1).reshape(n, -1)
+    turned = np.concatenate([rot6d[..., :3] @ turn.T, rot6d[..., 3:] @ turn.T], -1)  # (N, J, 6)
+    out[:, layout.joint_rot6d] = turned.reshape(n, -1)  # (N, J, 6) -> (N, 6J)
     return out
 
 

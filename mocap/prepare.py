@@ -3,7 +3,7 @@
 Usage::
 
     python -m mocap.prepare INPUT... --out DATA.npz [--fps 30] [--mirror] [--clips REGEX] [--scale S]
-                            [--min-frames N] [--skip-bad] [--loop-cycles K] [--no-progress]
+                            [--frame-time SECONDS] [--min-frames N] [--skip-bad] [--loop-cycles K] [--no-progress]
 
 Each INPUT is one of:
 
@@ -20,12 +20,15 @@ mirrored clip ``<name>:mirror`` (contacts recomputed from its own world position
 expression (``re.search``). All clips must share one skeleton: the same joint names with the same parents.
 Clips that list those joints in another order are reordered to the first clip's order; the dataset stores
 the first clip's skeleton (its offsets too). ``floor_heights`` in the dataset is the median over clips of their floors.
-``--scale`` applies to BVH inputs only (DeepMimic and MVAE data are already in metres).
+``--scale`` applies to BVH inputs only (DeepMimic and MVAE data are already in metres). ``--frame-time`` replaces
+the ``Frame Time`` of every BVH input (for files whose header is wrong, e.g. milliseconds typed as seconds: a BVH
+frame rate outside 1-1000 fps is refused); prepare files with different rates separately.
 
 Errors (bad file, too-short clip, other skeleton) stop at the first one with exit code 2 and a one-line
 message, unless ``--skip-bad`` is given: then bad files and clips are left out and listed at the end. The
 output is written atomically once everything is read, so an error or Ctrl-C never leaves a partial file and
-never touches an existing one.
+never touches an existing one; an ``--out`` that cannot be written (a folder, a path under a file, a folder
+without write access) is refused before any input is read.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.bvh import BVHError, import_bvh
+from common.paths import OutputPathError, output_file
+from mocap.bvh import FPS_RANGE, BVHError, import_bvh
 from mocap.dataset import MotionDataset
 from mocap.features import (
     default_foot_indices,
@@ -95,13 +99,14 @@ def prepare(
     graph_seconds: float = 0.0,
     graph_threshold: float = 0.06,
     seed: int = 0,
+    frame_time: float | None = None,
 ) -> MotionDataset:
     """Read ``inputs``, write the dataset to ``out`` (atomically) and return it. See the module docstring.
 
     Raises PrepareError (or :class:`mocap.bvh.BVHError`) on the first bad input unless ``skip_bad``;
     with ``skip_bad`` the skipped files and clips are printed to stderr at the end.
     """
-    _check_flags(inputs, out, fps, scale, min_frames, loop_cycles)
+    _check_flags(inputs, out, fps, scale, min_frames, loop_cycles, frame_time)
     pattern = _compile_clips(clips)
     sources = _expand_inputs(inputs)
 
@@ -119,7 +124,7 @@ def prepare(
         if source.kind != "mvae" and pattern is not None and not pattern.search(source.name):
             continue
         try:
-            loaded = list(_load(source, fps, scale, loop_cycles))
+            loaded = list(_load(source, fps, scale, loop_cycles, frame_time))
         except (ValueError, OSError) as e:
             message = str(e) if str(source.path) in str(e) else f"{source.path}: {e}"
             bad(message)
@@ -151,7 +156,8 @@ def prepare(
 
 
 def _check_flags(
-    inputs: list[str], out: str, fps: float, scale: float | None, min_frames: int, loop_cycles: int
+    inputs: list[str], out: str, fps: float, scale: float | None, min_frames: int, loop_cycles: int,
+    frame_time: float | None = None,
 ) -> None:
     if not inputs:
         raise PrepareError("no INPUT given: pass .bvh files, folders, DeepMimic .txt files, a mocap.npz or 'pybullet'")
@@ -163,8 +169,16 @@ def _check_flags(
         raise PrepareError(f"--min-frames must be at least 2 (velocities need two frames), got {min_frames}")
     if loop_cycles < 1:
         raise PrepareError(f"--loop-cycles must be at least 1, got {loop_cycles}")
-    if Path(out).is_dir():
-        raise PrepareError(f"--out {out} is a folder; give a file name such as {Path(out) / 'data.npz'}")
+    lo, hi = FPS_RANGE
+    if frame_time is not None and not (np.isfinite(frame_time) and 1.0 / hi <= frame_time <= 1.0 / lo):
+        raise PrepareError(
+            f"--frame-time must be seconds per frame between {1.0 / hi:g} and {1.0 / lo:g} ({lo:g}-{hi:g} fps), "
+            f"got {frame_time}"
+        )
+    try:
+        output_file(out, "--out", (".npz",))
+    except OutputPathError as e:
+        raise PrepareError(str(e)) from None
 
 
 def _compile_clips(clips: str | None) -> re.Pattern[str] | None:
@@ -227,7 +241,9 @@ def _other_module(name: str, item: str):
     return module
 
 
-def _load(source: _Source, fps: float, scale: float | None, loop_cycles: int) -> Iterator[_Clip]:
+def _load(
+    source: _Source, fps: float, scale: float | None, loop_cycles: int, frame_time: float | None = None
+) -> Iterator[_Clip]:
     """The clips of one file, at ``fps``, as frames plus world positions."""
     if source.kind == "mvae":
         mvae_npz = _other_module("mvae_npz", str(source.path))
@@ -237,7 +253,7 @@ def _load(source: _Source, fps: float, scale: float | None, loop_cycles: int) ->
             yield _Clip(name, frames, world_pos, skeleton, str(source.path))
         return
     if source.kind == "bvh":
-        motion = import_bvh(source.path, scale).motion
+        motion = import_bvh(source.path, scale, frame_time).motion
     else:
         motion = _other_module("deepmimic", str(source.path)).read_deepmimic(source.path, loop_cycles=loop_cycles)
     yield _motion_clip(motion, source.name, fps)
@@ -397,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="store_true", help="also add each clip mirrored left-right (<name>:mirror)")
     p.add_argument("--clips", metavar="REGEX", help="keep only clips whose name matches (re.search)")
     p.add_argument("--scale", type=float, help="BVH metres per file unit (default: detect cm, m or inches)")
+    p.add_argument("--frame-time", type=float, metavar="SECONDS",
+                   help="BVH seconds per frame, replacing every BVH file's 'Frame Time' (for files whose header is "
+                        "wrong, e.g. 33.3333 meaning milliseconds: pass 0.0333333)")
     p.add_argument("--min-frames", type=int, default=DEFAULT_MIN_FRAMES,
                    help=f"shortest usable clip after resampling (default {DEFAULT_MIN_FRAMES})")
     p.add_argument("--skip-bad", action="store_true", help="leave out bad files and clips, list them at the end")
@@ -420,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.inputs, args.out, fps=args.fps, mirror=args.mirror, clips=args.clips, scale=args.scale,
                 min_frames=args.min_frames, skip_bad=args.skip_bad, loop_cycles=args.loop_cycles,
                 progress=not args.no_progress, graph_seconds=args.graph_seconds,
-                graph_threshold=args.graph_threshold, seed=args.seed,
+                graph_threshold=args.graph_threshold, seed=args.seed, frame_time=args.frame_time,
             )
         except (PrepareError, BVHError) as e:
             print(f"error: {e}", file=sys.stderr)

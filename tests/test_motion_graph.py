@@ -7,7 +7,7 @@ import pytest
 
 from mocap.deepmimic import pybullet_motion_files, read_deepmimic
 from mocap.features import frames_to_world, mirror_frames, motion_to_frames
-from mocap.motion_graph import find_transitions, graph_walks
+from mocap.motion_graph import find_transitions, find_transitions_reference, graph_walks
 from mocap.pose_layout import PoseLayout
 from mocap.prepare import PrepareError, prepare
 
@@ -25,9 +25,54 @@ def walker_clips():
 
 def test_transitions_connect_different_clips(walker_clips):
     clips, _ = walker_clips
-    table = find_transitions(clips, threshold_m=0.06)
+    table = find_transitions(clips, threshold_m=0.06).table()
     targets = {(a, b) for a, per_frame in enumerate(table) for opts in per_frame for b, _ in opts}
     assert len({b for a, b in targets if a != b}) >= len(clips) // 2, "few clips are reachable from others"
+
+
+def assert_same_transitions(found, reference):
+    np.testing.assert_array_equal(found.clip_starts, reference.clip_starts)
+    np.testing.assert_array_equal(found.offsets, reference.offsets)
+    np.testing.assert_array_equal(found.targets, reference.targets)
+
+
+@pytest.mark.parametrize("threshold", [0.005, 0.06, 0.3, 5.0])
+def test_tree_search_finds_exactly_the_all_pairs_transitions(walker_clips, threshold):
+    clips, _ = walker_clips
+    reference = find_transitions_reference(clips, threshold)
+    for leaf in (1, 4, 7, 1000):  # the tree's shape changes the work, never the answer
+        assert_same_transitions(find_transitions(clips, threshold, leaf_frames=leaf), reference)
+
+
+def test_tree_search_takes_identical_poses_whole(walker_clips):
+    """A clip standing still matches itself everywhere: whole node pairs are accepted without measuring."""
+    clips, _ = walker_clips
+    still = np.repeat(clips[0][:1], 300, axis=0)  # (300, D)
+    clips = [still, *clips[:3], still.copy()]
+    assert_same_transitions(find_transitions(clips, 0.06), find_transitions_reference(clips, 0.06))
+
+
+def test_transition_rules(walker_clips):
+    clips, _ = walker_clips
+    found = find_transitions(clips, 0.3)
+    for c, clip in enumerate(clips):
+        for i in range(len(clip)):
+            for g in found.options(c, i):
+                b, j = found.locate(int(g))
+                assert j + 1 < len(clips[b]), "a jump target needs a following frame"
+                assert not (b == c and j in (i, i + 1)), "no jump to the frame itself or its own next frame"
+
+
+def test_tree_search_on_real_mocap(shared_mocap):
+    """Bandai-Namco clips (1,500 frames, idle and walking poses): the same transitions as the all-pairs loops."""
+    from mocap.bvh import import_bvh
+    from mocap.kinematics import resample
+
+    files = sorted((shared_mocap / "bandai-namco-1").glob("*.bvh"))[:40:4]
+    clips = [motion_to_frames(resample(import_bvh(f).motion, 30.0))[0][:150] for f in files]
+    reference = find_transitions_reference(clips, 0.06)
+    assert reference.count > 1000
+    assert_same_transitions(find_transitions(clips, 0.06), reference)
 
 
 def test_walks_keep_bone_lengths_and_branch(walker_clips):

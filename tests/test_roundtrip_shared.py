@@ -10,7 +10,9 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
+from mocap import root_motion
 from mocap.bvh import import_bvh
 from mocap.features import frames_to_motion, frames_to_world, mirror_frames, motion_to_frames
 from mocap.kinematics import resample
@@ -56,6 +58,14 @@ def test_frames_integrate_back_to_the_source_motion(shared_mocap, rel, joints, u
         world_rot, back = frames_to_world(frames.astype(dtype).astype(np.float64), world_pos[0, 0, [0, 2]], yaw[0])
         err = np.abs(back - world_pos).max()
         assert err < 1e-3, f"{rel} ({dtype.__name__}): frames drift {err * 1000:.3f} mm from the source"
+    # The same root integration in torch float32 (what the environments and the VAE metrics run).
+    layout = PoseLayout(motion.skeleton.num_joints)
+    frames_t = torch.from_numpy(frames).float()
+    xz, facing = root_motion.integrate_root(layout.root_deltas(frames_t), torch.from_numpy(world_pos[0, 0, [0, 2]]),
+                                            torch.tensor(yaw[0]))
+    back_t = root_motion.char_to_world(layout.positions(frames_t), xz, facing).double().numpy()
+    err = np.abs(back_t - world_pos).max()
+    assert err < 1e-3, f"{rel} (torch float32): frames drift {err * 1000:.3f} mm from the source"
 
 
 def test_bandai_namco_drops_the_static_root(shared_mocap):

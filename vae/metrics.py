@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from mocap import root_motion
 from mocap.pose_layout import PoseLayout
 
 # A latent dim is active when its posterior mean varies across samples by more than this (Burda et al. 2016).
@@ -22,31 +23,20 @@ DIVERGENCE_STD = 100.0
 
 
 def integrate_root(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Root ground position (..., T, 2) and facing (..., T) from frames (..., T, D); frame 0 at the origin, yaw 0.
+    """Root ground position (..., T, 2) m and facing (..., T) rad from frames (..., T, D); frame 0 at the origin, yaw 0.
 
     Frame t's root delta moves the root from frame t-1 to t (displacement in t-1's facing frame, then the
-    change of facing); frame 0's delta is ignored. Same convention as :func:`mocap.features.integrate_root`.
+    change of facing); frame 0's delta is ignored (:func:`mocap.root_motion.integrate_root`).
     """
     layout = PoseLayout.from_frame_size(frames.shape[-1])
-    delta = layout.root_deltas(frames)[..., 1:, :]  # (..., T-1, 3)
-    zero = torch.zeros_like(delta[..., :1, 0])  # (..., 1)
-    yaw = torch.cat([zero, torch.cumsum(delta[..., layout.root_dyaw], dim=-1)], dim=-1)  # (..., T)
-    c, s = torch.cos(yaw[..., :-1]), torch.sin(yaw[..., :-1])
-    dx, dz = delta[..., 0], delta[..., 1]
-    step = torch.stack([c * dx + s * dz, -s * dx + c * dz], dim=-1)  # (..., T-1, 2) world
-    xz = torch.cat([torch.zeros_like(step[..., :1, :]), torch.cumsum(step, dim=-2)], dim=-2)  # (..., T, 2)
-    return xz, yaw
+    return root_motion.integrate_root(layout.root_deltas(frames))
 
 
 def world_positions(frames: torch.Tensor) -> torch.Tensor:
-    """World joint positions (..., T, J, 3) from frames (..., T, D) by integrating the root from the origin."""
+    """World joint positions (..., T, J, 3) m from frames (..., T, D) by integrating the root from the origin."""
     layout = PoseLayout.from_frame_size(frames.shape[-1])
-    xz, yaw = integrate_root(frames)
-    char = layout.positions(frames)  # (..., T, J, 3)
-    c, s = torch.cos(yaw)[..., None], torch.sin(yaw)[..., None]  # (..., T, 1)
-    x = c * char[..., 0] + s * char[..., 2] + xz[..., None, 0]
-    z = -s * char[..., 0] + c * char[..., 2] + xz[..., None, 1]
-    return torch.stack([x, char[..., 1], z], dim=-1)  # (..., T, J, 3)
+    world_xz, yaw = integrate_root(frames)  # (..., T, 2), (..., T)
+    return root_motion.char_to_world(layout.positions(frames), world_xz, yaw)  # (..., T, J, 3)
 
 
 def bone_length_errors(positions: torch.Tensor, parents, bone_lengths) -> torch.Tensor:
