@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--record-bvh", type=Path, default=None,
                    help="write the followed character's motion of the whole session to this .bvh (key B also "
                         "starts / stops a capture)")
+    p.add_argument("--no-foot-locking", action="store_true",
+                   help="draw, record and export the model's raw feet (key L toggles it live)")
     p.add_argument("--record-bvh-all", action="store_true",
                    help="with --record-bvh: every character, one file each (<stem>_0000.bvh, ...)")
     p.add_argument("--seed", type=int, default=None, help="seed of every random choice (default 0, or the script's)")
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend, device=args.device,
         seed=args.seed if args.seed is not None else (script.seed if script else 0),
         policies_dir=args.policies if args.policies is not None else BUNDLE_POLICIES,
+        foot_locking=not args.no_foot_locking,
     )
     sim = Simulation(config)  # loads the model first: its errors come before any window opens
     if script is not None and abs(script.fps - sim.fps) > 1e-6:

@@ -10,6 +10,7 @@ Space (held)        stop: command speed 0 (facing kept)
 1 2 3 4 5           task: random walk, target, joystick, path, maze (envs.registry's interactive tasks)
 R / P / C           reset the characters / pause / cycle camera mode (follow, orbit, fixed)
 B                   start / stop capturing the followed character's motion to BVH
+L                   foot locking on / off (planted feet held where they landed by leg IK; on by default)
 H / F1              hide the HUD / help overlay
 Esc                 quit
 left click          target task: place the target there (from random walk / joystick it switches to
@@ -57,6 +58,7 @@ MOVE_KEYS = FORWARD_KEYS + BACK_KEYS + LEFT_KEYS + RIGHT_KEYS + RUN_KEYS + STOP_
 TASK_KEYS = {f"{prefix}{i}": name for i, name in enumerate(task_names(interactive_only=True), start=1)
              for prefix in ("_", "NUM_")}
 KEY_CAPTURE = "B"
+KEY_FOOT_LOCK = "L"
 
 KEY_HELP = [
     "W A S D / arrows   move (relative to the camera; joystick task)",
@@ -64,6 +66,7 @@ KEY_HELP = [
     f"{' '.join(str(i + 1) for i in range(len(task_names(True))))}          task: "
     + ", ".join(task_spec(n).title for n in task_names(True)),
     "R reset    P pause    C camera mode (follow / orbit / fixed)    B capture motion to BVH",
+    "L foot locking on / off (planted feet held by leg IK)",
     "left click         place the target (maze: the goal cell)",
     "left drag          draw a path (path task)",
     "right drag orbit   middle drag pan   wheel zoom",

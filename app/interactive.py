@@ -10,11 +10,13 @@ both without ``pyglet.app.run``.
 
 Mouse: a left click places the goal (:meth:`Simulation.click`), a left drag draws a path (:meth:`Simulation.
 draw_path`); the window itself orbits on a right drag, pans on a middle drag and zooms on the wheel. Key B
-starts and stops capturing the followed character's motion to BVH (:mod:`app.motion_capture`).
+starts and stops capturing the followed character's motion to BVH (:mod:`app.motion_capture`). Key L turns
+planted feet (foot locking, on by default: :meth:`Simulation.set_foot_locking`) off and on; what is drawn,
+recorded and captured is the simulation's ``joint_positions()`` / ``joint_rotations()``, feet locked while it is on.
 
 The HUD shows fps, inference milliseconds (the controller's action plus the decoder step, from the backend's
-meters) and the simulation's lines (:mod:`app.hud`). Recordings leave out the wall-clock figures (fps,
-milliseconds) so that identical inputs give identical frames.
+meters), the simulation's lines (:mod:`app.hud`) and whether foot locking is on. Recordings leave out the
+wall-clock figures (fps, milliseconds) so that identical inputs give identical frames.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 from app.hud import simulation_lines
 from app.input_script import Held, InputRecorder, ScriptPlayer, StepInput
-from app.inputs import KEY_CAPTURE, KEY_HELP, MOVE_KEYS, TASK_KEYS, Gamepads, MouseGesture
+from app.inputs import KEY_CAPTURE, KEY_FOOT_LOCK, KEY_HELP, MOVE_KEYS, TASK_KEYS, Gamepads, MouseGesture
 from app.motion_capture import MotionCapture
 from app.simulation import Simulation
 
@@ -172,6 +174,8 @@ class App:
             self.pending.append({"reset": True})
         elif name == KEY_CAPTURE:
             self.toggle_capture()
+        elif name == KEY_FOOT_LOCK:
+            self.toggle_foot_locking()
         elif name in TASK_KEYS:
             self.pending.append({"task": TASK_KEYS[name]})
         elif name in MOVE_KEYS:
@@ -329,8 +333,13 @@ class App:
             lines.append(f"replaying input script: step {self.script.step} of {self.script.script.steps}")
         lines.extend(note if len(note) <= NOTE_CHARS else note[:NOTE_CHARS - 3] + "..." for note in self.sim.notes[-1:])
         pad = f"{self.gamepads.status}   " if self.gamepads is not None else ""
-        lines.append(f"{pad}F1 help   H hide HUD")
+        lines.append(f"{pad}F1 help   H hide HUD   {self.foot_locking_label()}")
         return lines
+
+    def foot_locking_label(self) -> str:
+        if self.sim.foot_locker is None:
+            return f"{KEY_FOOT_LOCK} foot locking unavailable"
+        return f"{KEY_FOOT_LOCK} foot locking {'on' if self.sim.foot_locking else 'off'}"
 
     def run(self) -> None:
         """Interactive: pyglet's event loop, rendering as fast as the display allows."""
@@ -354,6 +363,12 @@ class App:
                 self.update_view(self.sim.dt, alpha=1.0)
                 recorder.append(self.window.render_to_array())
         return Path(path)
+
+    # ---- planted feet -----------------------------------------------------------------------------------------
+    def toggle_foot_locking(self) -> None:
+        """Key L: planted feet off / on; the pose shown changes at once (also while paused)."""
+        self.sim.set_foot_locking(not self.sim.foot_locking)
+        self._prev = self._cur = self.sim.joint_positions()
 
     # ---- BVH capture -----------------------------------------------------------------------------------------
     def toggle_capture(self) -> None:

@@ -3,8 +3,10 @@
 :class:`MotionCapture` keeps the world joint rotations and positions of the captured characters at every
 simulation step and writes one BVH per character (``mocap.bvh.write_bvh``: local rotations from the world
 ones, the root's world translation, the skeleton's rest offsets), at the simulation's frame rate, ready for
-Blender or a game engine. A character that restarts elsewhere (a new task, a reset) jumps in the file as it
-did on screen.
+Blender or a game engine. The app hands it the pose as drawn (``Simulation.joint_rotations`` /
+``joint_positions``): with foot locking on (key L), locked legs' hips and knees turned and the root lowered as
+``mocap.foot_locking.lock_legs`` solved them, so the file's feet stay planted. A character that restarts
+elsewhere (a new task, a reset) jumps in the file as it did on screen.
 """
 
 from __future__ import annotations

@@ -20,6 +20,12 @@ characters themselves (the maze). Interactive characters never time out; a chara
 Joystick: the held direction (keys / stick, relative to the camera) becomes the command with
 ``hold_seconds=inf``; released keys keep the last command (Space stops); before any input the task's own
 random commands run.
+
+Planted feet (on by default, ``set_foot_locking``; key L in the app): a :class:`mocap.foot_locking.FootLocker`
+steps with the characters and holds each foot in contact where it landed with two-bone IK, so
+``joint_positions()`` / ``joint_rotations()`` are the pose as drawn, recorded and exported to BVH (feet locked), and
+``model_joint_positions()`` the model's own. Contacts come from kinematics against the floor of the model's start
+frames (its training data); teleported characters (``teleported``) start without locks.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ class AppConfig:
     walk_speed: float = WALK_SPEED
     run_speed: float = RUN_SPEED
     num_candidates: int = NUM_CANDIDATES
+    foot_locking: bool = True  # planted feet held by IK (mocap.foot_locking); the app's key L toggles it
 
     def check(self) -> None:
         if self.vae is None or self.policies_dir == BUNDLE_POLICIES:
@@ -120,6 +127,9 @@ class Simulation:
         self.teleported = torch.ones(self.num_characters, dtype=torch.bool)  # rows whose motion jumped this step
         self.act_ms = self.decode_ms = 0.0
         self.metrics: dict = {}
+        self.foot_locker, self.foot_locking_unavailable = self._make_foot_locker()
+        self.foot_locking = bool(config.foot_locking) and self.foot_locker is not None
+        self._shown_positions: np.ndarray | None = None  # (B, J, 3) this step's pose with feet locked
         if self.num_characters > CROWD_WARNING:
             self._note(f"{self.num_characters} characters: each step decodes them all, expect well under 30 Hz on a "
                        "laptop CPU (the largest crowd holding 30 Hz is in the README's benchmarks)")
@@ -150,6 +160,7 @@ class Simulation:
             env.task.set_command(direction, torch.full((self.num_characters,), speed))
             self.obs = env.observe()
         self.teleported = torch.full((self.num_characters,), not carry, dtype=torch.bool)
+        self._forget_teleported_locks()
         self.controller = self._controller_for(task)
         self.metrics = {}
         if self.verbose:
@@ -241,6 +252,7 @@ class Simulation:
             self.obs, _ = self.env.reset(options={"reset_mask": done})
             self.teleported = self.teleported | done.cpu()
         self.step_count += 1
+        self._lock_feet()
 
     def apply_action(self, action: dict) -> None:
         """One-off input: {"task": name} | {"reset": True} | {"click": (x, z)} | {"path": [(x, z), ...]}."""
@@ -307,14 +319,81 @@ class Simulation:
         self.env.task.set_command(torch.tensor([direction]), torch.full((self.num_characters,), speed))
         self.user_command = (list(direction), speed)
 
+    # ---- planted feet ------------------------------------------------------------------------------------------
+    def _make_foot_locker(self):
+        """(a FootLocker for this crowd, None) or (None, why there is none: no skeleton, or one without legs)."""
+        from mocap.foot_locking import FootLocker, floor_heights, leg_chains
+        from mocap.pose_layout import PoseLayout
+
+        if self.skeleton is None:
+            return None, "foot locking unavailable: this model has no skeleton"
+        try:
+            chains = leg_chains(self.skeleton)
+        except ValueError as e:
+            return None, f"foot locking unavailable: {_first_line(e)}"
+        floor = None  # without the data's poses the locker takes the lowest feet it sees as the floor
+        start = getattr(self.backend, "start_frames", None)
+        if start is not None:
+            frames = np.asarray(torch.as_tensor(start).cpu(), dtype=np.float64)
+            layout = PoseLayout.from_frame_size(frames.shape[-1])
+            poses = layout.positions(frames.reshape(-1, frames.shape[-1]))  # (N, J, 3): heights are world heights
+            floor = floor_heights(poses, chains)
+        return FootLocker(chains, self.num_characters, self.fps, floor), None
+
+    def set_foot_locking(self, on: bool) -> None:
+        """Planted feet on or off (on starts every foot unlocked); where the skeleton has no legs, a note says so."""
+        if on and self.foot_locker is None:
+            self._note(self.foot_locking_unavailable)
+            return
+        self.foot_locking = bool(on)
+        self._shown_positions = None
+        if self.foot_locking:
+            self.foot_locker.reset()
+
+    def _forget_teleported_locks(self) -> None:
+        self._shown_positions = None
+        if self.foot_locker is not None and bool(self.teleported.any()):
+            self.foot_locker.reset(self.teleported.numpy())
+
+    def _lock_feet(self) -> None:
+        """Step the foot locker on this step's model pose (once per simulation step: contacts need the last pose)."""
+        self._forget_teleported_locks()
+        if self.foot_locking:
+            self._shown_positions = self.foot_locker.step(self.model_joint_positions())[0]
+
     # ---- what to draw and show --------------------------------------------------------------------------------
-    def joint_positions(self) -> np.ndarray:
-        """(B, J, 3) world joint positions, metres."""
+    def model_joint_positions(self) -> np.ndarray:
+        """(B, J, 3) world joint positions, metres, as the model made them (feet not locked)."""
         return self.env.core.world_joint_positions().cpu().numpy().astype(np.float64)
 
+    def joint_positions(self) -> np.ndarray:
+        """(B, J, 3) world joint positions, metres, as drawn: feet locked while foot locking is on."""
+        if not self.foot_locking:
+            return self.model_joint_positions()
+        if self._shown_positions is None:  # a task switch since the last step: the locks as they stand
+            self._shown_positions = self.foot_locker.apply(self.model_joint_positions())[0]
+        return self._shown_positions.copy()
+
     def joint_rotations(self) -> np.ndarray:
-        """(B, J, 3, 3) world joint orientations."""
-        return self.env.core.world_joint_rotations().cpu().numpy().astype(np.float64)
+        """(B, J, 3, 3) world joint orientations, as drawn: with foot locking on, the hips and knees of locked legs
+        turned so that forward kinematics of these rotations from the drawn root (a BVH) plants the toes too.
+
+        The model's rotations and positions disagree by about a centimetre (they are predicted apart), so the
+        legs are solved again on the pose its rotations make, lowered as the drawn body was, rather than turned as
+        the drawn legs were.
+        """
+        world_rot = self.env.core.world_joint_rotations().cpu().numpy().astype(np.float64)
+        if not self.foot_locking:
+            return world_rot
+        from mocap.kinematics import forward_kinematics, world_to_local_rotations
+
+        parents = self.skeleton.parents
+        model_root = self.model_joint_positions()[:, 0]  # (B, 3)
+        local_pos = np.broadcast_to(self.skeleton.offsets, world_rot.shape[:-1]).copy()  # (B, J, 3)
+        local_pos[:, 0] = model_root
+        _, world_fk = forward_kinematics(parents, world_to_local_rotations(parents, world_rot), local_pos)
+        drop = model_root[:, 1:2] - self.joint_positions()[:, 0, 1:2]  # (B, 1) m the drawn body was lowered
+        return self.foot_locker.apply(world_fk, world_rot, drop_m=drop)[1]
 
     def draw_data(self, index: int = 0) -> dict:
         return self.env.draw_data(index)

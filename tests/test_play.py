@@ -419,3 +419,79 @@ def test_ctrl_c_during_a_recording_says_what_happened(tmp_path, vae_path):
     assert proc.returncode == 130 and "Traceback" not in stderr
     assert "interrupted after" in stderr and "long.mp4 was not written" in stderr
     assert not (tmp_path / "long.mp4").exists() and (tmp_path / "in.json").is_file(), "the input is kept"
+
+
+# ---- planted feet -----------------------------------------------------------------------------------------
+def toe_drift_per_contact(drawn: np.ndarray, model: np.ndarray, chains, floor: np.ndarray, fps: float) -> np.ndarray:
+    """For each contact interval of either foot (detected on the model's motion (T, J, 3) by the locker's own
+    detector), the largest horizontal distance (m) of the drawn toe (T, J, 3) from where it was at the start."""
+    from mocap.foot_locking import detect_contacts
+
+    contacts = detect_contacts(model[1:], model[:-1], chains, floor, fps)  # (T-1, 2): frames 1 .. T-1
+    drift = []
+    for side in range(2):
+        edges = np.diff(np.concatenate([[0], contacts[:, side].astype(int), [0]]))
+        for start, end in zip(np.nonzero(edges == 1)[0] + 1, np.nonzero(edges == -1)[0] + 1, strict=True):
+            toe = drawn[start:end, chains.toe[side]][:, ::2]  # (K, 2) ground x, z
+            drift.append(np.linalg.norm(toe - toe[0], axis=-1).max())
+    return np.array(drift)
+
+
+@pytest.mark.display
+def test_foot_locking_plants_the_drawn_toes_of_the_joystick_demo_and_key_l_turns_it_off(make_app, tmp_path):
+    """The 20 s joystick tour as drawn and captured to BVH, with foot locking (the default) and after pressing L:
+    planted toes hold within 1 cm with it, slide without it, in the window and in the BVH; CAMDM foot sliding of
+    the drawn motion drops; the model's motion is the same either way (locking is on what is shown only)."""
+    from pyglet.window import key
+
+    from app.motion_capture import MotionCapture
+    from mocap.bvh import read_bvh
+    from mocap.kinematics import motion_world
+    from mocap.quality import WINDOW_S, quality_over, toe_joints
+
+    runs, bvh = {}, {}
+    for locking in (True, False):
+        app = make_app(script=InputScript.load(DEMO).player(), realtime=False, capture_path=tmp_path / f"{locking}.bvh")
+        app.motion_capture = MotionCapture(app.sim.skeleton, app.sim.fps)
+        assert app.sim.foot_locking and "L foot locking on" in " ".join(app.hud_lines())
+        if not locking:
+            press(app.window, key.L)
+            assert not app.sim.foot_locking and "L foot locking off" in " ".join(app.hud_lines())
+        press(app.window, key.H)  # no HUD text to lay out: 600 steps stay quick
+        drawn, model = [], []
+        for _ in range(app.script.script.steps):
+            app.step_simulation()
+            app.update_view(app.sim.dt, alpha=1.0)
+            drawn.append(np.array(app.window.scene.characters[0].positions[0]))  # (J, 3) as the window draws it
+            model.append(app.sim.model_joint_positions()[0])
+        assert app.window.render_to_array().shape == (SIZE[1], SIZE[0], 3)
+        runs[locking] = np.stack(drawn), np.stack(model)
+        motion = read_bvh(app.finish_capture()[0])
+        order = [motion.skeleton.joint_names.index(n) for n in app.sim.skeleton.joint_names]  # BVH: depth first
+        bvh[locking] = motion_world(motion)[1][:, order]  # (T, J, 3) through forward kinematics
+    locker, skeleton, fps = app.sim.foot_locker, app.sim.skeleton, app.sim.fps
+    (drawn_on, model), (drawn_off, model_off) = runs[True], runs[False]
+    np.testing.assert_array_equal(model, model_off)
+    np.testing.assert_array_equal(drawn_off, model)
+
+    bones = lambda pos: np.linalg.norm(pos[:, 1:] - pos[:, skeleton.parents[1:]], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(bones(drawn_on), bones(model), atol=1e-9)
+    drift_on = toe_drift_per_contact(drawn_on, model, locker.chains, locker.floor, fps)
+    drift_off = toe_drift_per_contact(drawn_off, model, locker.chains, locker.floor, fps)
+    toes = toe_joints(skeleton)
+    sliding_on = quality_over([drawn_on], toes, fps, WINDOW_S)["foot_sliding"]
+    sliding_off = quality_over([drawn_off], toes, fps, WINDOW_S)["foot_sliding"]
+    bvh_on = toe_drift_per_contact(bvh[True], model, locker.chains, locker.floor, fps)
+    bvh_off = toe_drift_per_contact(bvh[False], model, locker.chains, locker.floor, fps)
+    print(f"\n{len(drift_on)} contacts: toe drift per contact, locking on: mean {drift_on.mean() * 100:.2f} cm, max "
+          f"{drift_on.max() * 100:.2f} cm; off: mean {drift_off.mean() * 100:.2f} cm, max {drift_off.max() * 100:.2f} cm."
+          f"  CAMDM foot sliding: on {sliding_on:.3f}, off {sliding_off:.3f}.  BVH toe drift: on mean "
+          f"{bvh_on.mean() * 100:.2f} cm, max {bvh_on.max() * 100:.2f} cm; off mean {bvh_off.mean() * 100:.2f} cm")
+    assert len(drift_on) >= 40, "the tour walks: dozens of footsteps"
+    assert drift_on.max() < 0.01, f"a planted toe drifted {drift_on.max() * 100:.1f} cm with foot locking on"
+    assert drift_off.mean() > 0.01 and drift_off.max() > 0.05, "without locking the model's feet slide"
+    assert sliding_on < 0.5 * sliding_off
+    # The BVH's forward kinematics holds the locks too, up to the model's own rotation / position mismatch (about
+    # 0.6 cm on average, as without locking).
+    assert bvh_on.mean() < 0.25 * bvh_off.mean() and np.median(bvh_on) < 0.005
+    assert np.linalg.norm(bvh[True] - drawn_on, axis=-1).mean() < 0.01
