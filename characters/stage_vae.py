@@ -119,7 +119,7 @@ def run(ctx):
     progress.figure("evaluating: held-out reconstruction, a 5-minute random walk, held latents, steerability")
     model = load_manifold(train_path(ctx))
     result = evaluate(model, str(data_path(ctx)), frames=EVAL_FRAMES, seed=cfg.seed)
-    scale = result.get("action_scale", DEFAULT_ACTION_SCALE)
+    scale = result.get("action_scale") or DEFAULT_ACTION_SCALE
     slim_checkpoint(train_path(ctx), ctx.out / "vae.pt", extra={"action_scale": scale})
     result["train_minutes"] = train_minutes
     result["epochs"] = total

@@ -28,6 +28,7 @@ class DecoderGraph(nn.Module):
         super().__init__()
         self.manifold = manifold
         self.discrete = bool(manifold.discrete)
+        self.latent_bound = None if self.discrete else getattr(manifold, "latent_bound", None)
         c, d = manifold.num_condition_frames, manifold.frame_size
         self.frame_size = d
         mean = manifold.data_mean.detach().float()
@@ -39,8 +40,11 @@ class DecoderGraph(nn.Module):
         self.register_buffer("frame_std", std.clone())  # (D,)
 
     def latent(self, action: torch.Tensor) -> torch.Tensor:
-        """(B, Z) latents pass through; (B,) int64 codes become (B, Z) code vectors."""
-        return self.manifold.codebook[action] if self.discrete else action
+        """(B, Z) latents (clamped to the model's latent bound, as ``step`` does); (B,) int64 codes become (B, Z)
+        code vectors."""
+        if self.discrete:
+            return self.manifold.codebook[action]
+        return action if self.latent_bound is None else action.clamp(-self.latent_bound, self.latent_bound)
 
     def forward(self, action: torch.Tensor, cond_raw: torch.Tensor) -> torch.Tensor:
         z = self.latent(action)  # (B, Z)

@@ -24,8 +24,10 @@ from vae.manifold import GaussianManifold
 from vae.train import TrainConfig, train
 
 # free_bits 0: the free-bits clamp acts on each rank's batch mean, which is not linear in the batch.
+# feedback_latent_noise 0: like the latent noise, it is drawn from each process's own generator.
 SETTINGS = dict(model="mixture", hidden_size=32, latent_size=8, num_experts=2, batch_size=64, teacher_epochs=1,
-                ramping_epochs=1, student_epochs=0, free_bits=0.0, threads=1, preview_every=0, progress=False)
+                ramping_epochs=1, student_epochs=0, free_bits=0.0, feedback_latent_noise=0.0, threads=1,
+                preview_every=0, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -108,8 +108,14 @@ def test_train_writes_checkpoint_logs_and_preview(tiny_data, tmp_path):
     assert [h["p_student"] for h in extra["history"]] == [0.0, 0.5, 1.0]
     assert extra["holdout"]["clips"] == ["0walk_forward", "0walk_forward:mirror"]
     assert {"optimizer", "rng_state"} <= set(extra)
+    assert extra["feature_envelope"].shape == (183,) and 0 < extra["action_scale"] < 10
 
     model = load_manifold(out)
+    assert model.latent_bound == extra["action_scale"]
+    z = torch.full((2, model.latent_size), 50.0)  # far beyond the bound: the decoder sees the bound
+    cond = model.start_frames[:2]
+    with torch.no_grad():
+        assert torch.equal(model.step(z, cond), model.step(torch.full_like(z, model.latent_bound), cond))
     data = MotionDataset.load(tiny_data)
     assert torch.allclose(model.data_mean, torch.from_numpy(data.data[: data.end_indices[3] + 1].mean(0)), atol=1e-4)
     assert torch.equal(model.start_frames, extra["start_frames"])

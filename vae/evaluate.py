@@ -32,10 +32,11 @@ Prints ONE JSON object as the last line of stdout (scripts read it). Keys:
 - ``steerability``: ``turn_spread_deg_s`` and ``speed_spread_mps``, the spread across prior draws of z of the next
   step's turn rate and speed, medians over the evaluation conditions (:func:`vae.stability.steerability`).
 - ``held_latent``: what a policy does, hold one z: 256 characters hold z = level * N(0, I) (levels 0.5, 1, 2, 3
-  prior stds) for 30 s; ``diverged_share`` per level and ``diverged_share_all`` (a pose feature beyond the data's
-  envelope, as the environments reset) (:func:`vae.stability.held_latent_stability`).
-- Gaussian models: ``action_scale``: the latent bound for policies from the aggregate posterior
-  (:func:`vae.stability.latent_action_scale`).
+  prior stds; the model clamps it to its latent bound) for 30 s; ``diverged_share`` per level and
+  ``diverged_share_all`` (a pose feature beyond the data's envelope, as the environments reset)
+  (:func:`vae.stability.held_latent_stability`).
+- Gaussian models: ``action_scale``: the latent bound for policies (stored by vae.train from the aggregate
+  posterior; measured here for older models, :func:`vae.stability.latent_action_scale`).
 - Gaussian models: ``kl_per_dim`` (nats, on the evaluation windows), ``kl_total``, ``active_latent_dims`` (posterior
   mean variance > 0.01). VQ: ``perplexity`` and ``codes_used`` (encoder codes on the evaluation windows),
   ``num_codes``.
@@ -286,14 +287,18 @@ def evaluate(
     data_metrics.update(quality_over([world_positions(c.double()).numpy() for c in clips_data], toes, dataset.fps))
     result.update({f"data_{k}": v for k, v in data_metrics.items()})
 
+    if not model.discrete:
+        # The latent is bounded where the decoder was trained (vae.train stores the bound; older models get it here).
+        if model.latent_bound is None:
+            posterior = aggregate_posterior_of(model, frames_norm, dataset, train_clips)
+            model.extra = {**model.extra, "action_scale": latent_action_scale(posterior)}
+        result["action_scale"] = model.latent_bound
     limits = divergence_limits(model, model.device)
     result["held_latent"] = held_latent_stability(model, torch.as_tensor(start_frames), limits=limits,
                                                   per_level=held_per_level, generator=generator)
     probe = torch.as_tensor(start_frames)[torch.randint(len(start_frames), (LATENT_PROBE_CONDITIONS,),
                                                         generator=generator)]
     result["steerability"] = steerability(model, probe, generator=generator)
-    if not model.discrete:
-        result["action_scale"] = latent_action_scale(aggregate_posterior_of(model, frames_norm, dataset, train_clips))
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
 

@@ -173,9 +173,18 @@ class GaussianManifold(MotionManifold):
         z = torch.randn(batch_size, self.latent_size, generator=generator, device=where, dtype=self.data_mean.dtype)
         return z.to(self.device)
 
+    @property
+    def latent_bound(self) -> float | None:
+        """Per-dim bound of the latent the decoder is driven with (``extra["action_scale"]``, measured from the
+        aggregate posterior: where the decoder was trained); None for models that record none."""
+        value = self.extra.get("action_scale") if isinstance(self.extra, dict) else None
+        return None if value is None else float(value)
+
     def latent_from_action(self, action: torch.Tensor) -> torch.Tensor:
-        """The policy acts directly in latent space: (B, Z) -> (B, Z)."""
+        """The policy acts directly in latent space: (B, Z) -> (B, Z), clamped to +-``latent_bound`` when the model
+        records one: a latent held beyond where the decoder was trained is what drives rollouts off the data."""
         action = torch.as_tensor(action, dtype=self.data_mean.dtype, device=self.device)
         if action.dim() != 2 or action.shape[1] != self.latent_size:
             raise ValueError(f"action has shape {tuple(action.shape)}; expected (B, {self.latent_size}) latents")
-        return action
+        bound = self.latent_bound
+        return action if bound is None else action.clamp(-bound, bound)
