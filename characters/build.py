@@ -105,6 +105,7 @@ class BuildContext:
     progress: BuildProgress
     state: BuildState
     results: dict = field(default_factory=dict)  # stage -> its figures, as the later stages need them
+    resuming: bool = False  # the current stage was interrupted with these same inputs: continue its checkpoints
 
     @property
     def work(self) -> Path:
@@ -140,6 +141,7 @@ def run_stage(ctx: BuildContext, name: str, module) -> None:
         ctx.progress.stage(name, "already done (same inputs and settings): skipped")
         gates = [Gate(**g) for g in ctx.state.record(name).get("gates", [])]
     else:
+        ctx.resuming = ctx.state.record(name).get("fingerprint") == print_
         ctx.state.start(name, print_)
         started = time.perf_counter()
         try:

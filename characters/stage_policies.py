@@ -39,7 +39,7 @@ def train_task(ctx, task: str, minutes: float) -> dict:
     args = TrainArgs(task=task, vae=str(ctx.out / "vae.pt"), out=str(policy_path(ctx, task)), run_dir=str(run_dir),
                      minutes=minutes, steps=int(PLANNED_STEPS_PER_S * 60 * minutes), seed=cfg.seed,
                      device=cfg.device, threads=cfg.threads, progress=False, tensorboard=False, eval_every=0,
-                     resume=(run_dir / "checkpoint.pt").is_file())
+                     resume=ctx.resuming and (run_dir / "checkpoint.pt").is_file())
     if args.resume:
         from policies.train import load_train_state, resumed_args
 

@@ -30,11 +30,19 @@ def train_path(ctx) -> Path:
     return ctx.work / "vae_train.pt"
 
 
+RUN_ONLY = ("data", "out", "log_dir", "resume", "init_from", "progress", "threads", "device", "seed")
+
+
 def settings(ctx) -> tuple[dict, list[Path]]:
+    """The budget, the seed and every training default (a new default retrains), and the data."""
+    from dataclasses import asdict
+
     from characters.stage_data import data_path
+    from vae.train import TrainConfig
 
     cfg = ctx.cfg
-    return ({"minutes": round(ctx.budget.vae, 2), "seed": cfg.seed, "device": cfg.device},
+    recipe = {k: v for k, v in asdict(TrainConfig()).items() if k not in RUN_ONLY}
+    return ({"minutes": round(ctx.budget.vae, 2), "seed": cfg.seed, "device": cfg.device, "recipe": recipe},
             [data_path(ctx)])
 
 
@@ -97,7 +105,7 @@ def run(ctx):
     progress.stage("vae", f"Motion VAE: {ctx.budget.vae:.1f} min")
     base = TrainConfig(data=str(data_path(ctx)), out=str(train_path(ctx)), seed=cfg.seed, device=cfg.device,
                        threads=cfg.threads, progress=False, preview_every=0, log_dir=str(ctx.work / "vae_logs"))
-    resume = train_path(ctx).is_file()
+    resume = ctx.resuming and train_path(ctx).is_file()
     if resume:
         saved = torch.load(train_path(ctx), map_location="cpu", weights_only=True)["extra"]["train_config"]
         teacher, ramp, student = saved["teacher_epochs"], saved["ramping_epochs"], saved["student_epochs"]
