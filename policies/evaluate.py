@@ -28,16 +28,24 @@ all tasks       ``nonfinite_frames`` (frames with a NaN / inf state), ``foot_ska
                 action components at the bound, |a| >= 0.99: how much the policy exploits the edge of the latent
                 space; Gaussian policies); ``foot_sliding``, ``skating_ratio``, ``coherence``, ``jitter``
                 (METRICS.md, :mod:`mocap.quality`, over each episode) next to ``data_*``, the same metrics of
-                the VAE's training data (stored in its checkpoint by vae.train; null for older checkpoints)
+                the VAE's training data (stored in its checkpoint by vae.train; null for older checkpoints);
+                ``foot_sliding_ik``: the same motion as the app shows it, with foot locking
+                (:mod:`mocap.foot_locking`)
 target          a target not reached within ``--target-timeout`` (10 s) counts as failed and is
                 replaced (placed like the task's). ``success_rate`` = targets reached within 10 s /
                 targets given (reached + failed; the one pending at the end is not counted),
                 ``targets_per_minute``, ``mean_time_to_target_s``
 timed_target    the task's own deadlines (at most 9 s with the default options): ``success_rate`` =
                 reached in time / (reached + missed), ``targets_per_minute``, ``mean_time_to_target_s``
-joystick        ``heading_error_deg``, ``speed_error_mps``: means over the frames at least
-                ``--settle-seconds`` (1 s) after each command change (and after the start), i.e. once
-                the character had time to respond; ``*_all`` versions over every frame
+joystick        ``heading_error_deg`` (facing against the commanded facing), ``speed_error_mps``: means over
+                the frames at least ``--settle-seconds`` (1 s) after each command change (and after the
+                start), i.e. once the character had time to respond; ``*_all`` versions over every frame;
+                ``travel_error_deg`` (ground velocity against the commanded direction, while moving);
+                ``facing_error_deg`` (facing error while strafing); ``by_speed_band``: the errors per
+                commanded-speed band (standing < 0.2, walk < 1.5, run < 2.8 m/s, dash); METRICS.md
+                responsiveness: ``turn_response_s`` (from a facing change of >= 120 deg until the facing
+                error stays under 20 deg for 0.5 s) and ``stop_time_s`` (from a command of speed 0 until
+                the ground speed stays under 0.2 m/s for 0.5 s), with their counts
 path_follow     ``path_error_mean_m``, ``path_error_p95_m``: distance from the root to the moving path
                 point over every frame. Evaluated with ``max_distance`` = 1e6 (the task option), so a
                 character that falls behind is not ended early and its error counts in full;
@@ -56,9 +64,11 @@ import sys
 import time
 import warnings
 
+import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
+from envs.manifold_source import pose_layout
 from envs.registry import canonical_task, task_choices, task_names
 from mocap.quality import WINDOW_S, quality_over, toe_joints
 from policies.checkpoint import check_policy_fits, load_policy, policy_env_options, trained_vae
@@ -68,7 +78,7 @@ from vae.metrics import CONTACT_MARGIN_M, foot_contact_displacements
 BASELINES = ("random", "scripted")
 PATH_EVAL_MAX_DISTANCE = 1e6
 SATURATED = 0.99  # |action| at or beyond this is at the latent bound (the environment clips to 1)
-QUALITY_KEYS = ("foot_sliding", "skating_ratio", "coherence", "jitter")
+QUALITY_KEYS = ("foot_sliding", "foot_sliding_ik", "skating_ratio", "coherence", "jitter")
 PATH_LOST_DISTANCE = 4.0
 
 
@@ -145,10 +155,7 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
     feet = foot_joints_of(env.manifold)
     joints_track, alive_track = [], []
     age = torch.zeros(b, device=env.device)  # target: seconds the current target has been up
-    since_change = torch.zeros(b, device=env.device)  # joystick: seconds under the current command
-    command = None
-    if name == "joystick":
-        command = torch.cat((task.command_direction, task.command_speed[:, None]), dim=1).clone()
+    joystick = JoystickTracker(task, core, settle_seconds) if name == "joystick" else None
     ever_lost = torch.zeros(b, dtype=torch.bool, device=env.device)
     missed = torch.zeros(b, dtype=torch.int64, device=env.device)  # timed_target: the task's count so far
     returns = torch.zeros(b, device=env.device)
@@ -183,17 +190,7 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
             if name == "maze":
                 tally.add("collisions", (info["collided"] & alive).sum())
         elif name == "joystick":
-            since_change = since_change + dt
-            settled = alive & (since_change >= settle_seconds - 1e-6)
-            tally.add("settled_frames", settled.sum())
-            tally.add("heading_error_settled", (info["heading_error_deg"] * settled).sum())
-            tally.add("speed_error_settled", (info["speed_error"] * settled).sum())
-            tally.add("heading_error_all", (info["heading_error_deg"] * live).sum())
-            tally.add("speed_error_all", (info["speed_error"] * live).sum())
-            now = torch.cat((task.command_direction, task.command_speed[:, None]), dim=1)
-            changed = (now != command).any(dim=1)
-            since_change = torch.where(changed, torch.zeros_like(since_change), since_change)
-            command = now.clone()
+            joystick.step(info, alive, tally)
         elif name == "path_follow":
             distance = info["path_distance"]
             tally.extend("path_distance", distance[alive])
@@ -211,6 +208,84 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
     return tally
 
 
+SPEED_BANDS = (("standing", 0.0, 0.2), ("walk", 0.2, 1.5), ("run", 1.5, 2.8), ("dash", 2.8, math.inf))  # m/s
+BIG_TURN = math.radians(120.0)
+TURNED_DEG = 20.0
+HOLD_S = 0.5  # a response counts once the error stays under its bar this long
+STOPPED_MPS = 0.2
+
+
+class JoystickTracker:
+    """Joystick figures beyond the mean errors: per speed band, while strafing, and the responsiveness of
+    METRICS.md (turn response after a facing change of >= 120 deg; stop time after a command of speed 0)."""
+
+    def __init__(self, task, core, settle_seconds: float):
+        self.task, self.core, self.settle = task, core, settle_seconds
+        b, dev = core.num_envs, core.device
+        self.since_change = torch.zeros(b, device=dev)
+        self.command = self._command()
+        self.turning = torch.zeros(b, dtype=torch.bool, device=dev)  # waiting for a big turn to finish
+        self.stopping = torch.zeros(b, dtype=torch.bool, device=dev)  # waiting for a stop
+        self.below = torch.full((b,), -1.0, device=dev)  # since when (s after the change) the bar holds; -1: not
+
+    def _command(self) -> torch.Tensor:
+        t = self.task
+        return torch.cat((t.command_direction, t.command_facing, t.command_speed[:, None]), dim=1).clone()
+
+    def step(self, info: dict, alive: torch.Tensor, tally: _Tally) -> None:
+        dt = self.core.dt
+        self.since_change = self.since_change + dt
+        live = alive.float()
+        settled = alive & (self.since_change >= self.settle - 1e-6)
+        heading, speed_error = info["heading_error_deg"], info["speed_error"]
+        tally.add("settled_frames", settled.sum())
+        tally.add("heading_error_settled", (heading * settled).sum())
+        tally.add("speed_error_settled", (speed_error * settled).sum())
+        tally.add("heading_error_all", (heading * live).sum())
+        tally.add("speed_error_all", (speed_error * live).sum())
+        moving = settled & (info["travel_error_deg"] > 0)
+        tally.add("travel_frames", moving.sum())
+        tally.add("travel_error_settled", (info["travel_error_deg"] * moving).sum())
+        strafing = settled & info["strafing"]
+        tally.add("strafe_frames", strafing.sum())
+        tally.add("facing_error_strafing", (heading * strafing).sum())
+        command_speed = info["command_speed"]
+        for band, low, high in SPEED_BANDS:
+            inside = settled & (command_speed >= low) & (command_speed < high)
+            tally.add(f"band_{band}_frames", inside.sum())
+            tally.add(f"band_{band}_heading", (heading * inside).sum())
+            tally.add(f"band_{band}_speed", (speed_error * inside).sum())
+        self._responses(info, alive, tally)
+        now = self._command()
+        changed = (now != self.command).any(dim=1)
+        if bool(changed.any()):
+            self._new_command(changed, now)
+        self.command = now
+
+    def _responses(self, info: dict, alive: torch.Tensor, tally: _Tally) -> None:
+        """Turn response and stop time of the commands in progress (their clocks are ``since_change``)."""
+        t = self.since_change
+        ok = torch.where(self.turning, info["heading_error_deg"] < TURNED_DEG, info["speed"] < STOPPED_MPS)
+        waiting = (self.turning | self.stopping) & alive
+        self.below = torch.where(waiting & ok & (self.below < 0), t, self.below)
+        self.below = torch.where(waiting & ~ok, torch.full_like(self.below, -1.0), self.below)
+        done = waiting & (self.below >= 0) & (t - self.below >= HOLD_S - 1e-6)
+        if bool(done.any()):
+            turned, stopped = done & self.turning, done & self.stopping
+            tally.extend("turn_response", (self.below - self.core.dt)[turned])  # the clock started a step late
+            tally.extend("stop_time", (self.below - self.core.dt)[stopped])
+            self.turning, self.stopping = self.turning & ~done, self.stopping & ~done
+
+    def _new_command(self, changed: torch.Tensor, now: torch.Tensor) -> None:
+        old_facing, new_facing = self.command[:, 2:4], now[:, 2:4]
+        turn = torch.acos((old_facing * new_facing).sum(dim=1).clamp(-1.0, 1.0))
+        stop = (now[:, 4] == 0) & (self.core.speed() > STOPPED_MPS)
+        self.turning = torch.where(changed, turn >= BIG_TURN, self.turning)
+        self.stopping = torch.where(changed, stop & ~(turn >= BIG_TURN), self.stopping)
+        self.below = torch.where(changed, torch.full_like(self.below, -1.0), self.below)
+        self.since_change = torch.where(changed, torch.zeros_like(self.since_change), self.since_change)
+
+
 def _quality(tally: _Tally, manifold, joints: torch.Tensor, alive: torch.Tensor, fps: float) -> None:
     """METRICS.md metrics of every episode (its frames while alive), pooled per episode."""
     skeleton = getattr(manifold, "skeleton", None)
@@ -221,7 +296,31 @@ def _quality(tally: _Tally, manifold, joints: torch.Tensor, alive: torch.Tensor,
     except ValueError:
         return
     episodes = [joints[alive[:, i], i].double().numpy() for i in range(joints.shape[1])]
-    tally.episode_quality.append(quality_over(episodes, toes, fps, window_s=WINDOW_S))
+    quality = quality_over(episodes, toes, fps, window_s=WINDOW_S)
+    locked = locked_motion(manifold, joints.double().numpy(), fps)
+    if locked is not None:
+        episodes = [locked[alive[:, i].numpy(), i] for i in range(joints.shape[1])]
+        quality["foot_sliding_ik"] = quality_over(episodes, toes, fps, window_s=WINDOW_S)["foot_sliding"]
+    tally.episode_quality.append(quality)
+
+
+def locked_motion(manifold, world_pos: np.ndarray, fps: float) -> np.ndarray | None:
+    """The rollout (T, B, J, 3) as the app shows it with foot locking (:mod:`mocap.foot_locking`), or None for a
+    skeleton without legs."""
+    from mocap.foot_locking import FootLocker, floor_heights, leg_chains
+
+    try:
+        chains = leg_chains(manifold.skeleton)
+    except ValueError:
+        return None
+    frames = getattr(manifold, "start_frames", None)
+    floor = None
+    if frames is not None:
+        frames = np.asarray(torch.as_tensor(frames).cpu(), dtype=np.float64)
+        poses = pose_layout(manifold).positions(frames.reshape(-1, frames.shape[-1]))  # (N, J, 3)
+        floor = floor_heights(poses, chains)
+    locker = FootLocker(chains, world_pos.shape[1], fps, floor)
+    return np.stack([locker.step(pose)[0] for pose in world_pos])  # (T, B, J, 3)
 
 
 def _foot_skate(tally: _Tally, manifold, feet: list[int], positions: torch.Tensor, alive: torch.Tensor) -> None:
@@ -273,6 +372,17 @@ def summarize(tally: _Tally, task: str) -> dict:
         out["speed_error_mps"] = v.get("speed_error_settled", 0.0) / settled
         out["heading_error_deg_all"] = v.get("heading_error_all", 0.0) / max(frames, 1.0)
         out["speed_error_mps_all"] = v.get("speed_error_all", 0.0) / max(frames, 1.0)
+        ratio = (lambda key, count: v[key] / v[count] if v.get(count) else None)  # noqa: E731
+        out["travel_error_deg"] = ratio("travel_error_settled", "travel_frames")
+        out["facing_error_deg"] = ratio("facing_error_strafing", "strafe_frames")
+        out["by_speed_band"] = {band: {"heading_error_deg": ratio(f"band_{band}_heading", f"band_{band}_frames"),
+                                       "speed_error_mps": ratio(f"band_{band}_speed", f"band_{band}_frames"),
+                                       "seconds": v.get(f"band_{band}_frames", 0.0) / v.get("fps", 30.0)}
+                               for band, _, _ in SPEED_BANDS}
+        for key in ("turn_response", "stop_time"):
+            samples = tally.cat(key)
+            out[f"{key}_s"] = float(samples.mean()) if samples.numel() else None
+            out[f"{key}_count"] = int(samples.numel())
     elif task == "path_follow":
         d = tally.cat("path_distance")
         out["path_error_mean_m"] = float(d.mean()) if d.numel() else None

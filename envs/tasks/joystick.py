@@ -1,22 +1,33 @@
-"""Joystick: face the commanded direction at the commanded speed; the command changes every few seconds.
+"""Joystick: move in the commanded direction at the commanded speed, facing the commanded facing; the command
+changes every few seconds.
 
 =================== ===============================================================================
-observation         ``[normalised condition frames (C*D), commanded direction in the character frame
-                    (x, z) unit vector (2), commanded speed (1) m/s]``
+observation         ``[normalised condition frames (C*D), commanded travel direction in the character
+                    frame (x, z) unit vector (2), commanded speed (1) m/s]``, and with
+                    ``facing_command=True`` also ``[commanded facing in the character frame (2)]``
 action              Box(-1, 1, (Z,)) latent / ``action_scale``, or Discrete(K) code (VQ manifold)
-reward              ``exp(cos(e) - 1) * exp(-|v - v_cmd|)`` in (0, 1]: e is the angle between the
-                    character's facing and the commanded direction, v the root's ground speed (m/s)
-                    over the step. (The reference code compared the facing with ``sin(speed)`` by
-                    mistake; here it is the commanded direction.)
-commands            direction uniform in [-pi, pi), speed uniform in ``min_speed``..``max_speed``
-                    (0-2 m/s); a new command after a hold drawn uniformly from ``change_interval``
-                    (2-5 s); the reward of a step uses the command in force during it
+reward              ``exp((cos(e_face) - 1) + w (cos(e_travel) - 1) - |v - v_cmd|)`` in (0, 1]: e_face is
+                    the angle between the character's facing and the commanded facing, e_travel the angle
+                    between its ground velocity and the commanded travel direction, weighted by
+                    ``w = min(1, v_cmd / 0.5 m/s)`` (direction matters once it moves), v the root's ground
+                    speed (m/s) over the step. Without ``facing_command`` the commanded facing is the travel
+                    direction and w = 0: the paper's ``exp(cos(e) - 1) * exp(-|v - v_cmd|)`` (its code
+                    compared the facing with ``sin(speed)`` by mistake; here it is the commanded direction)
+commands            travel direction uniform in [-pi, pi); speed 0 with probability
+                    ``stand_probability`` (0), else uniform in ``min_speed``..``max_speed`` (0-2 m/s);
+                    with ``facing_command``, a strafe (facing = travel turned by an angle uniform in
+                    [-pi, pi)) with probability ``strafe_probability`` (0.3), else facing = travel; a new
+                    command after a hold drawn uniformly from ``change_interval`` (2-5 s); the reward of a
+                    step uses the command in force during it
 termination         none (only a non-finite character state, see the environment)
 truncation          ``max_episode_steps`` (default 900 = 30 s at 30 fps)
-info metrics        ``heading_error_deg`` (|e| in degrees), ``speed_error`` (|v - v_cmd| m/s),
-                    ``speed`` (v m/s), ``command_speed`` (m/s)
-user input          ``set_command(direction, speed, hold_seconds=inf)``: e.g. a gamepad's stick
-desired motion      the command
+info metrics        ``heading_error_deg`` (|e_face|, degrees), ``travel_error_deg`` (|e_travel|, degrees, while
+                    commanded faster than 0.3 m/s and moving; else 0), ``speed_error`` (|v - v_cmd| m/s),
+                    ``speed`` (v m/s), ``command_speed`` (m/s), ``strafing`` (the commanded facing differs from
+                    the travel direction by more than 30 degrees)
+user input          ``set_command(direction, speed, hold_seconds=inf, facing=None)``: e.g. a gamepad's stick
+                    (``facing`` None: face where you go)
+desired motion      the commanded travel direction and speed
 =================== ===============================================================================
 """
 
@@ -31,78 +42,129 @@ from envs.geometry import heading_vector
 from envs.tasks.base import GOAL_RGBA, HINT_RGBA, Task, empty_draw_data, ground_point
 
 DEGREES = 180.0 / math.pi
+TRAVEL_WEIGHT_SPEED = 0.5  # m/s: the commanded speed at which the travel direction counts fully
+TRAVEL_METRIC_SPEED = 0.3  # m/s: travel direction errors are measured above this commanded and actual speed
+STRAFE_ANGLE = math.radians(30.0)
+
+
+def _angle_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Signed angle (B,) from unit ground vectors a (B, 2) to b (B, 2), radians in (-pi, pi]."""
+    cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return -torch.atan2(cross, (a * b).sum(dim=1))
 
 
 class Joystick(Task):
     name = "joystick"
-    feature_size = 3
     default_max_episode_steps = 900
     accepts = frozenset({"command"})
-    state_names = ("command_direction", "command_speed", "hold", "heading_error", "speed", "step_command_speed")
+    state_names = ("command_direction", "command_facing", "command_speed", "hold", "heading_error", "travel_error",
+                   "speed", "step_command_speed", "step_strafing")
 
     def __init__(self, core, *, min_speed: float = 0.0, max_speed: float = 2.0,
-                 change_interval: tuple[float, float] = (2.0, 5.0)):
+                 change_interval: tuple[float, float] = (2.0, 5.0), stand_probability: float = 0.0,
+                 facing_command: bool = False, strafe_probability: float = 0.3):
         super().__init__(core)
         if not 0 <= min_speed <= max_speed:
             raise ValueError(f"need 0 <= min_speed <= max_speed (m/s), got {min_speed}, {max_speed}")
         lo, hi = (float(v) for v in change_interval)
         if not 0 < lo <= hi:
             raise ValueError(f"change_interval must be (low, high) seconds with 0 < low <= high, got {change_interval}")
+        if not 0 <= stand_probability <= 1 or not 0 <= strafe_probability <= 1:
+            raise ValueError("stand_probability and strafe_probability must lie in [0, 1]")
         self.min_speed, self.max_speed = float(min_speed), float(max_speed)
         self.change_interval = (lo, hi)
+        self.stand_probability = float(stand_probability)
+        self.facing_command = bool(facing_command)
+        self.strafe_probability = float(strafe_probability) if self.facing_command else 0.0
+        self.feature_size = 5 if self.facing_command else 3
         b, dev = core.num_envs, core.device
-        self.command_direction = torch.zeros(b, 2, device=dev)  # unit ground vector, world
+        self.command_direction = torch.zeros(b, 2, device=dev)  # unit ground vector, world: where to go
+        self.command_facing = torch.zeros(b, 2, device=dev)  # unit ground vector, world: where to look
         self.command_speed = torch.zeros(b, device=dev)
         self.hold = torch.zeros(b, device=dev)  # seconds until the next command
-        # What the last reward saw (the metrics): signed heading error (rad), speed, the command's speed.
+        # What the last reward saw (the metrics): signed errors (rad), speed, the command's speed, strafing.
         self.heading_error = torch.zeros(b, device=dev)
+        self.travel_error = torch.zeros(b, device=dev)
         self.speed = torch.zeros(b, device=dev)
         self.step_command_speed = torch.zeros(b, device=dev)
+        self.step_strafing = torch.zeros(b, dtype=torch.bool, device=dev)
 
     def _new_commands(self, mask: torch.Tensor | None) -> None:
-        self.command_direction = self.where(mask, heading_vector(self.uniform_angle()), self.command_direction)
-        self.command_speed = self.where(mask, self.uniform(self.min_speed, self.max_speed), self.command_speed)
+        angle = self.uniform_angle()
+        speed = self.uniform(self.min_speed, self.max_speed)
+        # Draws only for the options in use, so the default commands are those of earlier versions.
+        if self.stand_probability > 0:
+            speed = torch.where(self.uniform(0.0, 1.0) < self.stand_probability, torch.zeros_like(speed), speed)
+        facing_angle = angle
+        if self.strafe_probability > 0:
+            turn = self.uniform_angle()
+            facing_angle = angle + torch.where(self.uniform(0.0, 1.0) < self.strafe_probability, turn,
+                                               torch.zeros_like(turn))
+        self.command_direction = self.where(mask, heading_vector(angle), self.command_direction)
+        self.command_facing = self.where(mask, heading_vector(facing_angle), self.command_facing)
+        self.command_speed = self.where(mask, speed, self.command_speed)
         self.hold = self.where(mask, self.uniform(*self.change_interval), self.hold)
 
-    def set_command(self, direction, speed, mask=None, hold_seconds: float = math.inf) -> None:
-        """Command by hand (e.g. from a gamepad): ``direction`` (B, 2) world ground vector (normalised here),
-        ``speed`` (B,) m/s, where ``mask`` (B,) is set; no random change for ``hold_seconds`` (default: never)."""
+    def set_command(self, direction, speed, mask=None, hold_seconds: float = math.inf, facing=None) -> None:
+        """Command by hand (e.g. from a gamepad): ``direction`` (B, 2) world ground vector to travel along
+        (normalised here), ``speed`` (B,) m/s, ``facing`` (B, 2) where to look (None: where it goes), where
+        ``mask`` (B,) is set; no random change for ``hold_seconds`` (default: never)."""
         dev, b = self.core.device, self.core.num_envs
-        direction = torch.as_tensor(direction, dtype=torch.float32, device=dev).reshape(-1, 2).expand(b, 2)
-        norm = torch.linalg.vector_norm(direction, dim=1, keepdim=True)
+        direction = self._unit(direction, "direction")
+        facing = direction if facing is None else self._unit(facing, "facing")
         speed = torch.as_tensor(speed, dtype=torch.float32, device=dev).expand(b)
-        if not bool(torch.isfinite(norm).all() and (norm > 1e-9).all()):
-            raise ValueError("set_command: the direction must be a finite, non-zero ground vector (x, z)")
         if not bool(torch.isfinite(speed).all() and (speed >= 0).all()):
             raise ValueError("set_command: the speed must be finite and >= 0 m/s")
-        direction = direction / norm
         mask = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=dev)
         self.command_direction = self.where(mask, direction, self.command_direction)
+        self.command_facing = self.where(mask, facing, self.command_facing)
         self.command_speed = self.where(mask, speed, self.command_speed)
         self.hold = self.where(mask, torch.full_like(self.hold, hold_seconds), self.hold)
+
+    def _unit(self, vectors, what: str) -> torch.Tensor:
+        v = torch.as_tensor(vectors, dtype=torch.float32, device=self.core.device).reshape(-1, 2)
+        v = v.expand(self.core.num_envs, 2)
+        norm = torch.linalg.vector_norm(v, dim=1, keepdim=True)
+        if not bool(torch.isfinite(norm).all() and (norm > 1e-9).all()):
+            raise ValueError(f"set_command: the {what} must be a finite, non-zero ground vector (x, z)")
+        return v / norm
 
     def desired_motion(self):
         return self.command_direction, self.command_speed
 
-    def _command_in_char_frame(self) -> torch.Tensor:
-        """(B, 2) the commanded direction seen by the character: (sin e, cos e) for heading error e."""
-        return self.core.vectors_to_char(self.command_direction[:, None])[:, 0]
+    def _in_char_frame(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(B, 2) a world ground direction seen by the character: (sin e, cos e) for the angle e to its facing."""
+        return self.core.vectors_to_char(vectors[:, None])[:, 0]
+
+    def _errors(self) -> None:
+        """Facing and travel errors, speed and the commanded strafe, as the reward and the metrics see them."""
+        facing = self._in_char_frame(self.command_facing)
+        self.heading_error = torch.atan2(facing[:, 0], facing[:, 1])
+        self.speed = self.core.speed()
+        velocity = self.core.root_velocity()  # (B, 2) world m/s
+        moving = (self.speed > TRAVEL_METRIC_SPEED) & (self.command_speed > TRAVEL_METRIC_SPEED)
+        unit = velocity / self.speed.clamp_min(1e-6)[:, None]
+        self.travel_error = torch.where(moving, _angle_between(self.command_direction, unit),
+                                        torch.zeros_like(self.speed))
+        self.step_command_speed = self.command_speed
+        offset = _angle_between(self.command_direction, self.command_facing).abs()
+        self.step_strafing = offset > STRAFE_ANGLE
 
     def reset(self, mask):
         self.core.reset(mask)
         self._new_commands(mask)
-        command = self._command_in_char_frame()
-        self.heading_error = self.where(mask, torch.atan2(command[:, 0], command[:, 1]), self.heading_error)
-        self.speed = self.where(mask, self.core.speed(), self.speed)
-        self.step_command_speed = self.where(mask, self.command_speed, self.step_command_speed)
+        keep = {name: getattr(self, name) for name in ("heading_error", "travel_error", "speed", "step_command_speed",
+                                                        "step_strafing")}
+        self._errors()
+        for name, old in keep.items():
+            setattr(self, name, self.where(mask, getattr(self, name), old))
 
     def update(self):
-        command = self._command_in_char_frame()
-        self.heading_error = torch.atan2(command[:, 0], command[:, 1])
-        self.speed = self.core.speed()
-        self.step_command_speed = self.command_speed
-        # exp(cos e - 1) * exp(-|v - v_cmd|) in one exp; cos e is the command's forward component.
-        reward = torch.exp(command[:, 1] - 1.0 - (self.speed - self.command_speed).abs())
+        self._errors()
+        weight = (self.command_speed / TRAVEL_WEIGHT_SPEED).clamp(0.0, 1.0) if self.facing_command else 0.0
+        # One exp: exp(cos e_face - 1) * exp(w (cos e_travel - 1)) * exp(-|v - v_cmd|).
+        reward = torch.exp(torch.cos(self.heading_error) - 1.0 + weight * (torch.cos(self.travel_error) - 1.0)
+                           - (self.speed - self.command_speed).abs())
         self.hold = self.hold - self.core.dt
         change = self.hold <= 0
         if bool(change.any()):
@@ -110,14 +172,19 @@ class Joystick(Task):
         return reward, torch.zeros_like(change)
 
     def features(self):
-        return torch.cat((self._command_in_char_frame(), self.command_speed[:, None]), dim=1)  # (B, 3)
+        parts = [self._in_char_frame(self.command_direction), self.command_speed[:, None]]
+        if self.facing_command:
+            parts.append(self._in_char_frame(self.command_facing))
+        return torch.cat(parts, dim=1)  # (B, 3) or (B, 5)
 
     def metrics(self):
         return {
             "heading_error_deg": (self.heading_error.abs() * DEGREES, None),
+            "travel_error_deg": (self.travel_error.abs() * DEGREES, None),
             "speed_error": ((self.speed - self.step_command_speed).abs(), None),
             "speed": (self.speed, None),
             "command_speed": (self.step_command_speed, None),
+            "strafing": (self.step_strafing, None),
         }
 
     def draw_data(self, index):
