@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from common.atomic import atomic_write
+from common.paths import portable_path
 
 QUALITY = (("foot_sliding", "foot sliding (CAMDM)"), ("skating_ratio", "skating ratio (A-MDM)"),
            ("jitter", "jitter (m/s²)"))
@@ -138,6 +139,8 @@ def page(ctx, figs: dict, gates: list[dict]) -> str:
                 for key in ("recon_error_teacher", "recon_error_rollout8", "active_latent_dims", "latent_output_std",
                             "bone_length_error_cm", "foot_sliding", "skating_ratio", "coherence", "jitter",
                             "pose_diversity", "action_scale", "epochs", "train_minutes")]
+    settings_shown = {k: portable_path(v) for k, v in ctx.cfg.__dict__.items()}  # no machine paths in the page
+    settings_shown["inputs"] = [portable_path(str(i)) for i in ctx.inputs]
     images = "".join(f"<figure><img id='fig-{name}' alt='{html.escape(caption)}' src='{uri}'>"
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>" for name, (caption, uri) in figs.items())
     return f"""<!doctype html>
@@ -149,7 +152,7 @@ color:{STATUS_COLOURS[worst]}}}</style></head><body>
 <h1>{html.escape(ctx.cfg.title or ctx.cfg.name)}</h1>
 <p class="verdict" id="verdict">Verdict: {worst.upper()} ({sum(g['status'] == 'pass' for g in gates)} of
 {len(gates)} gates pass)</p>
-<p>Play it: <code>python play.py --character {html.escape(str(ctx.out))}</code></p>
+<p>Play it: <code>python play.py --character {html.escape(portable_path(ctx.cfg.out))}</code></p>
 <h2>Quality gates</h2>
 <table id="gates"><tr><th>status</th><th>stage</th><th>gate</th><th>value</th><th>bar</th><th>what to do</th></tr>
 {gate_rows}</table>
@@ -158,7 +161,7 @@ color:{STATUS_COLOURS[worst]}}}</style></head><body>
 <h2>Policies</h2><table><tr><th>task</th><th>figure</th><th>policy</th><th>scripted baseline</th><th>data</th></tr>
 {_rows(policy_rows)}</table>
 <h2>Figures</h2>{images}
-<h2>Settings</h2><pre>{html.escape(json.dumps(ctx.cfg.__dict__, indent=1, default=str))}</pre>
+<h2>Settings</h2><pre>{html.escape(json.dumps(settings_shown, indent=1, default=str))}</pre>
 </body></html>
 """
 

@@ -33,8 +33,10 @@ def write_licence(ctx) -> dict:
     """LICENSE.txt of the weights: they carry the data's licence (and its attribution) -> the licence entry."""
     cfg = ctx.cfg
     found = data_licence_file(ctx.inputs)
-    licence = cfg.licence or (f"the licence of the motion data ({found.name} beside the inputs, copied below)"
-                              if found else "unknown: give --licence (the weights carry the motion data's licence)")
+    named = next((line.strip() for line in found.read_text(errors="replace").splitlines() if line.strip()), "") \
+        if found else ""
+    licence = cfg.licence or (f"{named} (the motion data's {found.name}, copied below)" if found
+                              else "unknown: give --licence (the weights carry the motion data's licence)")
     lines = [f"{cfg.title or cfg.name}: Motion VAE and policy weights", "",
              f"The weights were trained on motion capture and carry its licence: {licence}.", ""]
     if cfg.attribution:
