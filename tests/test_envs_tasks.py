@@ -318,3 +318,30 @@ def test_character_frame_conversions():
     torch.testing.assert_close(core.vectors_to_char(left[:, None])[:, 0], torch.tensor([[1.0, 0.0]]).expand(3, 2),
                                atol=1e-6, rtol=0)
     torch.testing.assert_close(core.facing(), facing)
+
+
+def test_joystick_commands_standing_and_strafing_and_rewards_going_where_it_is_told():
+    env = MotionVecEnv(64, "joystick", ToyManifold(), array_backend="torch", facing_command=True,
+                       strafe_probability=0.5, stand_probability=0.25)
+    env.reset(seed=0)
+    task = env.task
+    assert env.single_observation_space.shape[0] == env.core.num_condition_frames * env.core.frame_size + 5
+    standing = float((task.command_speed == 0).float().mean())
+    offset = torch.rad2deg(torch.acos((task.command_direction * task.command_facing).sum(1).clamp(-1, 1)))
+    strafing = float((offset > 30).float().mean())
+    assert 0.1 < standing < 0.45 and 0.25 < strafing < 0.7, (standing, strafing)
+    # A toy facing +z and walking +z at 1 m/s (action: speed 0.5 * 4 * 0.5 = 1 m/s, no turn).
+    env.core.place(yaw=torch.zeros(64))
+    walk = torch.zeros(64, 4)
+    walk[:, 0] = 0.5
+    task.set_command(torch.tensor([0.0, 1.0]), 1.0, facing=torch.tensor([0.0, 1.0]))
+    env.step(walk)
+    _, straight, _, _, info = env.step(walk)
+    assert float(info["heading_error_deg"].max()) < 1 and float(info["travel_error_deg"].max()) < 1
+    task.set_command(torch.tensor([1.0, 0.0]), 1.0, facing=torch.tensor([0.0, 1.0]))  # strafe left, face ahead
+    _, sideways, _, _, info = env.step(walk)
+    assert bool(info["strafing"].all()) and float(info["travel_error_deg"].min()) > 80
+    assert float(sideways.mean()) < 0.5 * float(straight.mean()), "going where it faces is not going where told"
+    still = MotionVecEnv(8, "joystick", ToyManifold(), stand_probability=1.0)
+    still.reset(seed=1)
+    assert float(still.task.command_speed.abs().max()) == 0.0

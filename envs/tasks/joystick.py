@@ -9,10 +9,14 @@ action              Box(-1, 1, (Z,)) latent / ``action_scale``, or Discrete(K) c
 reward              ``exp((cos(e_face) - 1) + w (cos(e_travel) - 1) - |v - v_cmd|)`` in (0, 1]: e_face is
                     the angle between the character's facing and the commanded facing, e_travel the angle
                     between its ground velocity and the commanded travel direction, weighted by
-                    ``w = min(1, v_cmd / 0.5 m/s)`` (direction matters once it moves), v the root's ground
-                    speed (m/s) over the step. Without ``facing_command`` the commanded facing is the travel
-                    direction and w = 0: the paper's ``exp(cos(e) - 1) * exp(-|v - v_cmd|)`` (its code
-                    compared the facing with ``sin(speed)`` by mistake; here it is the commanded direction)
+                    ``w = travel_weight * min(1, v_cmd / 0.5 m/s)`` (direction matters once it moves), v the
+                    root's ground speed (m/s) over the step. Without ``facing_command`` the commanded facing
+                    is the travel direction. ``travel_weight=0`` is the paper's
+                    ``exp(cos(e) - 1) * exp(-|v - v_cmd|)`` (its code compared the facing with ``sin(speed)``
+                    by mistake; here it is the commanded direction); the default 1 also asks the character to
+                    go where it faces: trained without it, a character whose data has sidesteps reaches the
+                    commanded facing while crab-walking (measured on Bandai-Namco: 35 deg between its velocity
+                    and the command)
 commands            travel direction uniform in [-pi, pi); speed 0 with probability
                     ``stand_probability`` (0), else uniform in ``min_speed``..``max_speed`` (0-2 m/s);
                     with ``facing_command``, a strafe (facing = travel turned by an angle uniform in
@@ -62,7 +66,7 @@ class Joystick(Task):
 
     def __init__(self, core, *, min_speed: float = 0.0, max_speed: float = 2.0,
                  change_interval: tuple[float, float] = (2.0, 5.0), stand_probability: float = 0.0,
-                 facing_command: bool = False, strafe_probability: float = 0.3):
+                 facing_command: bool = False, strafe_probability: float = 0.3, travel_weight: float = 1.0):
         super().__init__(core)
         if not 0 <= min_speed <= max_speed:
             raise ValueError(f"need 0 <= min_speed <= max_speed (m/s), got {min_speed}, {max_speed}")
@@ -71,6 +75,9 @@ class Joystick(Task):
             raise ValueError(f"change_interval must be (low, high) seconds with 0 < low <= high, got {change_interval}")
         if not 0 <= stand_probability <= 1 or not 0 <= strafe_probability <= 1:
             raise ValueError("stand_probability and strafe_probability must lie in [0, 1]")
+        if not travel_weight >= 0:
+            raise ValueError(f"travel_weight must be >= 0, got {travel_weight}")
+        self.travel_weight = float(travel_weight)
         self.min_speed, self.max_speed = float(min_speed), float(max_speed)
         self.change_interval = (lo, hi)
         self.stand_probability = float(stand_probability)
@@ -161,7 +168,7 @@ class Joystick(Task):
 
     def update(self):
         self._errors()
-        weight = (self.command_speed / TRAVEL_WEIGHT_SPEED).clamp(0.0, 1.0) if self.facing_command else 0.0
+        weight = self.travel_weight * (self.command_speed / TRAVEL_WEIGHT_SPEED).clamp(0.0, 1.0)
         # One exp: exp(cos e_face - 1) * exp(w (cos e_travel - 1)) * exp(-|v - v_cmd|).
         reward = torch.exp(torch.cos(self.heading_error) - 1.0 + weight * (torch.cos(self.travel_error) - 1.0)
                            - (self.speed - self.command_speed).abs())
