@@ -22,6 +22,8 @@ Each event has a ``step`` (non-decreasing) and any of:
 ``stick``       ``[x, y_up]`` gamepad left stick after the dead zone, held from this step on
 ``pad_run``     bool, gamepad run held from this step on
 ``pad_stop``    bool, gamepad stop held from this step on
+``pad_dash``    bool, gamepad dash (trigger all the way) held from this step on
+``pad_strafe``  bool, gamepad strafe held from this step on
 ``camera``      ``{"mode", "azimuth", "elevation", "distance"}`` (any subset) set at this step
 ``task``        switch to this task (a name or alias of envs.registry: random_walk, target, joystick,
                 path_follow / path, maze)
@@ -51,7 +53,8 @@ VERSION = 1
 CAMERA_FIELDS = ("mode", "azimuth", "elevation", "distance")
 CAMERA_MODES = ("follow", "orbit", "fixed")
 ACTION_FIELDS = ("task", "reset", "click", "path")
-HELD_FIELDS = ("keys", "stick", "pad_run", "pad_stop")
+PAD_BUTTONS = ("pad_run", "pad_stop", "pad_dash", "pad_strafe")
+HELD_FIELDS = ("keys", "stick", *PAD_BUTTONS)
 EVENT_FIELDS = ("step",) + HELD_FIELDS + ("camera",) + ACTION_FIELDS
 
 
@@ -63,6 +66,8 @@ class Held:
     stick: tuple[float, float] = (0.0, 0.0)
     pad_run: bool = False
     pad_stop: bool = False
+    pad_dash: bool = False
+    pad_strafe: bool = False
 
 
 @dataclass
@@ -129,10 +134,9 @@ def _held_fields(new: Held, old: Held) -> dict:
         out["keys"] = list(new.keys)
     if new.stick != old.stick:
         out["stick"] = [float(new.stick[0]), float(new.stick[1])]
-    if new.pad_run != old.pad_run:
-        out["pad_run"] = bool(new.pad_run)
-    if new.pad_stop != old.pad_stop:
-        out["pad_stop"] = bool(new.pad_stop)
+    for name in PAD_BUTTONS:
+        if getattr(new, name) != getattr(old, name):
+            out[name] = bool(getattr(new, name))
     return out
 
 
@@ -249,8 +253,7 @@ class ScriptPlayer:
             self._held = Held(
                 keys=tuple(event["keys"]) if "keys" in event else self._held.keys,
                 stick=tuple(event["stick"]) if "stick" in event else self._held.stick,
-                pad_run=event.get("pad_run", self._held.pad_run),
-                pad_stop=event.get("pad_stop", self._held.pad_stop),
+                **{name: event.get(name, getattr(self._held, name)) for name in PAD_BUTTONS},
             )
             if "camera" in event:
                 out.camera = {**(out.camera or {}), **event["camera"]}
@@ -304,7 +307,7 @@ def _check_event(event, where: str) -> dict:
         if math.hypot(x, y) > 1.0 + 1e-6:
             raise ScriptError(f"{where}.stick must lie within the unit circle, got {event['stick']!r}")
         out["stick"] = [x, y]
-    for name in ("pad_run", "pad_stop"):
+    for name in PAD_BUTTONS:
         if name in event:
             if not isinstance(event[name], bool):
                 raise ScriptError(f"{where}.{name} must be true or false, got {event[name]!r}")

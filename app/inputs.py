@@ -4,9 +4,10 @@ Bindings (also what the app's F1 overlay lists, from :data:`KEY_HELP`):
 
 =================== ==================================================================================
 W A S D / arrows    move direction relative to the camera: W forward (away from the camera), A left,
-                    S toward the camera, D right (the joystick task's command)
-Shift (held)        run: command ``run_speed`` instead of ``walk_speed``
-Space (held)        stop: command speed 0 (facing kept)
+                    S toward the camera, D right (the joystick task's command): walk
+Shift (held)        run; Shift + Ctrl: dash (the character's walk / run / dash speeds)
+Space (held)        stop: command speed 0 (facing kept); releasing every move key stops too
+Q (held)            strafe: face the camera's direction while moving sideways or backwards
 1 2 3 4 5           task: random walk, target, joystick, path, maze (envs.registry's interactive tasks)
 R / P / C           reset the characters / pause / cycle camera mode (follow, orbit, fixed)
 B                   start / stop capturing the followed character's motion to BVH
@@ -19,8 +20,9 @@ left drag           path task: draw a path from the character along the stroke (
 right drag          orbit the camera
 middle drag         pan the camera (orbit mode)
 wheel               zoom
-gamepad             left stick: direction (dead zone ``STICK_DEAD_ZONE``); right trigger or A: run;
-                    B: stop
+gamepad             left stick: direction, its travel the speed (dead zone ``STICK_DEAD_ZONE``); right
+                    trigger half way or A: run, all the way: dash; B: stop; left trigger or left
+                    shoulder: strafe
 =================== ==================================================================================
 
 A move is ``(x, y)`` in screen terms: x to the right, y forward (into the screen), length <= 1. The camera's
@@ -44,7 +46,8 @@ from dataclasses import dataclass
 from envs.registry import task_names, task_spec
 
 STICK_DEAD_ZONE = 0.2  # of full deflection: sticks rarely rest at exactly 0
-TRIGGER_RUN = 0.5  # right-trigger travel beyond which the character runs
+TRIGGER_RUN = 0.5  # right-trigger travel beyond which the character runs (left trigger: strafes)
+TRIGGER_DASH = 0.95  # ... and beyond which it dashes
 CLICK_SLOP_PX = 6.0  # a press and release closer than this is a click, not a drag
 PATH_POINT_SPACING_PX = 8.0  # mouse samples closer than this along a stroke are skipped
 
@@ -53,8 +56,10 @@ BACK_KEYS = ("S", "DOWN")
 LEFT_KEYS = ("A", "LEFT")
 RIGHT_KEYS = ("D", "RIGHT")
 RUN_KEYS = ("LSHIFT", "RSHIFT")
+DASH_KEYS = ("LCTRL", "RCTRL")  # with Shift
 STOP_KEYS = ("SPACE",)
-MOVE_KEYS = FORWARD_KEYS + BACK_KEYS + LEFT_KEYS + RIGHT_KEYS + RUN_KEYS + STOP_KEYS
+STRAFE_KEYS = ("Q",)
+MOVE_KEYS = FORWARD_KEYS + BACK_KEYS + LEFT_KEYS + RIGHT_KEYS + RUN_KEYS + DASH_KEYS + STOP_KEYS + STRAFE_KEYS
 TASK_KEYS = {f"{prefix}{i}": name for i, name in enumerate(task_names(interactive_only=True), start=1)
              for prefix in ("_", "NUM_")}
 KEY_CAPTURE = "B"
@@ -62,7 +67,7 @@ KEY_FOOT_LOCK = "L"
 
 KEY_HELP = [
     "W A S D / arrows   move (relative to the camera; joystick task)",
-    "Shift              run          Space   stop",
+    "Shift run   Shift+Ctrl dash   Space stop   Q strafe (face the camera's way)",
     f"{' '.join(str(i + 1) for i in range(len(task_names(True))))}          task: "
     + ", ".join(task_spec(n).title for n in task_names(True)),
     "R reset    P pause    C camera mode (follow / orbit / fixed)    B capture motion to BVH",
@@ -70,7 +75,7 @@ KEY_HELP = [
     "left click         place the target (maze: the goal cell)",
     "left drag          draw a path (path task)",
     "right drag orbit   middle drag pan   wheel zoom",
-    "gamepad            left stick move, right trigger or A run, B stop",
+    "gamepad            left stick move, right trigger run (fully: dash), B stop, left trigger strafe",
     "H hide the HUD     F1 this help     Esc quit",
 ]
 
@@ -82,11 +87,28 @@ class Control:
     move: tuple[float, float] = (0.0, 0.0)  # screen terms, length <= 1
     run: bool = False
     stop: bool = False
+    dash: bool = False
+    strafe: bool = False
+
+    @property
+    def moving(self) -> bool:
+        return math.hypot(*self.move) > 1e-6 and not self.stop
 
     @property
     def active(self) -> bool:
         """True when the user is steering or stopping (a command should be issued)."""
-        return self.stop or math.hypot(*self.move) > 1e-6
+        return self.stop or self.moving
+
+
+@dataclass(frozen=True)
+class PadState:
+    """What the gamepad holds: the stick (x, y_up) after the dead zone and the buttons."""
+
+    stick: tuple[float, float] = (0.0, 0.0)
+    run: bool = False
+    stop: bool = False
+    dash: bool = False
+    strafe: bool = False
 
 
 def keyboard_move(held) -> tuple[float, float]:
@@ -113,7 +135,8 @@ def stick_move(x: float, y_up: float, dead_zone: float = STICK_DEAD_ZONE) -> tup
     return (x * scale, y_up * scale)
 
 
-def combine(held, stick: tuple[float, float] = (0.0, 0.0), pad_run: bool = False, pad_stop: bool = False) -> Control:
+def combine(held, stick: tuple[float, float] = (0.0, 0.0), pad_run: bool = False, pad_stop: bool = False,
+            pad_dash: bool = False, pad_strafe: bool = False) -> Control:
     """Keyboard and gamepad together -> one Control (moves add, clamped to length 1)."""
     held = set(held)
     kx, ky = keyboard_move(held)
@@ -121,9 +144,12 @@ def combine(held, stick: tuple[float, float] = (0.0, 0.0), pad_run: bool = False
     norm = math.hypot(x, y)
     if norm > 1.0:
         x, y = x / norm, y / norm
-    run = pad_run or any(k in held for k in RUN_KEYS)
+    shift = any(k in held for k in RUN_KEYS)
+    dash = pad_dash or (shift and any(k in held for k in DASH_KEYS))
+    run = pad_run or shift or dash
     stop = pad_stop or any(k in held for k in STOP_KEYS)
-    return Control((x, y), run, stop)
+    strafe = pad_strafe or any(k in held for k in STRAFE_KEYS)
+    return Control((x, y), run, stop, dash, strafe)
 
 
 def world_direction(move: tuple[float, float], azimuth: float) -> tuple[float, float] | None:
@@ -138,12 +164,13 @@ def world_direction(move: tuple[float, float], azimuth: float) -> tuple[float, f
     return (dx / norm, dz / norm)
 
 
-def command_speed(control: Control, walk_speed: float, run_speed: float) -> float:
-    """The ground speed (m/s) a Control asks for: 0 when stopping, else walk/run scaled by the stick's travel."""
+def command_speed(control: Control, speeds: dict[str, float]) -> float:
+    """The ground speed (m/s) a Control asks for: 0 when stopping, else the ``speeds["walk" | "run" | "dash"]`` it
+    selects, scaled by the stick's travel."""
     if control.stop:
         return 0.0
     amount = min(math.hypot(*control.move), 1.0)
-    return amount * (run_speed if control.run else walk_speed)
+    return amount * speeds["dash" if control.dash else "run" if control.run else "walk"]
 
 
 class MouseGesture:
@@ -243,14 +270,16 @@ class Gamepads:
             self.controller = None
             self.status = "gamepad disconnected"
 
-    def read(self) -> tuple[tuple[float, float], bool, bool]:
+    def read(self) -> PadState:
         c = self.controller
         if c is None:
-            return (0.0, 0.0), False, False
+            return PadState()
         # pyglet's lefty grows downward (its left_analog negates it): up on the stick is forward.
         stick = stick_move(float(c.leftx), -float(c.lefty))
-        run = float(getattr(c, "righttrigger", 0.0)) > TRIGGER_RUN or bool(getattr(c, "a", False))
-        return stick, run, bool(getattr(c, "b", False))
+        trigger = float(getattr(c, "righttrigger", 0.0))
+        run = trigger > TRIGGER_RUN or bool(getattr(c, "a", False))
+        strafe = float(getattr(c, "lefttrigger", 0.0)) > TRIGGER_RUN or bool(getattr(c, "leftshoulder", False))
+        return PadState(stick, run, bool(getattr(c, "b", False)), trigger > TRIGGER_DASH, strafe)
 
     def close(self) -> None:
         if self.controller is not None:

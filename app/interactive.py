@@ -29,7 +29,7 @@ import numpy as np
 
 from app.hud import simulation_lines
 from app.input_script import Held, InputRecorder, ScriptPlayer, StepInput
-from app.inputs import KEY_CAPTURE, KEY_FOOT_LOCK, KEY_HELP, MOVE_KEYS, TASK_KEYS, Gamepads, MouseGesture
+from app.inputs import KEY_CAPTURE, KEY_FOOT_LOCK, KEY_HELP, MOVE_KEYS, TASK_KEYS, Gamepads, MouseGesture, PadState
 from app.motion_capture import MotionCapture
 from app.simulation import Simulation
 
@@ -116,7 +116,7 @@ class App:
         self.gesture = MouseGesture()
         self.stroke_preview: list[tuple[float, float]] = []
         self.gamepads = Gamepads() if realtime else None
-        self._pad = ((0.0, 0.0), False, False)
+        self._pad = PadState()
         self.accumulator = 0.0
         self.fps = 0.0
         self.frame_count = 0
@@ -240,8 +240,9 @@ class App:
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def live_input(self) -> StepInput:
-        stick, pad_run, pad_stop = self._pad
-        held = Held(tuple(sorted(self.held)), (float(stick[0]), float(stick[1])), bool(pad_run), bool(pad_stop))
+        pad = self._pad
+        held = Held(tuple(sorted(self.held)), (float(pad.stick[0]), float(pad.stick[1])), pad.run, pad.stop, pad.dash,
+                    pad.strafe)
         actions, self.pending = self.pending, []
         camera = self._camera_state()
         changed = {k: v for k, v in camera.items() if self._last_camera is None or self._last_camera.get(k) != v}

@@ -47,8 +47,7 @@ from policies.controllers import PolicyController, PriorController, SamplingCont
 BUNDLE_POLICIES = "bundle"  # AppConfig.policies_dir: the character's own policies folder
 GOAL_TASK = "target"  # where a click goes from a task that takes no goal
 PATH_TASK = "path_follow"  # where a stroke goes
-WALK_SPEED = 1.0  # m/s commanded by a full move
-RUN_SPEED = 1.8  # m/s with Shift / the trigger (the character goes as fast as the model's data allows)
+DEFAULT_SPEEDS = {"walk": 1.0, "run": 1.8, "dash": 2.5}  # m/s, for a bare --vae without a bundle's speeds_mps
 NUM_CANDIDATES = 32  # prior samples per character per step for the sampling fallback (at most)
 CANDIDATE_BUDGET = 512  # decoded candidates per step for the whole crowd: big crowds get fewer each
 MIN_CANDIDATES = 4
@@ -77,18 +76,21 @@ class AppConfig:
     device: str = "auto"
     seed: int = 0
     policies_dir: Path | str | None = BUNDLE_POLICIES
-    walk_speed: float = WALK_SPEED
-    run_speed: float = RUN_SPEED
+    speeds: dict | None = None  # m/s for walk / run / dash (default: the character's, speeds_mps)
     num_candidates: int = NUM_CANDIDATES
     foot_locking: bool = True  # planted feet held by IK (mocap.foot_locking); the app's key L toggles it
 
     def check(self) -> None:
-        if self.vae is None or self.policies_dir == BUNDLE_POLICIES:
+        own_vae = self.vae is None or self.character is not None  # the character's model drives the app
+        if own_vae or self.policies_dir == BUNDLE_POLICIES:
             from characters.bundle import load_character
 
             bundle = load_character(self.character)
             self.vae = bundle.vae if self.vae is None else self.vae
             self.policies_dir = bundle.policies_dir if self.policies_dir == BUNDLE_POLICIES else self.policies_dir
+            if self.speeds is None and own_vae:
+                self.speeds = bundle.speeds
+        self.speeds = self.speeds or dict(DEFAULT_SPEEDS)
         self.task = canonical_task(self.task, "--task")
         if not isinstance(self.characters, int) or not 1 <= self.characters <= MAX_CHARACTERS:
             raise ValueError(f"--characters must be an integer in [1, {MAX_CHARACTERS}], got {self.characters!r}")
@@ -239,7 +241,8 @@ class Simulation:
         for action in step_input.actions:
             self.apply_action(action)
         held = step_input.held
-        self.apply_control(combine(held.keys, held.stick, held.pad_run, held.pad_stop), azimuth)
+        self.apply_control(combine(held.keys, held.stick, held.pad_run, held.pad_stop, held.pad_dash, held.pad_strafe),
+                           azimuth)
         start = time.perf_counter()
         actions = self.controller(self.env, self.obs)
         self.act_ms = (time.perf_counter() - start) * 1e3
@@ -306,17 +309,22 @@ class Simulation:
         self.obs = self.env.observe()
 
     def apply_control(self, control: Control, azimuth: float) -> None:
-        """Held direction / run / stop -> the command of tasks that take one (others take clicks and strokes)."""
-        if "command" not in self.env.task.accepts or not control.active:
+        """Held direction / run / dash / stop / strafe -> the command of tasks that take one (others take clicks and
+        strokes). Before any input the task's own commands run; once the user has steered, releasing every move
+        key stops the character where it faces (it stands), as Space does."""
+        if "command" not in self.env.task.accepts or not (control.active or self.user_command is not None):
             return
-        speed = command_speed(control, self.config.walk_speed, self.config.run_speed)
-        direction = world_direction(control.move, azimuth)
-        if direction is None:  # stopping without a direction: keep facing where each character faces
+        b = self.num_characters
+        direction = world_direction(control.move, azimuth) if control.moving else None
+        if direction is None:  # stopping: keep facing where each character faces
             facing = self.env.core.facing()
-            self.env.task.set_command(facing, torch.full((self.num_characters,), speed))
-            self.user_command = (facing[0].tolist(), speed)
+            self.env.task.set_command(facing, torch.zeros(b))
+            self.user_command = (facing[0].tolist(), 0.0)
             return
-        self.env.task.set_command(torch.tensor([direction]), torch.full((self.num_characters,), speed))
+        speed = command_speed(control, self.config.speeds)
+        # Strafing looks where the camera looks (its forward on the ground) while going where the keys say.
+        facing = torch.tensor([world_direction((0.0, 1.0), azimuth)]) if control.strafe else None
+        self.env.task.set_command(torch.tensor([direction]), torch.full((b,), speed), facing=facing)
         self.user_command = (list(direction), speed)
 
     # ---- planted feet ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ Layout::
     fps                   frames per second of the motion
     skeleton              {"joints": J, "joint_names": [...], "height_m": h}
     speed_range_mps       [slowest, fastest] ground speed of the data's locomotion
+    speeds_mps            {"walk", "run", "dash"}: what the app's keys ask for (percentiles of the data's speed)
     styles                style names (empty: one style)
     tasks                 {task: {"policy": "policies/<task>.pt", ...figures measured by the build}}
     data                  {"inputs": [...], "clips": n, "seconds": s, ...} where the motion came from
@@ -94,6 +95,17 @@ class Character:
         if not entry or not entry.get("policy"):
             return None
         return self.root / entry["policy"]
+
+    @property
+    def speeds(self) -> dict[str, float]:
+        """Walk, run and dash speeds (m/s) for the app's keys: the bundle's ``speeds_mps``, else from its
+        ``speed_range_mps`` (older bundles), else 1.0 / 1.8 / 2.5."""
+        speeds = self.meta.get("speeds_mps")
+        if speeds:
+            return {k: float(speeds[k]) for k in ("walk", "run", "dash")}
+        low, high = self.meta.get("speed_range_mps") or (1.0, 2.5)
+        walk = min(1.0, float(high))
+        return {"walk": walk, "run": max(walk, 0.75 * float(high)), "dash": max(walk, float(high))}
 
     def describe(self) -> str:
         licence = self.meta.get("licence", {})

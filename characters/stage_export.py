@@ -74,6 +74,7 @@ def write_meta(ctx) -> None:
         "fps": float(model.fps),
         "skeleton": {"joints": int(model.skeleton.num_joints), "joint_names": list(model.skeleton.joint_names)},
         "speed_range_mps": data.get("speed_range_mps"),
+        "speeds_mps": data.get("speeds_mps"),
         "styles": [],
         "tasks": tasks,
         "data": {"inputs": [Path(i).name for i in ctx.inputs], "clips": data.get("clips"),

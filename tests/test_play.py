@@ -134,7 +134,7 @@ def test_holding_a_turns_left_and_d_turns_right(make_app, letter, sign):
     change = unwrapped_yaw_change(app, round(2 * app.sim.fps))  # 2 s of simulation
     assert sign * change > 0.5, f"holding {letter} for 2 s changed the heading by {math.degrees(change):+.0f} deg"
     heading, speed = app.sim.commanded()
-    assert speed == pytest.approx(app.sim.config.walk_speed)
+    assert speed == pytest.approx(app.sim.config.speeds["walk"])
     press(app.window, getattr(key, letter), release=True)
     assert app.held == set()
 

@@ -16,6 +16,7 @@ from app.inputs import (
     Control,
     Gamepads,
     MouseGesture,
+    PadState,
     combine,
     command_speed,
     keyboard_move,
@@ -25,6 +26,8 @@ from app.inputs import (
 
 REPO = Path(__file__).resolve().parents[1]
 
+SPEEDS = {"walk": 1.0, "run": 2.0, "dash": 3.0}
+
 
 def test_keys_give_unit_moves_and_opposites_cancel():
     assert keyboard_move({"W"}) == (0.0, 1.0)
@@ -33,9 +36,9 @@ def test_keys_give_unit_moves_and_opposites_cancel():
     assert x == pytest.approx(-math.sqrt(0.5)) and y == pytest.approx(math.sqrt(0.5))
     assert keyboard_move({"A", "D"}) == (0.0, 0.0)
     control = combine({"W", "LSHIFT"})
-    assert control.run and not control.stop and command_speed(control, 1.0, 2.0) == 2.0
+    assert control.run and not control.stop and command_speed(control, SPEEDS) == 2.0
     stop = combine({"SPACE"})
-    assert stop.active and command_speed(stop, 1.0, 2.0) == 0.0
+    assert stop.active and command_speed(stop, SPEEDS) == 0.0
     assert not combine(set()).active
 
 
@@ -62,14 +65,14 @@ def test_stick_dead_zone_and_rescaling():
     assert half[0] == 0 and half[1] == pytest.approx(0.5)
     both = combine({"W"}, stick=(1.0, 0.0))
     assert math.hypot(*both.move) == pytest.approx(1.0), "keyboard and stick add, clamped to full speed"
-    assert command_speed(Control((0.0, 0.5)), 1.0, 2.0) == pytest.approx(0.5)
+    assert command_speed(Control((0.0, 0.5)), SPEEDS) == pytest.approx(0.5)
 
 
 def test_no_gamepad_is_a_message_not_an_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyglet.input", None)  # as when pyglet.input cannot be imported (headless)
     pads = Gamepads()
     assert pads.status.startswith("no gamepad") and "pyglet.input unavailable" in pads.status
-    assert pads.read() == ((0.0, 0.0), False, False)
+    assert pads.read() == PadState()
     pads.close()
 
 
@@ -161,3 +164,14 @@ def test_path_follow_set_path_follows_a_drawn_stroke():
         env.task.set_path(torch.zeros(1, 2))
     with pytest.raises(ValueError, match="no length"):
         env.task.set_path(torch.zeros(3, 2))
+
+
+def test_shift_runs_shift_ctrl_dashes_q_strafes_and_the_pad_does_the_same():
+    dash = combine({"W", "LSHIFT", "LCTRL"})
+    assert dash.run and dash.dash and command_speed(dash, SPEEDS) == 3.0
+    assert not combine({"W", "LCTRL"}).dash, "Ctrl alone does not dash"
+    strafe = combine({"A", "Q"})
+    assert strafe.strafe and strafe.moving and command_speed(strafe, SPEEDS) == 1.0
+    pad = combine(set(), stick=(0.0, 0.5), pad_dash=True, pad_strafe=True)
+    assert pad.dash and pad.strafe and command_speed(pad, SPEEDS) == pytest.approx(1.5)
+    assert not combine(set()).active, "nothing held: not steering (the app then stops a steered character)"
