@@ -16,6 +16,8 @@ end_offsets    (J, 3) f32  BVH end-site offsets (zeros where none), metres
 foot_joints    (F,) i64    joints labelled for contact
 foot_contacts  (N, F) bool contact label per frame and foot joint
 floor_heights  (F,) f32    lowest height of each foot joint in the data (contact reference), metres
+clip_styles    (C,) i64    (optional) each clip's style, an index into style_names
+style_names    (S,) str    (optional) the styles (``mocap.prepare --styles``)
 format_version ()  i64     1
 ============== =========== ===============================================================
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,19 @@ class MotionDataset:
     foot_joints: np.ndarray
     foot_contacts: np.ndarray
     floor_heights: np.ndarray
+    clip_styles: np.ndarray | None = None  # (C,) int64 indices into style_names, or None without styles
+    style_names: list[str] = field(default_factory=list)
+
+    @property
+    def num_styles(self) -> int:
+        return len(self.style_names)
+
+    def frame_styles(self) -> np.ndarray | None:
+        """(N,) each frame's style index, or None without styles."""
+        if self.clip_styles is None:
+            return None
+        lengths = np.diff(np.concatenate([[-1], self.end_indices]))  # (C,)
+        return np.repeat(np.asarray(self.clip_styles, dtype=np.int64), lengths)
 
     @property
     def layout(self) -> PoseLayout:
@@ -98,6 +113,9 @@ class MotionDataset:
             "format_version": np.int64(FORMAT_VERSION),
             **self.skeleton.to_arrays(),
         }
+        if self.clip_styles is not None:
+            arrays["clip_styles"] = np.asarray(self.clip_styles, dtype=np.int64)
+            arrays["style_names"] = np.array(self.style_names, dtype=np.str_)
         atomic_save_npz(path, arrays)
 
     @classmethod
@@ -147,6 +165,8 @@ class MotionDataset:
                 foot_joints=foot_joints,
                 foot_contacts=np.asarray(z["foot_contacts"]) if "foot_contacts" in z else np.zeros((n, 0), dtype=bool),
                 floor_heights=np.asarray(z["floor_heights"]) if "floor_heights" in z else np.zeros(len(foot_joints), np.float32),
+                clip_styles=np.asarray(z["clip_styles"], dtype=np.int64) if "clip_styles" in z else None,
+                style_names=[str(s) for s in z["style_names"].tolist()] if "style_names" in z else [],
             )
 
 

@@ -99,6 +99,7 @@ def prepare(
     graph_seconds: float = 0.0,
     graph_threshold: float = 0.06,
     seed: int = 0,
+    styles: str | None = None,
     frame_time: float | None = None,
 ) -> MotionDataset:
     """Read ``inputs``, write the dataset to ``out`` (atomically) and return it. See the module docstring.
@@ -149,7 +150,12 @@ def prepare(
         _report_skipped(skipped)
         raise PrepareError("no usable clips: every input was skipped (see above)")
 
+    if styles and graph_seconds > 0:
+        raise PrepareError("--styles with --graph-seconds: graph walks jump between clips of different styles; "
+                           "use one or the other")
     dataset = _build_dataset(kept, fps, mirror, graph_seconds, graph_threshold, seed)
+    if styles:
+        dataset.clip_styles, dataset.style_names = clip_styles(dataset.clip_names, styles)
     dataset.save(out)
     _report_skipped(skipped)
     return dataset
@@ -367,6 +373,28 @@ def _build_dataset(
     )
 
 
+def clip_styles(names: list[str], pattern: str) -> tuple[np.ndarray, list[str]]:
+    """Each clip's style from its name (``:mirror`` copies share their clip's): the first group of ``pattern``
+    (``re.search``), e.g. ``_([a-z-]+)_[0-9]+$`` gives Bandai-Namco's ``dataset-1_walk_angry_001`` the style
+    ``angry`` -> (C,) indices into the sorted style names, and those names."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise PrepareError(f"--styles {pattern!r} is not a regular expression ({e})") from None
+    if regex.groups < 1:
+        raise PrepareError(f"--styles {pattern!r} needs a group: the part of a clip name that names its style, e.g. "
+                           "'_([a-z-]+)_[0-9]+$'")
+    found = []
+    for name in names:
+        match = regex.search(name.removesuffix(":mirror"))
+        if match is None or not match.group(1):
+            raise PrepareError(f"--styles {pattern!r} finds no style in the clip name {name!r}; adjust the pattern, "
+                               "or leave such clips out with --clips")
+        found.append(match.group(1))
+    style_names = sorted(set(found))
+    return np.array([style_names.index(s) for s in found], dtype=np.int64), style_names
+
+
 def _mirror_perm(first: _Clip) -> np.ndarray | None:
     try:
         return first.skeleton.mirror_indices()
@@ -426,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graph-threshold", type=float, default=0.06,
                    help="pose mismatch (m) below which the motion graph may jump between frames (default 0.06)")
     p.add_argument("--seed", type=int, default=0, help="seed of the motion-graph walks (default 0)")
+    p.add_argument("--styles", default=None,
+                   help="label each clip with a style: a regular expression whose first group, found in the clip's "
+                        "name, names its style (Bandai-Namco: '_([a-z-]+)_[0-9]+$'); a style-conditioned VAE learns "
+                        "them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -439,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.inputs, args.out, fps=args.fps, mirror=args.mirror, clips=args.clips, scale=args.scale,
                 min_frames=args.min_frames, skip_bad=args.skip_bad, loop_cycles=args.loop_cycles,
                 progress=not args.no_progress, graph_seconds=args.graph_seconds,
-                graph_threshold=args.graph_threshold, seed=args.seed, frame_time=args.frame_time,
+                graph_threshold=args.graph_threshold, seed=args.seed, frame_time=args.frame_time, styles=args.styles,
             )
         except (PrepareError, BVHError) as e:
             print(f"error: {e}", file=sys.stderr)

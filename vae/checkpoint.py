@@ -153,6 +153,7 @@ def load_manifold(path, device: str | torch.device = "cpu") -> MotionManifold:
     model.fps = float(ckpt["fps"])
     model.dataset_fingerprint = str(ckpt["dataset_fingerprint"])
     model.extra = ckpt.get("extra", {})
+    model.style_names = [str(s) for s in model.extra.get("style_names", [])]
     return model.to(device).eval()
 
 

@@ -47,6 +47,13 @@ class VAEConfig:
     ema_decay: float = 0.99
     """Decay of the EMA codebook statistics ("vq" only)."""
 
+    num_styles: int = 0
+    """S, motion styles the model is conditioned on (0: none, the paper's model). A style enters as a learned
+    embedding next to z in every decoder layer and the gate, and next to the condition in the encoder."""
+
+    style_size: int = 8
+    """Size of a style's embedding (with num_styles > 0)."""
+
     vq_reset_threshold: float = 1.0
     """A code whose EMA use count (uses per batch) falls below this is dead and re-initialised from a random
     encoder output of the batch ("vq" only). At most (vectors per batch) / threshold codes stay alive, so
@@ -64,6 +71,20 @@ class VAEConfig:
             raise ValueError(f"VAEConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.vq_beta < 0 or self.vq_reset_threshold < 0:
             raise ValueError("VAEConfig.vq_beta and vq_reset_threshold must be >= 0")
+        for name in ("num_styles", "style_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"VAEConfig.{name} must be an integer >= 0, got {value!r}")
+
+    @property
+    def style_input_size(self) -> int:
+        """Floats a style adds to the decoder's latent input and the encoder's condition (0 without styles)."""
+        return self.style_size if self.num_styles > 0 else 0
+
+    @property
+    def decoder_latent_size(self) -> int:
+        """What every decoder layer and the gate see of "z": the latent, then the style's embedding."""
+        return self.latent_size + self.style_input_size
 
     def to_dict(self) -> dict:
         """Plain Python types only (safe in a ``weights_only`` checkpoint)."""

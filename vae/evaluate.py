@@ -71,7 +71,13 @@ from vae.metrics import (
     root_height_range,
     world_positions,
 )
-from vae.stability import aggregate_posterior, held_latent_stability, latent_action_scale, steerability
+from vae.stability import (
+    aggregate_posterior,
+    held_latent_stability,
+    latent_action_scale,
+    start_styles_of,
+    steerability,
+)
 
 ROLLOUT_STEPS = 8
 DEFAULT_FRAMES = 18000  # 10 minutes at 30 Hz
@@ -85,31 +91,40 @@ LATENT_PROBE_SAMPLES = 16
 HELD_PER_LEVEL = 64
 
 
-def _posterior(model, target: torch.Tensor, cond: torch.Tensor) -> dict:
+def _posterior(model, target: torch.Tensor, cond: torch.Tensor, style=None) -> dict:
     """Encoder output with a deterministic latent: the posterior mean (Gaussian) or the nearest code (VQ)."""
     if model.discrete:
-        return model.encode(target, cond)
-    return model.encode(target, cond, sample=False)
+        return model.encode(target, cond, style=style)
+    return model.encode(target, cond, sample=False, style=style)
+
+
+def _window_styles(frame_styles: torch.Tensor | None, windows: WindowDataset, positions: torch.Tensor):
+    """(B,) the styles of windows ``positions`` (their first frame's), None without styles."""
+    return None if frame_styles is None else frame_styles[windows.starts[positions].cpu()].to(windows.frames.device)
 
 
 @torch.no_grad()
-def reconstruction_errors(model, frames_norm: torch.Tensor, end_indices, clips, generator) -> dict:
-    """Teacher-forced and 8-step student-rollout MSE on normalised frames, plus latent statistics."""
+def reconstruction_errors(model, frames_norm: torch.Tensor, end_indices, clips, generator,
+                          frame_styles: torch.Tensor | None = None) -> dict:
+    """Teacher-forced and 8-step student-rollout MSE on normalised frames, plus latent statistics; windows are
+    decoded in their clip's style (``frame_styles`` (N,), models with styles)."""
     c, f, d = model.num_condition_frames, model.num_future_predictions, model.frame_size
     results: dict = {}
     # Teacher forcing: every window of C + F frames.
     starts = valid_window_starts(end_indices, c + f, clips)
     if len(starts) > MAX_EVAL_WINDOWS:
-        starts = np.sort(np.random.default_rng(int(generator.initial_seed())).choice(len(starts), MAX_EVAL_WINDOWS,
-                                                                                     replace=False))
+        rng = np.random.default_rng(int(generator.initial_seed()))
+        starts = np.sort(starts[rng.choice(len(starts), MAX_EVAL_WINDOWS, replace=False)])
     teacher = WindowDataset(frames_norm, starts, c + f, frames_norm.device)
     sq_sum, count, mus, logvars, codes = 0.0, 0, [], [], []
     for i in range(0, len(teacher), EVAL_BATCH):
-        win = teacher.windows(torch.arange(i, min(i + EVAL_BATCH, len(teacher)), device=frames_norm.device))
+        positions = torch.arange(i, min(i + EVAL_BATCH, len(teacher)), device=frames_norm.device)
+        win = teacher.windows(positions)
+        style = _window_styles(frame_styles, teacher, positions)
         b = win.shape[0]
         cond, target = win[:, :c].reshape(b, c * d), win[:, c:].reshape(b, f * d)
-        enc = _posterior(model, target, cond)
-        recon = model.decode(enc["z"], cond)
+        enc = _posterior(model, target, cond, style)
+        recon = model.decode(enc["z"], cond, style=style)
         sq_sum += float((recon - target).pow(2).sum())
         count += recon.numel()
         if model.discrete:
@@ -140,19 +155,21 @@ def reconstruction_errors(model, frames_norm: torch.Tensor, end_indices, clips, 
     window = window_length(c, ROLLOUT_STEPS, f)
     starts = valid_window_starts(end_indices, window, clips)
     if len(starts) > MAX_EVAL_WINDOWS:
-        starts = np.sort(np.random.default_rng(int(generator.initial_seed()) + 1).choice(
-            len(starts), MAX_EVAL_WINDOWS, replace=False))
+        rng = np.random.default_rng(int(generator.initial_seed()) + 1)
+        starts = np.sort(starts[rng.choice(len(starts), MAX_EVAL_WINDOWS, replace=False)])
     rollout = WindowDataset(frames_norm, starts, window, frames_norm.device)
     step_sq = torch.zeros(ROLLOUT_STEPS, dtype=torch.float64)
     count = 0
     for i in range(0, len(rollout), EVAL_BATCH):
-        win = rollout.windows(torch.arange(i, min(i + EVAL_BATCH, len(rollout)), device=frames_norm.device))
+        positions = torch.arange(i, min(i + EVAL_BATCH, len(rollout)), device=frames_norm.device)
+        win = rollout.windows(positions)
+        style = _window_styles(frame_styles, rollout, positions)
         b = win.shape[0]
         cond = win[:, :c]  # (B, C, D)
         for k in range(ROLLOUT_STEPS):
             target = win[:, c + k : c + k + f].reshape(b, f * d)
-            enc = _posterior(model, target, cond.reshape(b, c * d))
-            recon = model.decode(enc["z"], cond.reshape(b, c * d))
+            enc = _posterior(model, target, cond.reshape(b, c * d), style)
+            recon = model.decode(enc["z"], cond.reshape(b, c * d), style=style)
             step_sq[k] += float((recon - target).pow(2).sum())
             cond = torch.cat([cond[:, 1:], recon[:, None, :d]], dim=1)
         count += b * f * d
@@ -173,14 +190,16 @@ def latent_output_std(model, cond_norm: torch.Tensor, samples: int, generator) -
 
 
 @torch.no_grad()
-def random_walks(model, start_windows: torch.Tensor, frames_per_walk: int, generator) -> torch.Tensor:
-    """Walks (W, C + T, D) raw: the start windows (W, C, D), then T frames with z from the prior each frame."""
+def random_walks(model, start_windows: torch.Tensor, frames_per_walk: int, generator,
+                 styles: torch.Tensor | None = None) -> torch.Tensor:
+    """Walks (W, C + T, D) raw: the start windows (W, C, D) (in their ``styles`` (W,)), then T frames with z
+    from the prior each frame."""
     cond = start_windows.to(model.device)
     w, c, d = cond.shape
     out = torch.empty(w, c + frames_per_walk, d, device=model.device)
     out[:, :c] = cond
     for t in range(frames_per_walk):
-        nxt = model.step(model.sample_prior(w, generator=generator), cond)  # (W, D)
+        nxt = model.step(model.sample_prior(w, generator=generator), cond, style=styles)  # (W, D)
         out[:, c + t] = nxt
         cond = out[:, t + 1 : t + 1 + c]
     return out
@@ -255,7 +274,9 @@ def evaluate(
     }
     mean, std = model.data_mean.cpu().numpy(), model.data_std.cpu().numpy()
     frames_norm = torch.from_numpy((dataset.data - mean) / std).float().to(model.device)  # (N, D)
-    result.update(reconstruction_errors(model, frames_norm, dataset.end_indices, clips, generator))
+    frame_styles = dataset.frame_styles() if model.num_styles else None
+    frame_styles = None if frame_styles is None else torch.from_numpy(frame_styles)
+    result.update(reconstruction_errors(model, frames_norm, dataset.end_indices, clips, generator, frame_styles))
 
     # Random walks from the checkpoint's start windows (else windows of the training clips).
     start_frames = extra.get("start_frames")
@@ -265,7 +286,8 @@ def evaluate(
         start_frames = torch.from_numpy(dataset.data[starts[:, None] + np.arange(c)]).float()
     pick = torch.randint(len(start_frames), (walks,), generator=generator)
     per_walk = frames // walks
-    walk_frames = random_walks(model, start_frames[pick], per_walk, generator).cpu()  # (W, C + T, D)
+    walk_frames = random_walks(model, start_frames[pick], per_walk, generator,
+                               start_styles_of(model, pick)).cpu()  # (W, C + T, D)
     generated = walk_frames[:, c:]
     result["rollout_frames"] = int(generated.shape[0] * generated.shape[1])
     result["walks"] = walks
@@ -290,29 +312,32 @@ def evaluate(
     if not model.discrete:
         # The latent is bounded where the decoder was trained (vae.train stores the bound; older models get it here).
         if model.latent_bound is None:
-            posterior = aggregate_posterior_of(model, frames_norm, dataset, train_clips)
+            posterior = aggregate_posterior_of(model, frames_norm, dataset, train_clips, frame_styles)
             model.extra = {**model.extra, "action_scale": latent_action_scale(posterior)}
         result["action_scale"] = model.latent_bound
     limits = divergence_limits(model, model.device)
     result["held_latent"] = held_latent_stability(model, torch.as_tensor(start_frames), limits=limits,
                                                   per_level=held_per_level, generator=generator)
-    probe = torch.as_tensor(start_frames)[torch.randint(len(start_frames), (LATENT_PROBE_CONDITIONS,),
-                                                        generator=generator)]
-    result["steerability"] = steerability(model, probe, generator=generator)
+    probe = torch.randint(len(start_frames), (LATENT_PROBE_CONDITIONS,), generator=generator)
+    result["steerability"] = steerability(model, torch.as_tensor(start_frames)[probe], generator=generator,
+                                          styles=start_styles_of(model, probe))
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
 
 
-def aggregate_posterior_of(model, frames_norm: torch.Tensor, dataset: MotionDataset, clips) -> dict:
+def aggregate_posterior_of(model, frames_norm: torch.Tensor, dataset: MotionDataset, clips,
+                           frame_styles: torch.Tensor | None = None) -> dict:
     """The aggregate posterior over every one-step window of ``clips`` (at most MAX_EVAL_WINDOWS * 4)."""
     c, f, d = model.num_condition_frames, model.num_future_predictions, model.frame_size
     starts = valid_window_starts(dataset.end_indices, c + f, clips)
     if len(starts) > 4 * MAX_EVAL_WINDOWS:
-        starts = np.sort(np.random.default_rng(0).choice(len(starts), 4 * MAX_EVAL_WINDOWS, replace=False))
+        starts = np.sort(starts[np.random.default_rng(0).choice(len(starts), 4 * MAX_EVAL_WINDOWS, replace=False)])
     windows = WindowDataset(frames_norm, starts, c + f, frames_norm.device).windows(
         torch.arange(len(starts), device=frames_norm.device))  # (N, C + F, D)
     n = windows.shape[0]
-    return aggregate_posterior(model, windows[:, :c].reshape(n, c * d), windows[:, c:].reshape(n, f * d))
+    styles = None if frame_styles is None else frame_styles[starts]
+    return aggregate_posterior(model, windows[:, :c].reshape(n, c * d), windows[:, c:].reshape(n, f * d),
+                               styles=styles)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,12 +2,16 @@
 
 A manifold predicts the next frame(s) from the C previous ones and a latent (Ling et al. 2020)::
 
-    encode(next_norm (B, F*D), cond_norm (B, C*D)) -> dict with "z" (B, Z) and model-specific terms
-    decode(z (B, Z), cond_norm (B, C*D))          -> next_norm (B, F*D)
-    forward(next_norm, cond_norm)                  -> (recon (B, F*D), encode dict)
-    sample_prior(B, generator=None)                -> (B, Z) float (Gaussian) | (B,) long code indices (VQ)
-    latent_from_action(a)                          -> (B, Z) decoder latent for a policy action
-    step(action, cond_raw (B, C, D))               -> next_raw (B, D): the raw-frame convenience for envs
+    encode(next_norm (B, F*D), cond_norm (B, C*D), style=None) -> dict with "z" (B, Z) and model-specific terms
+    decode(z (B, Z), cond_norm (B, C*D), style=None)          -> next_norm (B, F*D)
+    forward(next_norm, cond_norm, style=None)                  -> (recon (B, F*D), encode dict)
+    sample_prior(B, generator=None)                            -> (B, Z) float (Gaussian) | (B,) long codes (VQ)
+    latent_from_action(a)                                      -> (B, Z) decoder latent for a policy action
+    step(action, cond_raw (B, C, D), style=None)               -> next_raw (B, D): the raw-frame convenience
+
+``style`` (models with ``num_styles`` S > 0): (B,) long style indices, or (B, S) float weights that blend the
+styles' embeddings (a style switch fades in this way); None is the average style. Models without styles ignore
+it.
 
 ``*_norm`` tensors are normalised with the dataset statistics held in the ``data_mean`` / ``data_std``
 buffers; ``*_raw`` ones are frames as stored in the dataset (layout: mocap.pose_layout). Several frames
@@ -43,6 +47,10 @@ class MotionManifold(nn.Module):
         self.num_codes: int | None = None
         self.register_buffer("data_mean", torch.zeros(config.frame_size))
         self.register_buffer("data_std", torch.ones(config.frame_size))
+        self.num_styles = config.num_styles
+        # Only with styles: a style-less model's state_dict (and its weights fingerprint) stays what it was.
+        self.style_embedding = nn.Embedding(config.num_styles, config.style_size) if config.num_styles else None
+        self.style_names: list[str] = []  # set by vae.checkpoint.load_manifold
         # Set by vae.checkpoint.load_manifold: the data this model was trained on.
         self.skeleton = None
         self.fps: float | None = None
@@ -57,8 +65,36 @@ class MotionManifold(nn.Module):
         return None if frames is None else torch.as_tensor(frames, dtype=torch.float32)
 
     @property
+    def start_styles(self) -> torch.Tensor | None:
+        """(S,) the style of each start window (models with styles; ``extra["start_styles"]``)."""
+        styles = self.extra.get("start_styles")
+        return None if styles is None else torch.as_tensor(styles, dtype=torch.int64)
+
+    @property
     def device(self) -> torch.device:
         return self.data_mean.device
+
+    # ---- styles -------------------------------------------------------------------------------------------
+    def style_weights(self, style, batch: int) -> torch.Tensor:
+        """(B, S) blending weights of a ``style`` (see the module docstring); None -> the average style."""
+        s = self.num_styles
+        if style is None:
+            return torch.full((batch, s), 1.0 / s, device=self.device, dtype=self.data_mean.dtype)
+        style = torch.as_tensor(style, device=self.device)
+        if style.dtype.is_floating_point:
+            if tuple(style.shape) != (batch, s):
+                raise ValueError(f"style weights have shape {tuple(style.shape)}; expected ({batch}, {s})")
+            return style.to(self.data_mean.dtype)
+        if tuple(style.shape) != (batch,) or (style.numel() and (int(style.min()) < 0 or int(style.max()) >= s)):
+            raise ValueError(f"style indices must be ({batch},) integers in [0, {s}), got shape {tuple(style.shape)}")
+        return F.one_hot(style.long(), s).to(self.data_mean.dtype)
+
+    def with_style(self, x: torch.Tensor, style) -> torch.Tensor:
+        """``x`` (B, n) followed by the style's embedding (B, n + E); ``x`` itself for a model without styles."""
+        if self.style_embedding is None:
+            return x
+        embedding = self.style_weights(style, x.shape[0]) @ self.style_embedding.weight  # (B, E)
+        return torch.cat((x, embedding), dim=1)
 
     # ---- normalisation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -90,10 +126,10 @@ class MotionManifold(nn.Module):
         return self._per_frame(x, lambda f: f * self.data_std + self.data_mean)
 
     # ---- the manifold interface ----------------------------------------------------------------
-    def encode(self, next_norm: torch.Tensor, cond_norm: torch.Tensor) -> dict[str, torch.Tensor]:
+    def encode(self, next_norm: torch.Tensor, cond_norm: torch.Tensor, style=None) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def decode(self, z: torch.Tensor, cond_norm: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, cond_norm: torch.Tensor, style=None) -> torch.Tensor:
         raise NotImplementedError
 
     def sample_prior(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -102,12 +138,12 @@ class MotionManifold(nn.Module):
     def latent_from_action(self, action: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, next_norm: torch.Tensor, cond_norm: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def forward(self, next_norm: torch.Tensor, cond_norm: torch.Tensor, style=None) -> tuple[torch.Tensor, dict]:
         """Reconstruct the next frame(s): (recon_norm (B, F*D), encode dict)."""
-        enc = self.encode(next_norm, cond_norm)
-        return self.decode(enc["z"], cond_norm), enc
+        enc = self.encode(next_norm, cond_norm, style=style)
+        return self.decode(enc["z"], cond_norm, style=style), enc
 
-    def step(self, action, cond_raw) -> torch.Tensor:
+    def step(self, action, cond_raw, style=None) -> torch.Tensor:
         """One frame forward in raw units: (B, Z) latents or (B,) codes, (B, C, D) raw frames -> (B, D).
 
         Gradients are kept; envs and the app should call this under ``torch.no_grad()``.
@@ -122,7 +158,7 @@ class MotionManifold(nn.Module):
                 f"(num_condition_frames={c}, frame_size={d})"
             )
         z = self.latent_from_action(action)
-        next_norm = self.decode(z, self.normalize(cond_raw))  # (B, F*D)
+        next_norm = self.decode(z, self.normalize(cond_raw), style=style)  # (B, F*D)
         return self.denormalize(next_norm[:, :d])  # first future frame, (B, D)
 
 
@@ -136,7 +172,7 @@ class MotionEncoder(nn.Module):
     def __init__(self, config: VAEConfig, out_size: int):
         super().__init__()
         next_size = config.num_future_predictions * config.frame_size
-        cond_size = config.num_condition_frames * config.frame_size
+        cond_size = config.num_condition_frames * config.frame_size + config.style_input_size
         h = config.hidden_size
         self.fc1 = nn.Linear(next_size + cond_size, h)
         self.fc2 = nn.Linear(next_size + h, h)
@@ -157,15 +193,16 @@ class GaussianManifold(MotionManifold):
         super().__init__(config)
         self.encoder = MotionEncoder(config, 2 * config.latent_size)
 
-    def encode(self, next_norm: torch.Tensor, cond_norm: torch.Tensor, sample: bool = True) -> dict[str, torch.Tensor]:
+    def encode(self, next_norm: torch.Tensor, cond_norm: torch.Tensor, sample: bool = True,
+               style=None) -> dict[str, torch.Tensor]:
         """z (B, Z) = mu + sigma * eps (or mu with ``sample=False``); kl (B,) = KL(q || N(0, I)) summed over Z."""
-        mu, logvar = self.encoder(next_norm, cond_norm).chunk(2, dim=1)  # (B, Z) each
+        mu, logvar = self.encoder(next_norm, self.with_style(cond_norm, style)).chunk(2, dim=1)  # (B, Z) each
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
         kl = -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
         return {"z": z, "mu": mu, "logvar": logvar, "kl": kl}
 
-    def decode(self, z: torch.Tensor, cond_norm: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z, cond_norm)
+    def decode(self, z: torch.Tensor, cond_norm: torch.Tensor, style=None) -> torch.Tensor:
+        return self.decoder(self.with_style(z, style), cond_norm)
 
     def sample_prior(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, Z) standard normal, drawn on the generator's device then moved to the model's."""

@@ -29,7 +29,7 @@ class MixtureDecoder(nn.Module):
 
     def __init__(self, config: VAEConfig):
         super().__init__()
-        z, h, e = config.latent_size, config.hidden_size, config.num_experts
+        z, h, e = config.decoder_latent_size, config.hidden_size, config.num_experts
         cond_size = config.num_condition_frames * config.frame_size
         out_size = config.num_future_predictions * config.frame_size
         self.num_experts = e

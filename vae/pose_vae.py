@@ -19,7 +19,7 @@ class ConcatDecoder(nn.Module):
 
     def __init__(self, config: VAEConfig):
         super().__init__()
-        z, h = config.latent_size, config.hidden_size
+        z, h = config.decoder_latent_size, config.hidden_size
         cond_size = config.num_condition_frames * config.frame_size
         self.fc1 = nn.Linear(z + cond_size, h)
         self.fc2 = nn.Linear(z + h, h)

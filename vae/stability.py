@@ -32,8 +32,9 @@ ACTIVE_DIM_VARIANCE = 0.01
 
 @torch.no_grad()
 def rollout_held(model, start_windows: torch.Tensor, latents: torch.Tensor, steps: int,
-                 limits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Roll B characters (start windows (B, C, D) raw) for ``steps`` frames, each holding its latent (B, Z).
+                 limits: torch.Tensor, styles: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Roll B characters (start windows (B, C, D) raw, their ``styles`` (B,) for a model with styles) for
+    ``steps`` frames, each holding its latent (B, Z).
 
     Returns (first divergence step (B,) int64, ``steps`` where none; ground speed (T, B) m/s of the kept frames).
     """
@@ -44,7 +45,7 @@ def rollout_held(model, start_windows: torch.Tensor, latents: torch.Tensor, step
     first = torch.full((b,), steps, dtype=torch.int64, device=model.device)
     speeds = torch.zeros(steps, b, device=model.device)
     for t in range(steps):
-        nxt = model.step(latents, cond)  # (B, D)
+        nxt = model.step(latents, cond, style=styles)  # (B, D)
         bad = ~torch.isfinite(nxt).all(dim=1) | (model.normalize(nxt).abs() > limits).any(dim=1)
         first = torch.where(bad & (first == steps), torch.full_like(first, t), first)
         nxt = torch.where(bad[:, None], cond[:, -1], nxt)  # a diverged character stops where it was
@@ -71,7 +72,8 @@ def held_latent_stability(model, start_frames: torch.Tensor, *, limits: torch.Te
     else:
         scale = torch.tensor(levels, dtype=torch.float32).repeat_interleave(per_level)[:, None]  # (N, 1)
         z = torch.randn(n, model.latent_size, generator=generator) * scale  # (N, Z)
-    first, speeds = rollout_held(model, start_frames[pick], z.to(model.device), steps, limits.to(model.device))
+    styles = start_styles_of(model, pick)
+    first, speeds = rollout_held(model, start_frames[pick], z.to(model.device), steps, limits.to(model.device), styles)
     diverged = (first < steps).float().reshape(len(levels), per_level)
     kept = (first == steps).reshape(len(levels), per_level)
     mean_speed = speeds.mean(dim=0).reshape(len(levels), per_level)
@@ -82,9 +84,15 @@ def held_latent_stability(model, start_frames: torch.Tensor, *, limits: torch.Te
             "mean_speed_mps": speed_per_level}
 
 
+def start_styles_of(model, pick: torch.Tensor) -> torch.Tensor | None:
+    """The styles of the start windows ``pick`` of a model with styles (``start_styles``), else None."""
+    styles = getattr(model, "start_styles", None) if getattr(model, "num_styles", 0) else None
+    return None if styles is None else styles[pick].to(model.device)
+
+
 @torch.no_grad()
 def steerability(model, conditions: torch.Tensor, samples: int = 32,
-                 generator: torch.Generator | None = None) -> dict:
+                 generator: torch.Generator | None = None, styles: torch.Tensor | None = None) -> dict:
     """Spread across ``samples`` prior draws of z of the next step's turn rate and speed, for raw condition
     windows (B, C, D) -> ``{"turn_spread_deg_s", "speed_spread_mps"}`` (medians over the conditions)."""
     layout = PoseLayout.from_frame_size(model.frame_size)
@@ -92,7 +100,7 @@ def steerability(model, conditions: torch.Tensor, samples: int = 32,
     b = conditions.shape[0]
     z = model.sample_prior(b * samples, generator=generator).to(model.device)
     cond = conditions.to(model.device, torch.float32).repeat(samples, 1, 1)  # (S*B, C, D)
-    nxt = model.step(z, cond)  # (S*B, D)
+    nxt = model.step(z, cond, style=None if styles is None else styles.repeat(samples))  # (S*B, D)
     delta = layout.root_deltas(nxt).reshape(samples, b, -1)  # (S, B, 3)
     turn = delta[..., layout.root_dyaw] * fps * (180.0 / math.pi)  # (S, B) deg/s
     speed = torch.linalg.vector_norm(delta[..., layout.root_dxdz], dim=-1) * fps  # (S, B) m/s
@@ -101,13 +109,15 @@ def steerability(model, conditions: torch.Tensor, samples: int = 32,
 
 
 @torch.no_grad()
-def aggregate_posterior(model, cond_norm: torch.Tensor, next_norm: torch.Tensor, batch: int = 4096) -> dict:
+def aggregate_posterior(model, cond_norm: torch.Tensor, next_norm: torch.Tensor, batch: int = 4096,
+                        styles: torch.Tensor | None = None) -> dict:
     """The encoder's posterior over data windows (cond (N, C*D), next (N, F*D), normalised) -> per latent dim
     ``mean`` and ``std`` (Z,) of the aggregate q(z) = E_x q(z|x), and ``active`` (Z,) bool."""
     mus, variances = [], []
     for i in range(0, cond_norm.shape[0], batch):
+        style = None if styles is None else styles[i:i + batch].to(model.device)
         enc = model.encode(next_norm[i:i + batch].to(model.device), cond_norm[i:i + batch].to(model.device),
-                           sample=False)
+                           sample=False, style=style)
         mus.append(enc["mu"])
         variances.append(enc["logvar"].exp())
     mu, var = torch.cat(mus), torch.cat(variances)  # (N, Z)

@@ -219,6 +219,10 @@ class TrainConfig:
     stop_after_epoch: int = 0
     """Stop (with a checkpoint) once this many epochs are done, keeping the full schedule (0: run to the end)."""
 
+    styles: bool = True
+    """Condition the model on the data's clip styles when it has them (`mocap.prepare --styles`); --no-styles
+    trains one style-less model on all of them."""
+
     progress: bool = True
     """Show tqdm progress bars."""
 
@@ -229,8 +233,9 @@ class TrainConfig:
     def epochs(self) -> int:
         return self.teacher_epochs + self.ramping_epochs + self.student_epochs
 
-    def vae_config(self, frame_size: int) -> VAEConfig:
+    def vae_config(self, frame_size: int, num_styles: int = 0) -> VAEConfig:
         return VAEConfig(
+            num_styles=num_styles if self.styles else 0,
             model=self.model,
             frame_size=frame_size,
             num_condition_frames=self.num_condition_frames,
@@ -444,16 +449,33 @@ class TrainingData:
     def frame_size(self) -> int:
         return int(self.dataset.data.shape[1])
 
+    @property
+    def num_styles(self) -> int:
+        return self.dataset.num_styles
+
+    def window_styles(self, device: torch.device) -> torch.Tensor | None:
+        """(S,) the style of every training window (its clip's), or None without styles."""
+        frame_styles = self.dataset.frame_styles()
+        return None if frame_styles is None else torch.from_numpy(frame_styles[self.starts]).to(device)
+
     def statistics(self) -> tuple[np.ndarray, np.ndarray]:
         """Normalisation mean and std (D,) over the training clips' frames."""
         return frame_statistics(self.dataset.data, clip_frame_indices(self.dataset.end_indices, self.train_clips))
 
+    def start_choice(self, seed: int) -> np.ndarray:
+        """Indices of the (at most MAX_START_FRAMES) training windows environments start characters from."""
+        rng = np.random.default_rng([seed, 7])
+        return np.sort(rng.choice(len(self.starts), size=min(MAX_START_FRAMES, len(self.starts)), replace=False))
+
     def start_frames(self, seed: int, num_condition_frames: int) -> torch.Tensor:
         """(S <= MAX_START_FRAMES, C, D) raw condition windows where environments start characters."""
-        rng = np.random.default_rng([seed, 7])
-        choice = np.sort(rng.choice(len(self.starts), size=min(MAX_START_FRAMES, len(self.starts)), replace=False))
-        first = self.starts[choice][:, None] + np.arange(num_condition_frames)  # (S, C)
+        first = self.starts[self.start_choice(seed)][:, None] + np.arange(num_condition_frames)  # (S, C)
         return torch.from_numpy(self.dataset.data[first]).float()  # (S, C, D)
+
+    def start_styles(self, seed: int) -> torch.Tensor | None:
+        """(S,) the style of each start window (a character starting there starts in that style), or None."""
+        frame_styles = self.dataset.frame_styles()
+        return None if frame_styles is None else torch.from_numpy(frame_styles[self.starts[self.start_choice(seed)]])
 
     def feature_envelope(self, model) -> torch.Tensor:
         """(D,) the largest |normalised value| each feature takes on the training frames: the data's envelope,
@@ -525,7 +547,7 @@ def open_log_file(cfg: TrainConfig, data: TrainingData, cleanup: contextlib.Exit
 def build_model_and_optimizer(cfg: TrainConfig, data: TrainingData, procs: Processes):
     """A fresh model (seeded by ``--seed``) normalised with the training frames' statistics, and its Adam."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.vae_config(data.frame_size))
+    model = build_model(cfg.vae_config(data.frame_size, data.num_styles))
     model.set_normalization(*data.statistics())
     model.to(procs.device).train()
     # The fused kernel makes an Adam step ~0.5 ms instead of ~5 ms for 1.7 M parameters on CPU.
@@ -569,7 +591,7 @@ def resume_training(cfg: TrainConfig, model, optimizer, data: TrainingData, proc
         raise ValueError(f"--resume {cfg.resume}: a shipped model (`python -m vae.ship`) without the training "
                          f"state a resume needs ({', '.join(missing)}); to train on from its weights with a fresh "
                          f"optimiser and schedule use --init-from {cfg.resume}")
-    check_same_model("--resume", cfg.resume, VAEConfig.from_dict(ckpt["config"]), cfg.vae_config(data.frame_size))
+    check_same_model("--resume", cfg.resume, VAEConfig.from_dict(ckpt["config"]), cfg.vae_config(data.frame_size, data.num_styles))
     if ckpt["dataset_fingerprint"] != data.dataset.fingerprint():
         raise ValueError(f"--resume {cfg.resume}: the checkpoint was trained on other data than --data "
                          f"{cfg.data} (fingerprint {ckpt['dataset_fingerprint']} vs {data.dataset.fingerprint()})")
@@ -596,7 +618,7 @@ def init_weights_from(cfg: TrainConfig, model, data: TrainingData, procs: Proces
         raise ValueError(f"--init-from {cfg.init_from}: the checkpoint's frames have {saved.frame_size} features "
                          f"but --data {cfg.data} has {data.frame_size} (another skeleton); use data prepared from "
                          f"the same skeleton")
-    check_same_model("--init-from", cfg.init_from, saved, cfg.vae_config(data.frame_size))
+    check_same_model("--init-from", cfg.init_from, saved, cfg.vae_config(data.frame_size, data.num_styles))
     model.load_state_dict(ckpt["state_dict"])  # includes data_mean / data_std: the checkpoint's normalisation
     if procs.main:
         logger.info("weights and normalisation from %s; fresh optimiser and schedule", cfg.init_from)
@@ -636,6 +658,8 @@ class Run:
     optimizer: torch.optim.Optimizer
     sampler: WindowSampler
     windows: WindowDataset
+    styles: torch.Tensor | None
+    """(S,) the style of every training window, None without styles."""
     start_frames: torch.Tensor
     history: list
     data_quality: dict
@@ -704,6 +728,7 @@ def run_epoch(run: Run, epoch: int, show: bool) -> EpochSums:
     for b, positions in enumerate(batch_bar):
         beta = kl_weight(cfg, epoch + b / run.batches_per_epoch)
         win = run.windows.windows(positions.to(device))  # (B, W, D) normalised
+        style = None if run.styles is None else run.styles[positions.to(device)]  # (B,)
         bsz = win.shape[0]
         cond = win[:, :c]  # (B, C, D)
         for k in range(steps):
@@ -714,7 +739,7 @@ def run_epoch(run: Run, epoch: int, show: bool) -> EpochSums:
             sync = not run.procs.distributed or cfg.update_every_step or last_step
             seen = cond if cfg.condition_noise <= 0 else cond + cfg.condition_noise * torch.randn_like(cond)
             with contextlib.nullcontext() if sync else run.net.no_sync():
-                recon, enc = run.net(target, seen.reshape(bsz, c * d))  # cond (B, C*D)
+                recon, enc = run.net(target, seen.reshape(bsz, c * d), style)  # cond (B, C*D)
                 recon_loss = (recon - target).pow(2).mean()
                 kl_dim = None
                 if not model.discrete:
@@ -738,7 +763,7 @@ def run_epoch(run: Run, epoch: int, show: bool) -> EpochSums:
                 # lead such frames back to the data.
                 with torch.no_grad():
                     pushed = enc["z"] + cfg.feedback_latent_noise * torch.randn_like(enc["z"])
-                    recon = model.decode(pushed, seen.reshape(bsz, c * d))
+                    recon = model.decode(pushed, seen.reshape(bsz, c * d), style=style)
             nxt = recon[:, :d].detach() if use_student else win[:, c + k]  # (B, D)
             cond = torch.cat([cond[:, 1:], nxt[:, None]], dim=1)  # (B, C, D)
         if show and b % 10 == 0:
@@ -849,6 +874,8 @@ def save_run(run: Run, path: Path, epochs_done: int, interrupted: bool) -> None:
         "rng_state": rng_state(),
         "start_frames": run.start_frames,
         "feature_envelope": data.feature_envelope(run.model),
+        **({"style_names": list(data.dataset.style_names), "start_styles": data.start_styles(run.cfg.seed)}
+           if run.model.num_styles else {}),
         **({"action_scale": run.action_scale} if run.action_scale is not None else {}),
         "data_quality": run.data_quality,
         "history": run.history,
@@ -876,6 +903,7 @@ def train(cfg: TrainConfig, on_epoch=None) -> Path:
                   sampler=WindowSampler(len(data.starts), cfg.batch_size // procs.world_size, cfg.seed, procs.rank,
                                         procs.world_size),
                   windows=data.normalised_windows(model, procs.device),
+                  styles=data.window_styles(procs.device) if model.num_styles else None,
                   start_frames=data.start_frames(cfg.seed, cfg.num_condition_frames), history=start.history,
                   data_quality=data.quality() if procs.main else {})
         sinks = MetricSinks(log_dir, cleanup) if procs.main else None
@@ -928,7 +956,9 @@ def measure_latent_bound(run: Run) -> float:
     pick = torch.randperm(len(run.windows), generator=generator)[:POSTERIOR_WINDOWS]
     windows = run.windows.windows(pick.to(run.procs.device))  # (N, W, D) normalised
     n = windows.shape[0]
-    posterior = aggregate_posterior(model, windows[:, :c].reshape(n, c * d), windows[:, c:c + f].reshape(n, f * d))
+    styles = None if run.styles is None else run.styles[pick.to(run.styles.device)]  # (N,)
+    posterior = aggregate_posterior(model, windows[:, :c].reshape(n, c * d), windows[:, c:c + f].reshape(n, f * d),
+                                    styles=styles)
     scale = latent_action_scale(posterior)
     model.extra = {**model.extra, "action_scale": scale}
     logger.info(f"latent bound for policies (action_scale): {scale:.3f} ({int(posterior['active'].sum())} active dims)")
@@ -942,7 +972,8 @@ def warn_if_unstable(run: Run) -> None:
     from vae.stability import held_latent_stability
 
     model = run.model.eval()
-    model.extra = {**model.extra, "feature_envelope": run.data.feature_envelope(model)}
+    model.extra = {**model.extra, "feature_envelope": run.data.feature_envelope(model),
+                   **({"start_styles": run.data.start_styles(run.cfg.seed)} if model.num_styles else {})}
     model.fps = run.data.dataset.fps
     held = held_latent_stability(model, run.start_frames, limits=divergence_limits(model, run.procs.device),
                                  per_level=HELD_CHECK_PER_LEVEL, generator=torch.Generator().manual_seed(run.cfg.seed))

@@ -132,16 +132,16 @@ class PoseVQVAE(MotionManifold):
         )
         self.decoder = MixtureDecoder(config)
 
-    def encode(self, next_norm: torch.Tensor, cond_norm: torch.Tensor) -> dict[str, torch.Tensor]:
+    def encode(self, next_norm: torch.Tensor, cond_norm: torch.Tensor, style=None) -> dict[str, torch.Tensor]:
         """z (B, Z) quantised (straight-through), z_e, indices (B,), vq_loss, commit_loss, perplexity.
 
         ``vq_loss`` is the whole latent loss to add to the reconstruction loss (the codebook itself is
         updated by EMA in train mode, not by gradients).
         """
-        return self.quantizer(self.encoder(next_norm, cond_norm))
+        return self.quantizer(self.encoder(next_norm, self.with_style(cond_norm, style)))
 
-    def decode(self, z: torch.Tensor, cond_norm: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z, cond_norm)
+    def decode(self, z: torch.Tensor, cond_norm: torch.Tensor, style=None) -> torch.Tensor:
+        return self.decoder(self.with_style(z, style), cond_norm)
 
     @property
     def codebook(self) -> torch.Tensor:

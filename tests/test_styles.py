@@ -1,0 +1,125 @@
+"""Motion styles: clips labelled by name (mocap.prepare --styles), a style-conditioned VAE, and what a user
+sees: the same start and latent walk or run depending on the style asked for.
+
+Trained on the DeepMimic walk / run clips shipped with pybullet (styles "run" and "walk" from their names).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mocap.dataset import MotionDataset
+from mocap.pose_layout import PoseLayout
+from mocap.prepare import PrepareError, clip_styles, prepare
+from vae import VAEConfig, build_model, load_manifold
+from vae.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def style_vae(tmp_path_factory):
+    """(path of a VAE trained on walk / run with styles, its dataset path). ~15 s on one CPU thread."""
+    root = tmp_path_factory.mktemp("styles")
+    data = root / "walk_run.npz"
+    prepare(["pybullet"], str(data), clips="walk|run", mirror=True, progress=False, styles="(run|walk)")
+    out = root / "vae.pt"
+    train(TrainConfig(data=str(data), out=str(out), hidden_size=64, latent_size=8, num_experts=2, batch_size=64,
+                      teacher_epochs=20, ramping_epochs=5, student_epochs=5, progress=False, preview_every=0,
+                      holdout_every=0, final_checks=False))
+    return out, data
+
+
+def rollout_speed(model, style, frames: int = 90) -> float:
+    """Median root speed (m/s) over the last 2 s of every start window held at the zero latent in ``style``."""
+    layout = PoseLayout.from_frame_size(model.frame_size)
+    cond = model.start_frames.clone()  # (B, C, D)
+    b = cond.shape[0]
+    speeds = []
+    with torch.no_grad():
+        for _ in range(frames):
+            nxt = model.step(torch.zeros(b, model.latent_size), cond, style=style(b))  # (B, D)
+            cond = torch.cat([cond[:, 1:], nxt[:, None]], dim=1)
+            speeds.append(torch.linalg.vector_norm(layout.root_deltas(nxt)[:, layout.root_dxdz], dim=1) * model.fps)
+    return float(torch.stack(speeds)[-60:].median())
+
+
+def test_prepare_labels_clips_and_their_mirrors_from_names(style_vae):
+    data = MotionDataset.load(style_vae[1])
+    assert data.style_names == ["run", "walk"]
+    assert [data.style_names[s] for s in data.clip_styles] == [
+        "run" if "run" in n else "walk" for n in data.clip_names]
+    frame_styles = data.frame_styles()
+    assert frame_styles.shape == (data.num_frames,)
+    assert frame_styles[data.end_indices].tolist() == data.clip_styles.tolist()
+
+
+def test_the_style_changes_the_motion_from_the_same_start_and_latent(style_vae):
+    model = load_manifold(style_vae[0])
+    assert model.style_names == ["run", "walk"] and model.num_styles == 2
+    run = rollout_speed(model, lambda b: torch.zeros(b, dtype=torch.long))
+    walk = rollout_speed(model, lambda b: torch.ones(b, dtype=torch.long))
+    assert run > 2.0 * walk, (run, walk)
+    assert 0.5 < walk < 1.6 and run > 2.0  # DeepMimic walks at ~1 m/s and runs at ~3.5 m/s
+
+
+def test_style_weights_blend_and_indices_equal_one_hot(style_vae):
+    model = load_manifold(style_vae[0])
+    cond = model.start_frames[:6]
+    z = torch.randn(6, model.latent_size, generator=torch.Generator().manual_seed(0))
+    index = torch.tensor([0, 1, 0, 1, 0, 1])
+    with torch.no_grad():
+        by_index = model.step(z, cond, style=index)
+        by_weights = model.step(z, cond, style=F.one_hot(index, 2).float())
+        average = model.step(z, cond)
+        half = model.step(z, cond, style=torch.full((6, 2), 0.5))
+    torch.testing.assert_close(by_index, by_weights)
+    torch.testing.assert_close(average, half)  # no style = the average style
+    blended = rollout_speed(model, lambda b: torch.full((b, 2), 0.5))
+    run = rollout_speed(model, lambda b: torch.zeros(b, dtype=torch.long))
+    walk = rollout_speed(model, lambda b: torch.ones(b, dtype=torch.long))
+    assert walk < blended < run
+
+
+def test_start_styles_match_the_start_windows(style_vae):
+    model = load_manifold(style_vae[0])
+    assert model.start_styles.shape == (model.start_frames.shape[0],)
+    layout = PoseLayout.from_frame_size(model.frame_size)
+    speed = torch.linalg.vector_norm(layout.root_deltas(model.start_frames[:, -1])[:, layout.root_dxdz], dim=1)
+    speed = speed * model.fps  # (S,) m/s of each start window's last frame
+    assert float(speed[model.start_styles == 0].median()) > 2.0 * float(speed[model.start_styles == 1].median())
+
+
+@pytest.mark.parametrize("style, message", [
+    (torch.tensor([0, 2]), "integers in [0, 2)"),
+    (torch.tensor([0]), "got shape (1,)"),
+    (torch.ones(2, 3), "expected (2, 2)"),
+])
+def test_a_bad_style_says_what_is_expected(style, message):
+    model = build_model(VAEConfig(frame_size=27, latent_size=4, hidden_size=16, num_experts=2, num_styles=2))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.step(torch.zeros(2, 4), torch.zeros(2, 1, 27), style=style)
+
+
+def test_a_model_without_styles_is_the_papers_model():
+    plain = build_model(VAEConfig(frame_size=27, latent_size=4, hidden_size=16, num_experts=2))
+    assert not any("style" in k for k in plain.state_dict())
+    torch.manual_seed(0)
+    out = plain.step(torch.zeros(2, 4), torch.zeros(2, 1, 27), style=torch.tensor([0, 1]))  # ignored
+    torch.testing.assert_close(out, plain.step(torch.zeros(2, 4), torch.zeros(2, 1, 27)))
+
+
+def test_style_pattern_errors_name_the_flag_and_the_clip():
+    indices, names = clip_styles(["dataset-1_walk_angry_001", "dataset-1_run_happy_002:mirror"],
+                                 "_([a-z-]+)_[0-9]+$")
+    assert names == ["angry", "happy"] and indices.tolist() == [0, 1]
+    with pytest.raises(PrepareError, match="needs a group"):
+        clip_styles(["a"], "a")
+    with pytest.raises(PrepareError, match="not a regular expression"):
+        clip_styles(["a"], "(")
+    with pytest.raises(PrepareError, match="no style in the clip name 'jump_01'"):
+        clip_styles(["walk_01", "jump_01"], "(walk|run)")
+    assert np.array_equal(clip_styles(["x_run", "y_walk", "z_run"], "(run|walk)")[0], [0, 1, 0])
