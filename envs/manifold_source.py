@@ -130,6 +130,38 @@ def start_frames(manifold, given, device: torch.device) -> torch.Tensor:
     return frames
 
 
+def num_styles(manifold) -> int:
+    """S, the styles a manifold is conditioned on (0: none)."""
+    return int(getattr(manifold, "num_styles", 0) or 0)
+
+
+def style_names(manifold) -> list[str]:
+    """The names of the manifold's styles (``style_names``, else ``extra["style_names"]``, else "style k")."""
+    names = list(getattr(manifold, "style_names", None) or [])
+    if not names:
+        extra = getattr(manifold, "extra", None)
+        names = [str(n) for n in (extra.get("style_names", []) if isinstance(extra, dict) else [])]
+    s = num_styles(manifold)
+    return names if len(names) == s else [f"style {k}" for k in range(s)]
+
+
+def start_styles(manifold, starts: torch.Tensor, given_frames, device: torch.device) -> torch.Tensor | None:
+    """(S,) int64 the style of each start window ``starts`` (S, C, D): the manifold's ``start_styles`` when the
+    windows are its own, else None (a restart then draws a style at random)."""
+    if not num_styles(manifold) or given_frames is not None:
+        return None
+    styles = getattr(manifold, "start_styles", None)
+    if styles is None:
+        extra = getattr(manifold, "extra", None)
+        styles = extra.get("start_styles") if isinstance(extra, dict) else None
+    if styles is None:
+        return None
+    styles = torch.as_tensor(np.asarray(styles) if not isinstance(styles, torch.Tensor) else styles)
+    if tuple(styles.shape) != (starts.shape[0],):
+        return None
+    return styles.to(device=device, dtype=torch.int64).clamp(0, num_styles(manifold) - 1)
+
+
 DIVERGENCE_SCALE = 3.0  # a feature diverged beyond 3 x the data's envelope + DIVERGENCE_MARGIN_STD stds
 DIVERGENCE_MARGIN_STD = 10.0
 DIVERGENCE_FALLBACK_STD = 50.0  # models without a stored envelope (older checkpoints, hand-built manifolds)

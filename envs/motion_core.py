@@ -10,9 +10,15 @@ root_xz         (B, 2)      root position on the ground, world metres
 yaw             (B,)        facing, radians in (-pi, pi]; 0 faces +z (setting it updates ``rotation``)
 rotation        (B, 2, 2)   ``[[cos, sin], [-sin, cos]]`` of yaw: ground vectors character -> world
 steps           (B,) int64  frames since the character's last reset
+style           (B, S)      the style weights the manifold is stepped with (S = 0 without styles); each row
+                            blends ``style_from`` into ``style_to`` as ``style_progress`` (B,) goes 0 -> 1
 =============== =========== =================================================================
 
-One step: ``next = manifold.step(latent, cond)``; the root moves exactly as
+Styles (a manifold with ``num_styles`` S > 0): a restart takes the style of its start window (a random one where
+the windows' styles are unknown); ``set_style`` asks for another, which fades in linearly over ``blend_s``
+seconds (0.5 s by default: a cross-fade of the style embeddings, no pop).
+
+One step: ``next = manifold.step(latent, cond, style=style)``; the root moves exactly as
 :func:`mocap.features.integrate_root` integrates a clip (the frame's displacement is expressed in
 the *previous* facing frame, then the facing changes by the frame's dyaw); the window shifts by one.
 Nothing here loops over B in Python. All randomness comes from ``generator`` (a ``torch.Generator``
@@ -29,6 +35,8 @@ import torch
 from envs import manifold_source
 from envs.geometry import heading_vector, rot6d_to_matrix, yaw_matrix
 from mocap.root_motion import char_to_world, char_to_world_xz, step_root
+
+DEFAULT_STYLE_BLEND_S = 0.5
 
 
 class MotionCore:
@@ -54,6 +62,14 @@ class MotionCore:
         self.root_xz = torch.zeros(b, 2, device=self.device)
         self.yaw = torch.zeros(b, device=self.device)
         self.steps = torch.zeros(b, dtype=torch.int64, device=self.device)
+        self.num_styles = manifold_source.num_styles(manifold)
+        self.style_names = manifold_source.style_names(manifold)
+        self.start_styles = manifold_source.start_styles(manifold, self.start_frames, start_frames, self.device)
+        self.style_from = torch.zeros(b, self.num_styles, device=self.device)  # (B, S)
+        self.style_to = torch.zeros(b, self.num_styles, device=self.device)  # (B, S)
+        self.style_progress = torch.ones(b, device=self.device)  # (B,)
+        self.style_blend_s = torch.full((b,), DEFAULT_STYLE_BLEND_S, device=self.device)  # (B,) s, each row's fade
+        self.default_style_blend_s = DEFAULT_STYLE_BLEND_S
 
     @property
     def yaw(self) -> torch.Tensor:
@@ -95,6 +111,10 @@ class MotionCore:
             new_yaw = yaw.to(self.yaw)
         new_xz = torch.zeros_like(self.root_xz) if root_xz is None else root_xz.to(self.root_xz)
         new_cond = self.start_frames[pick]  # (B, C, D)
+        if self.num_styles:
+            drawn = torch.randint(self.num_styles, (b,), generator=self.generator, device=self.device)
+            style = drawn if self.start_styles is None else self.start_styles[pick]  # (B,)
+            self.set_style(style, mask, blend_s=0.0)
         if mask is None:
             self.cond, self.root_xz, self.yaw = new_cond, new_xz.clone(), new_yaw.clone()
             self.steps = torch.zeros_like(self.steps)
@@ -103,6 +123,58 @@ class MotionCore:
         self.root_xz = torch.where(mask[:, None], new_xz, self.root_xz)
         self.yaw = torch.where(mask, new_yaw, self.yaw)
         self.steps = torch.where(mask, torch.zeros_like(self.steps), self.steps)
+
+    # ---- styles ----------------------------------------------------------------------------------
+    @property
+    def style(self) -> torch.Tensor:
+        """(B, S) the style weights of the next step (rows sum to 1)."""
+        t = self.style_progress[:, None]
+        return self.style_from + (self.style_to - self.style_from) * t
+
+    def style_weights(self, style) -> torch.Tensor:
+        """(B, S) weights of ``style``: a name, an index, (B,) indices or (B, S) weights (rows normalised)."""
+        b, s = self.num_envs, self.num_styles
+        if not s:
+            raise ValueError("this model has no styles (train one on data prepared with `mocap.prepare --styles`)")
+        if isinstance(style, str):
+            if style not in self.style_names:
+                raise ValueError(f"unknown style {style!r}; this model knows {', '.join(self.style_names)}")
+            style = self.style_names.index(style)
+        style = torch.as_tensor(style, device=self.device)
+        if style.dtype.is_floating_point:
+            if tuple(style.shape) != (b, s) or not bool(torch.isfinite(style).all()) or bool((style < 0).any()):
+                raise ValueError(f"style weights must be ({b}, {s}) finite and >= 0, got shape {tuple(style.shape)}")
+            total = style.sum(dim=1, keepdim=True)
+            if bool((total <= 0).any()):
+                raise ValueError("style weights: every row needs a positive weight")
+            return (style / total).to(torch.float32)
+        style = style.expand(b) if style.dim() == 0 else style
+        if tuple(style.shape) != (b,) or bool(((style < 0) | (style >= s)).any()):
+            raise ValueError(f"style indices must be one or ({b},) integers in [0, {s}) (styles: "
+                             f"{', '.join(self.style_names)})")
+        return torch.nn.functional.one_hot(style.long(), s).to(torch.float32)
+
+    def set_style(self, style, mask: torch.Tensor | None = None, blend_s: float | None = None) -> None:
+        """Ask the characters where ``mask`` (B,) is set (all when None) for ``style`` (see ``style_weights``); it
+        fades in from their current blend over ``blend_s`` seconds (default ``default_style_blend_s``; 0: at once)."""
+        target = self.style_weights(style)  # (B, S)
+        duration = self.default_style_blend_s if blend_s is None else float(blend_s)
+        if not 0.0 <= duration <= 60.0:
+            raise ValueError(f"style blend time must be in [0, 60] s, got {duration}")
+        current = self.style  # (B, S)
+        progress = torch.full_like(self.style_progress, 1.0 if duration == 0.0 else 0.0)
+        duration_b = torch.full_like(self.style_blend_s, duration)
+        if mask is None:
+            self.style_from, self.style_to, self.style_progress, self.style_blend_s = current, target, progress, duration_b
+            return
+        self.style_from = torch.where(mask[:, None], current, self.style_from)
+        self.style_to = torch.where(mask[:, None], target, self.style_to)
+        self.style_progress = torch.where(mask, progress, self.style_progress)
+        self.style_blend_s = torch.where(mask, duration_b, self.style_blend_s)
+
+    def current_style(self) -> torch.Tensor:
+        """(B,) int64 the style each character is heading to (the largest target weight)."""
+        return self.style_to.argmax(dim=1)
 
     def place(self, mask: torch.Tensor | None = None, *, root_xz: torch.Tensor | None = None,
               yaw: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> None:
@@ -123,7 +195,7 @@ class MotionCore:
             setattr(self, name, value.clone() if keep is None else torch.where(keep, value, old))
 
     # ---- state -----------------------------------------------------------------------------------
-    STATE_NAMES = ("cond", "root_xz", "yaw", "steps")
+    STATE_NAMES = ("cond", "root_xz", "yaw", "steps", "style_from", "style_to", "style_progress", "style_blend_s")
 
     def state_dict(self) -> dict:
         """The characters' state (CPU tensors) and the generator's: what ``load_state_dict`` puts back exactly."""
@@ -151,7 +223,11 @@ class MotionCore:
     @torch.no_grad()
     def step(self, latent: torch.Tensor) -> torch.Tensor:
         """Advance every character by one frame with ``latent`` (B, Z) float or (B,) long codes -> new frame (B, D)."""
-        nxt = self.manifold.step(latent, self.cond).to(torch.float32)  # (B, D)
+        if self.num_styles:
+            nxt = self.manifold.step(latent, self.cond, style=self.style).to(torch.float32)  # (B, D)
+            self.style_progress = (self.style_progress + self.dt / self.style_blend_s.clamp_min(1e-6)).clamp(max=1.0)
+        else:
+            nxt = self.manifold.step(latent, self.cond).to(torch.float32)  # (B, D)
         # Displacement in the previous facing frame (the cached rotation still holds the previous yaw), then the turn.
         self.root_xz, yaw = step_root(self.root_xz, self._yaw, nxt, rotation=self.rotation)  # reads nxt's root delta
         c, s = torch.cos(yaw), torch.sin(yaw)

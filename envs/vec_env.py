@@ -2,9 +2,10 @@
 
 Spaces (one character; the batched spaces add a leading B):
 
-* observation: ``Box(-inf, inf, (C*D + F,), float32)``: the condition frames normalised with the
-  manifold's statistics, flattened oldest first, then the task's F features (see each task's docstring;
-  ``observation_layout`` names the two slices);
+* observation: ``Box(-inf, inf, (C*D + S + F,), float32)``: the condition frames normalised with the
+  manifold's statistics, flattened oldest first, then the S style weights of a manifold with styles (none
+  otherwise; see ``envs.motion_core``), then the task's F features (see each task's docstring;
+  ``observation_layout`` names the slices ``condition``, ``style`` and ``task``);
 * action: ``Box(-1, 1, (Z,), float32)`` for a Gaussian manifold: the latent is ``action_scale * action``
   (default: the character's / model's own bound, measured from where its decoder was trained
   (:func:`envs.manifold_source.action_scale_of`), else 4.0, the prior's +-4 sigma; values outside [-1, 1] are
@@ -15,6 +16,9 @@ Spaces (one character; the batched spaces add a leading B):
 as numpy arrays, or as torch tensors on the environment's device with ``array_backend="torch"`` (actions
 may then be tensors too). Truncation: an episode ends after ``max_episode_steps`` steps (each task has a
 default).
+
+Styles: with ``style_change_s`` > 0 every character of a model with styles switches to a random style on average
+every ``style_change_s`` seconds (faded in; policies train this way so that a live switch does not throw them).
 
 Divergence guard: a character that leaves the data's manifold is terminated with reward ``-divergence_penalty``
 (1.0) and flagged, so a policy learns to stay away and training never sees NaN: ``info["nonfinite"]`` where its
@@ -29,6 +33,8 @@ Besides the Gymnasium API, for tools that steer characters live (the app) and fo
 * ``place(mask=None, root_xz=, yaw=, cond=)`` -> observations: moves characters (where ``mask`` is set), then
   the task re-plans their goals from where they stand (``Task.replan``); the maze refuses it;
 * ``task.set_goal / set_path / set_command`` for what the task ``accepts`` (see ``envs.tasks.base``);
+* ``set_style(style, mask=None, blend_s=None)``: a style by name, index or weights, faded in (models with styles;
+  ``style_names`` lists them);
 * ``state_dict()`` / ``load_state_dict(state)``: every changing tensor of the environment, its characters
   and its task, and the random generator.
 
@@ -140,7 +146,8 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
     def __init__(self, num_envs: int = 1, task: str = "target", vae=None, *, character=None, device=None,
                  array_backend: str = "numpy", action_scale: float | None = None,
                  max_episode_steps: int | None = None, start_frames=None, fps: float | None = None,
-                 autoreset_mode=AutoresetMode.SAME_STEP, divergence_penalty: float = 1.0, **task_options):
+                 autoreset_mode=AutoresetMode.SAME_STEP, divergence_penalty: float = 1.0,
+                 style_change_s: float = 0.0, **task_options):
         if array_backend not in ARRAY_BACKENDS:
             raise ValueError(f"array_backend={array_backend!r}; choose one of {', '.join(ARRAY_BACKENDS)}")
         if character is not None:
@@ -165,6 +172,9 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         if not 0 <= divergence_penalty < REWARD_LIMIT:
             raise ValueError(f"divergence_penalty must be in [0, {REWARD_LIMIT:g}), got {divergence_penalty}")
         self.divergence_penalty = float(divergence_penalty)
+        if not (0.0 <= style_change_s < float("inf")):
+            raise ValueError(f"style_change_s must be >= 0 seconds (0: no random style changes), got {style_change_s}")
+        self.style_change_s = float(style_change_s) if self.core.num_styles else 0.0
         self.divergence_limits = manifold_source.divergence_limits(self.manifold, self.core.device)  # (D,)
         self.num_envs = self.core.num_envs
         self.device = self.core.device
@@ -174,8 +184,10 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         self.max_episode_steps = int(steps)
 
         cond_size = self.core.num_condition_frames * self.core.frame_size
-        obs_size = cond_size + self.task.feature_size
-        self.observation_layout = {"condition": slice(0, cond_size), "task": slice(cond_size, obs_size)}
+        style_end = cond_size + self.core.num_styles
+        obs_size = style_end + self.task.feature_size
+        self.observation_layout = {"condition": slice(0, cond_size), "style": slice(cond_size, style_end),
+                                   "task": slice(style_end, obs_size)}
         self._current_frame = slice(cond_size - self.core.frame_size, cond_size)  # normalised, in the observation
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
         if self.core.discrete:
@@ -280,6 +292,8 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
             raise RuntimeError("step() called before reset(): call env.reset() (optionally with seed=...) first")
         action = self._action_tensor(actions)
         with torch.no_grad():
+            if self.style_change_s > 0:
+                self._random_style_changes()
             self.core.step(self.task.latent(action))
             reward, terminated = self.task.update()
             obs = self._observe()
@@ -297,14 +311,27 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
             metrics = self.task.metrics()
         return StepTensors(obs, reward, terminated, truncated, nonfinite, diverged, metrics)
 
+    def _random_style_changes(self) -> None:
+        """Each character switches to a random style with probability dt / style_change_s (what a user does live)."""
+        core, b = self.core, self.num_envs
+        change = torch.rand(b, generator=core.generator, device=self.device) < core.dt / self.style_change_s
+        style = torch.randint(core.num_styles, (b,), generator=core.generator, device=self.device)
+        if bool(change.any()):
+            core.set_style(style, change)
+
     def _observe(self) -> torch.Tensor:
+        if self.core.num_styles:
+            return torch.cat((self.core.normalized_condition(), self.core.style, self.task.features()), dim=1)
         return torch.cat((self.core.normalized_condition(), self.task.features()), dim=1)  # (B, O)
 
     def observation_feature_name(self, index: int) -> str:
         """A readable name for observation feature ``index``, e.g. ``"frame 1/1 joint_vel[LeftHand].y"``."""
         c, d = self.core.num_condition_frames, self.core.frame_size
-        if index >= c * d:
-            return f"task feature {index - c * d} ({self.task.name})"
+        style = self.observation_layout["style"]
+        if style.start <= index < style.stop:
+            return f"style[{self.core.style_names[index - style.start]}]"
+        if index >= style.stop:
+            return f"task feature {index - style.stop} ({self.task.name})"
         frame, i = divmod(index, d)
         layout = self.core.layout
         skeleton = getattr(self.manifold, "skeleton", None)
@@ -337,6 +364,22 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         with torch.no_grad():
             self.core.place(mask, root_xz=root_xz, yaw=yaw, cond=cond)
             self.task.replan(mask)
+        return self.observe()
+
+    @property
+    def style_names(self) -> list[str]:
+        """The styles of the model (empty without styles)."""
+        return list(self.core.style_names)
+
+    def set_style(self, style, mask=None, blend_s: float | None = None):
+        """Ask the characters where ``mask`` (B,) bool is set (all when None) for ``style``: a name, an index, (B,)
+        indices or (B, S) weights; it fades in over ``blend_s`` seconds (0.5 by default; 0: at once) ->
+        observations."""
+        if self._needs_reset:
+            raise RuntimeError("set_style() called before reset(): call env.reset() first")
+        mask = self._mask(mask, "set_style: mask") if mask is not None else None
+        with torch.no_grad():
+            self.core.set_style(style, mask, blend_s)
         return self.observe()
 
     def state_dict(self) -> dict:

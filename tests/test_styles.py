@@ -123,3 +123,72 @@ def test_style_pattern_errors_name_the_flag_and_the_clip():
     with pytest.raises(PrepareError, match="no style in the clip name 'jump_01'"):
         clip_styles(["walk_01", "jump_01"], "(walk|run)")
     assert np.array_equal(clip_styles(["x_run", "y_walk", "z_run"], "(run|walk)")[0], [0, 1, 0])
+
+
+# ---- the environment -------------------------------------------------------------------------------------
+
+def test_the_env_observes_the_style_and_fades_a_switch_in(style_vae):
+    from envs.vec_env import MotionVecEnv
+
+    model = load_manifold(style_vae[0])
+    env = MotionVecEnv(4, "joystick", model, array_backend="torch")
+    obs, _ = env.reset(seed=0)
+    style = env.observation_layout["style"]
+    assert env.style_names == ["run", "walk"] and style.stop - style.start == 2
+    assert env.observation_feature_name(style.start) == "style[run]"
+    # A restart takes its start window's style.
+    torch.testing.assert_close(obs[:, style], F.one_hot(env.core.current_style(), 2).float())
+    env.set_style("walk", blend_s=0.0)
+    env.set_style("run")  # fades in over 0.5 s = 15 frames at 30 fps
+    weights = []
+    for _ in range(16):
+        obs, *_ = env.step(torch.zeros(4, model.latent_size))
+        weights.append(float(obs[0, style.start]))
+    steps = np.diff([0.0] + weights)
+    assert weights[-1] == pytest.approx(1.0) and weights[6] == pytest.approx(7 / 15, abs=1e-5)
+    assert steps.max() <= 1 / 15 + 1e-6  # no jump: at most 1/15 of the way per frame
+
+
+def test_style_state_round_trips_and_bad_styles_are_named(style_vae):
+    from envs.vec_env import MotionVecEnv
+
+    model = load_manifold(style_vae[0])
+    env = MotionVecEnv(3, "target", model, array_backend="torch")
+    env.reset(seed=1)
+    env.set_style(torch.tensor([0, 1, 0]), blend_s=1.0)
+    env.step(torch.zeros(3, model.latent_size))
+    state = env.state_dict()
+    after = env.step(torch.zeros(3, model.latent_size))[0]
+    env.load_state_dict(state)
+    torch.testing.assert_close(env.step(torch.zeros(3, model.latent_size))[0], after)
+    with pytest.raises(ValueError, match="unknown style 'angry'; this model knows run, walk"):
+        env.set_style("angry")
+    with pytest.raises(ValueError, match=r"integers in \[0, 2\)"):
+        env.set_style(5)
+
+
+def test_training_envs_switch_styles_at_random(style_vae):
+    from envs.vec_env import MotionVecEnv
+
+    model = load_manifold(style_vae[0])
+    env = MotionVecEnv(64, "joystick", model, array_backend="torch", style_change_s=1.0)
+    env.reset(seed=0)
+    first = env.core.style_to.clone()
+    for _ in range(30):  # 1 s: about 63 % of the characters asked for a new random style, half of them another
+        env.step(torch.zeros(64, model.latent_size))
+    changed = (env.core.style_to != first).any(dim=1).float().mean()
+    assert 0.1 < float(changed) < 0.6
+    with pytest.raises(ValueError, match="style_change_s"):
+        MotionVecEnv(2, "joystick", model, style_change_s=-1.0)
+
+
+def test_a_model_without_styles_observes_no_style():
+    from envs.toy_manifold import ToyManifold
+    from envs.vec_env import MotionVecEnv
+
+    env = MotionVecEnv(2, "target", ToyManifold())
+    env.reset(seed=0)
+    layout = env.observation_layout
+    assert layout["style"].start == layout["style"].stop == layout["task"].start
+    with pytest.raises(ValueError, match="has no styles"):
+        env.set_style(0)
