@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="draw, record and export the model's raw feet (key L toggles it live)")
     p.add_argument("--record-bvh-all", action="store_true",
                    help="with --record-bvh: every character, one file each (<stem>_0000.bvh, ...)")
+    p.add_argument("--style", default=None,
+                   help="start in this motion style (a character built with --styles; T cycles them live)")
     p.add_argument("--seed", type=int, default=None, help="seed of every random choice (default 0, or the script's)")
     p.add_argument("--headless", action="store_true", help="render with pyglet's headless EGL (no X display)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -136,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend, device=args.device,
         seed=args.seed if args.seed is not None else (script.seed if script else 0),
         policies_dir=args.policies if args.policies is not None else BUNDLE_POLICIES,
-        foot_locking=not args.no_foot_locking,
+        foot_locking=not args.no_foot_locking, style=args.style,
     )
     sim = Simulation(config)  # loads the model first: its errors come before any window opens
     if script is not None and abs(script.fps - sim.fps) > 1e-6:

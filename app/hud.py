@@ -1,7 +1,7 @@
 """The HUD's text: what the simulation is doing, as lines (no wall-clock figures: recordings stay reproducible).
 
 Lines: task and its key, characters, simulated time, inference backend and provider; the controller; the
-commanded and actual heading (degrees, 0 = +z, counter-clockwise seen from above) and speed; the task's
+motion style (models with styles); the commanded and actual heading (degrees, 0 = +z, counter-clockwise seen from above) and speed; the task's
 metrics of the last step (first character, and the crowd mean when there are several).
 """
 
@@ -29,6 +29,9 @@ def simulation_lines(sim) -> list[str]:
              f"t {sim.step_count * sim.dt:.1f} s   {sim.backend.name} on {sim.backend.provider}",
              f"controller: {getattr(sim.controller, 'short_label', sim.controller.label)}",
              f"{want}   actual: heading {heading:+4.0f} deg {speed:.2f} m/s"]
+    style = sim.style_name()
+    if style is not None:
+        lines.append(f"style {style} [T]   ({sim.style_names.index(style) + 1} of {len(sim.style_names)})")
     metrics = metric_summary(sim.metrics, sim.num_characters)
     if metrics:
         lines.append(metrics)

@@ -30,10 +30,12 @@ Each event has a ``step`` (non-decreasing) and any of:
 ``reset``       ``true``: restart the characters
 ``click``       ``[x, z]`` a left click on the ground (world metres, within 1 km of the origin)
 ``path``        ``[[x, z], ...]`` a stroke drawn on the ground (world metres, >= 2 points, within 1 km)
+``style``       a style name of the model, or "next" / "previous" (models with styles; key T / Shift+T)
 =============== ======================================================================================
 
 Held state (keys, stick, pad buttons) persists until an event changes it; the rest happens once. Within
-one step, events apply in file order, and within one event as ``task``, ``reset``, ``click``, ``path``.
+one step, events apply in file order, and within one event as ``task``, ``reset``, ``click``, ``path``,
+``style``.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ FORMAT = "mvae-play-input"
 VERSION = 1
 CAMERA_FIELDS = ("mode", "azimuth", "elevation", "distance")
 CAMERA_MODES = ("follow", "orbit", "fixed")
-ACTION_FIELDS = ("task", "reset", "click", "path")
+ACTION_FIELDS = ("task", "reset", "click", "path", "style")
 PAD_BUTTONS = ("pad_run", "pad_stop", "pad_dash", "pad_strafe")
 HELD_FIELDS = ("keys", "stick", *PAD_BUTTONS)
 EVENT_FIELDS = ("step",) + HELD_FIELDS + ("camera",) + ACTION_FIELDS
@@ -338,4 +340,8 @@ def _check_event(event, where: str) -> dict:
         if not isinstance(path, list) or len(path) < 2:
             raise ScriptError(f"{where}.path must be a list of at least 2 [x, z] points, got {path!r}")
         out["path"] = [_point(p, f"{where}.path[{j}]") for j, p in enumerate(path)]
+    if "style" in event:
+        if not isinstance(event["style"], str) or not event["style"]:
+            raise ScriptError(f"{where}.style must be a style name, 'next' or 'previous', got {event['style']!r}")
+        out["style"] = event["style"]
     return out

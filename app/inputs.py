@@ -12,6 +12,7 @@ Q (held)            strafe: face the camera's direction while moving sideways or
 R / P / C           reset the characters / pause / cycle camera mode (follow, orbit, fixed)
 B                   start / stop capturing the followed character's motion to BVH
 L                   foot locking on / off (planted feet held where they landed by leg IK; on by default)
+T / Shift+T         next / previous motion style (characters whose model has styles; faded in)
 H / F1              hide the HUD / help overlay
 Esc                 quit
 left click          target task: place the target there (from random walk / joystick it switches to
@@ -22,7 +23,7 @@ middle drag         pan the camera (orbit mode)
 wheel               zoom
 gamepad             left stick: direction, its travel the speed (dead zone ``STICK_DEAD_ZONE``); right
                     trigger half way or A: run, all the way: dash; B: stop; left trigger or left
-                    shoulder: strafe
+                    shoulder: strafe; Y: next style
 =================== ==================================================================================
 
 A move is ``(x, y)`` in screen terms: x to the right, y forward (into the screen), length <= 1. The camera's
@@ -64,6 +65,7 @@ TASK_KEYS = {f"{prefix}{i}": name for i, name in enumerate(task_names(interactiv
              for prefix in ("_", "NUM_")}
 KEY_CAPTURE = "B"
 KEY_FOOT_LOCK = "L"
+KEY_STYLE = "T"
 
 KEY_HELP = [
     "W A S D / arrows   move (relative to the camera; joystick task)",
@@ -71,11 +73,11 @@ KEY_HELP = [
     f"{' '.join(str(i + 1) for i in range(len(task_names(True))))}          task: "
     + ", ".join(task_spec(n).title for n in task_names(True)),
     "R reset    P pause    C camera mode (follow / orbit / fixed)    B capture motion to BVH",
-    "L foot locking on / off (planted feet held by leg IK)",
+    "L foot locking on / off (planted feet held by leg IK)    T / Shift+T next / previous style",
     "left click         place the target (maze: the goal cell)",
     "left drag          draw a path (path task)",
     "right drag orbit   middle drag pan   wheel zoom",
-    "gamepad            left stick move, right trigger run (fully: dash), B stop, left trigger strafe",
+    "gamepad            left stick move, right trigger run (fully: dash), B stop, left trigger strafe, Y style",
     "H hide the HUD     F1 this help     Esc quit",
 ]
 
@@ -109,6 +111,7 @@ class PadState:
     stop: bool = False
     dash: bool = False
     strafe: bool = False
+    next_style: bool = False  # held: the app switches style when it goes down
 
 
 def keyboard_move(held) -> tuple[float, float]:
@@ -279,7 +282,8 @@ class Gamepads:
         trigger = float(getattr(c, "righttrigger", 0.0))
         run = trigger > TRIGGER_RUN or bool(getattr(c, "a", False))
         strafe = float(getattr(c, "lefttrigger", 0.0)) > TRIGGER_RUN or bool(getattr(c, "leftshoulder", False))
-        return PadState(stick, run, bool(getattr(c, "b", False)), trigger > TRIGGER_DASH, strafe)
+        return PadState(stick, run, bool(getattr(c, "b", False)), trigger > TRIGGER_DASH, strafe,
+                        bool(getattr(c, "y", False)))
 
     def close(self) -> None:
         if self.controller is not None:

@@ -55,6 +55,9 @@ EPISODE_STEPS = 10**12  # interactive characters never time out
 SEED_STRIDE = 7919  # each environment made in a session gets seed + k * SEED_STRIDE
 CROWD_WARNING = 2048  # characters beyond which a crowd costs seconds per step on a laptop CPU
 MAX_CHARACTERS = 100_000
+# Environment options that are the trainer's business, not the task's (the app keeps its own).
+TRAINING_ONLY_OPTIONS = ("max_episode_steps", "autoreset_mode", "array_backend", "action_scale", "style_change_s",
+                         "divergence_penalty", "device")
 
 
 def heading_deg(dx: float, dz: float) -> float:
@@ -79,6 +82,7 @@ class AppConfig:
     speeds: dict | None = None  # m/s for walk / run / dash (default: the character's, speeds_mps)
     num_candidates: int = NUM_CANDIDATES
     foot_locking: bool = True  # planted feet held by IK (mocap.foot_locking); the app's key L toggles it
+    style: str | None = None  # a model with styles: start in this one (default: each start pose's own)
 
     def check(self) -> None:
         own_vae = self.vae is None or self.character is not None  # the character's model drives the app
@@ -135,6 +139,13 @@ class Simulation:
         if self.num_characters > CROWD_WARNING:
             self._note(f"{self.num_characters} characters: each step decodes them all, expect well under 30 Hz on a "
                        "laptop CPU (the largest crowd holding 30 Hz is in the README's benchmarks)")
+        self.style_names = list(getattr(backend, "style_names", []) or [])
+        self.style_choice: int | None = None  # the style the user picked (None: each start pose's own)
+        if config.style is not None:
+            if config.style not in self.style_names:
+                known = ", ".join(self.style_names) if self.style_names else "none: this model has no styles"
+                raise ValueError(f"--style {config.style!r}: unknown style; the model's styles: {known}")
+            self.style_choice = self.style_names.index(config.style)
         self._switch(config.task, carry=False)
 
     # ---- tasks ------------------------------------------------------------------------------------------
@@ -142,10 +153,31 @@ class Simulation:
         from envs.vec_env import MotionVecEnv
 
         env = MotionVecEnv(self.num_characters, task, self.backend, array_backend="torch",
-                           max_episode_steps=EPISODE_STEPS, autoreset_mode="Disabled")
+                           max_episode_steps=EPISODE_STEPS, autoreset_mode="Disabled", **self._task_options(task))
         obs, _ = env.reset(seed=self.config.seed + SEED_STRIDE * self._env_count)
+        if self.style_names and self.style_choice is not None:
+            obs = env.set_style(self.style_choice, blend_s=0.0)
         self._env_count += 1
         return env, obs
+
+    def _task_options(self, task: str) -> dict:
+        """The task options the task's policy was trained with (they shape its observation, e.g. the joystick's
+        facing command); none without a policy file (an unusable one is reported when its controller is made)."""
+        if self.config.policies_dir is None:
+            return {}
+        path = Path(self.config.policies_dir) / task_spec(task).policy_file
+        if not path.is_file():
+            return {}
+        try:
+            from policies import load_policy
+            from policies.checkpoint import policy_env_options
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                options = policy_env_options(load_policy(path))
+        except Exception:  # noqa: BLE001 - _policy_controller says why this policy is not used
+            return {}
+        return {k: v for k, v in options.items() if k not in TRAINING_ONLY_OPTIONS}
 
     def _switch(self, task: str, carry: bool) -> None:
         old = self.env
@@ -154,6 +186,8 @@ class Simulation:
         if carry:
             core = old.core
             obs = env.place(root_xz=core.root_xz, yaw=core.yaw, cond=core.cond)
+            if self.style_names and self.style_choice is None:
+                obs = env.set_style(core.style_to, blend_s=0.0)  # each character keeps its own style
         if old is not None:
             old.close()
         self.env, self.obs, self.task_name = env, obs, task
@@ -258,8 +292,11 @@ class Simulation:
         self._lock_feet()
 
     def apply_action(self, action: dict) -> None:
-        """One-off input: {"task": name} | {"reset": True} | {"click": (x, z)} | {"path": [(x, z), ...]}."""
-        if "task" in action:
+        """One-off input: {"task": name} | {"reset": True} | {"click": (x, z)} | {"path": [(x, z), ...]} |
+        {"style": name, "next" or "previous"}."""
+        if "style" in action:
+            self.change_style(action["style"])
+        elif "task" in action:
             task = canonical_task(action["task"])
             if task != self.task_name:
                 self.switch_task(task)
@@ -271,6 +308,30 @@ class Simulation:
             self.draw_path(action["path"])
         else:
             raise ValueError(f"unknown input action {action!r}")
+
+    # ---- styles ---------------------------------------------------------------------------------------------
+    def style_name(self) -> str | None:
+        """The style the first character is in or fading into; None for a model without styles."""
+        if not self.style_names:
+            return None
+        return self.style_names[int(self.env.core.current_style()[0])]
+
+    def change_style(self, style: str) -> None:
+        """Every character to ``style`` (a name, "next" or "previous"), faded in over half a second; a model
+        without styles or an unknown name becomes a note."""
+        if not self.style_names:
+            self._note("this model has no styles (build it with --styles to switch styles live)")
+            return
+        if style in ("next", "previous"):
+            current = int(self.env.core.current_style()[0])
+            index = (current + (1 if style == "next" else -1)) % len(self.style_names)
+        elif style in self.style_names:
+            index = self.style_names.index(style)
+        else:
+            self._note(f"unknown style {style!r}; the styles are {', '.join(self.style_names)}")
+            return
+        self.style_choice = index
+        self.obs = self.env.set_style(index)
 
     def switch_task(self, task: str) -> None:
         self._switch(canonical_task(task), carry=True)

@@ -64,6 +64,9 @@ class BuildConfig:
     """Add every clip mirrored left/right (doubles the data; needs left/right joint names)."""
     graph_seconds: float = -1.0
     """Seconds of motion-graph walks to add (-1: automatic, where the data is small or barely branches; 0: none)."""
+    styles: str = ""
+    """Label each clip with a style by its name: a regular expression whose first group names the style (Bandai-Namco:
+    '_([a-z-]+)_[0-9]+$'); the VAE learns the styles, the policies observe them, the app switches them live."""
     title: str = ""
     """A human title for the character (default: the name)."""
     licence: str = ""

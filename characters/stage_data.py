@@ -78,6 +78,26 @@ def locomotion_speeds(dataset) -> dict[str, float]:
     return {name: round(float(np.percentile(moving, q)), 2) for name, q in SPEED_PERCENTILES.items()}
 
 
+STANDING_MPS = 0.1
+SIDEWAYS_DEG = 45.0
+
+
+def motion_repertoire(dataset) -> dict[str, float]:
+    """What the data can show a policy: ``standing_share`` (frames slower than ``STANDING_MPS``) and
+    ``sideways_share`` (moving frames whose travel is more than ``SIDEWAYS_DEG`` off the facing: sidesteps and
+    walking back). Bandai-Namco: both well above the 2 % / 5 % the joystick options need."""
+    import numpy as np
+
+    layout = dataset.layout
+    delta = layout.root_deltas(dataset.data)  # (N, 3) character frame, per frame
+    dxdz = delta[:, layout.root_dxdz]  # (N, 2): +x left, +z ahead
+    speed = np.linalg.norm(dxdz, axis=1) * dataset.fps  # (N,) m/s
+    moving = speed > MOVING_MPS
+    off_facing = np.degrees(np.abs(np.arctan2(dxdz[:, 0], dxdz[:, 1])))  # (N,) 0 ahead .. 180 back
+    return {"standing_share": round(float((speed < STANDING_MPS).mean()), 4),
+            "sideways_share": round(float((moving & (off_facing > SIDEWAYS_DEG)).sum() / max(1, moving.sum())), 4)}
+
+
 def speed_range(dataset) -> list[float]:
     """[slowest, fastest] ground speed (m/s) of the data's locomotion: the 5th and 99th percentiles of the root
     speed over frames faster than ``MOVING_MPS``; [0, 0] when nothing moves."""
@@ -98,7 +118,7 @@ def data_path(ctx) -> Path:
 def settings(ctx) -> tuple[dict, list[Path]]:
     cfg = ctx.cfg
     return ({"clips": cfg.clips, "fps": cfg.fps, "mirror": cfg.mirror, "seed": cfg.seed,
-             "graph_seconds": cfg.graph_seconds}, input_files(ctx.inputs))
+             "graph_seconds": cfg.graph_seconds, "styles": cfg.styles}, input_files(ctx.inputs))
 
 
 def run(ctx):
@@ -109,8 +129,12 @@ def run(ctx):
     cfg, progress = ctx.cfg, ctx.progress
     files = input_files(ctx.inputs)
     progress.stage("data", f"reading {len(files)} motion file(s)")
+    if cfg.styles and cfg.graph_seconds > 0:
+        raise ValueError("--styles with --graph-seconds: motion-graph walks jump between clips of different styles; "
+                         "use one or the other")
+    styles = cfg.styles or None
     dataset = prepare(ctx.inputs, str(data_path(ctx)), fps=cfg.fps, mirror=cfg.mirror, clips=cfg.clips or None,
-                      progress=False, seed=cfg.seed)
+                      progress=False, seed=cfg.seed, styles=styles)
     copies = 2 if cfg.mirror else 1
     seconds, clips = dataset.num_frames / dataset.fps / copies, dataset.num_clips // copies
     try:
@@ -120,9 +144,14 @@ def run(ctx):
     spread = branching(dataset)
     progress.figure(f"{seconds:.0f} s of motion in {clips} clips; nearby poses branch by "
                     f"{spread['turn_spread_deg_s']:.1f} deg/s of turn")
+    if dataset.num_styles:
+        progress.figure(f"{dataset.num_styles} styles: {', '.join(dataset.style_names)}")
     graph_seconds = max(cfg.graph_seconds, 0.0)
     if cfg.graph_seconds < 0 and (spread["turn_spread_deg_s"] < MIN_TURN_SPREAD_DEG_S or seconds < GRAPH_BELOW_SECONDS):
         graph_seconds = min(MAX_GRAPH_SECONDS, max(MIN_GRAPH_SECONDS, GRAPH_SECONDS_PER_MINUTE * seconds / 60.0))
+        if styles:
+            progress.figure("styles: no motion-graph walks (they would jump between styles)")
+            graph_seconds = 0.0
     if graph_seconds > 0:
         why = ("asked for" if cfg.graph_seconds >= 0 else "little data" if seconds < GRAPH_BELOW_SECONDS
                else "the data barely branches")
@@ -133,5 +162,6 @@ def run(ctx):
     metrics = {"seconds": seconds, "clips": clips, "frames": dataset.num_frames,
                "speed_range_mps": speed_range(dataset), "speeds_mps": locomotion_speeds(dataset),
                "short_clips": 0, "source_fps": source_fps(files), "fps": dataset.fps, "feet": feet,
-               "graph_seconds": graph_seconds, "joints": dataset.skeleton.num_joints, **spread}
+               "graph_seconds": graph_seconds, "joints": dataset.skeleton.num_joints,
+               "styles": list(dataset.style_names), **motion_repertoire(dataset), **spread}
     return metrics, data_gates(metrics)

@@ -75,7 +75,7 @@ def write_meta(ctx) -> None:
         "skeleton": {"joints": int(model.skeleton.num_joints), "joint_names": list(model.skeleton.joint_names)},
         "speed_range_mps": data.get("speed_range_mps"),
         "speeds_mps": data.get("speeds_mps"),
-        "styles": [],
+        "styles": list(model.style_names),
         "tasks": tasks,
         "data": {"inputs": [Path(i).name for i in ctx.inputs], "clips": data.get("clips"),
                  "seconds": round(data.get("seconds", 0.0), 1), "mirror": cfg.mirror,

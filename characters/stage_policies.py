@@ -11,6 +11,7 @@ against the data's). The policy goes to ``<bundle>/policies/<task>.pt``.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -23,10 +24,31 @@ def policy_path(ctx, task: str) -> Path:
     return ctx.out / "policies" / f"{task}.pt"
 
 
+STAND_SHARE = 0.02  # data with this share of standing frames can be asked to stand
+SIDEWAYS_SHARE = 0.05  # data with this share of sideways / backward travel can be asked to strafe
+STAND_PROBABILITY = 0.2
+STRAFE_PROBABILITY = 0.3
+
+
+def task_options(task: str, data: dict) -> dict:
+    """Environment options of ``task`` fitted to the data (the stage data's figures): the joystick commands speeds
+    from standing to the data's dash, standing where the data stands, and strafing (a facing command) where the
+    data steps sideways or back. Other tasks: their defaults."""
+    if task != "joystick":
+        return {}
+    options = {"min_speed": 0.0, "max_speed": float((data.get("speeds_mps") or {}).get("dash") or 2.0)}
+    if data.get("standing_share", 0.0) >= STAND_SHARE:
+        options["stand_probability"] = STAND_PROBABILITY
+    if data.get("sideways_share", 0.0) >= SIDEWAYS_SHARE:
+        options.update(facing_command=True, strafe_probability=STRAFE_PROBABILITY)
+    return options
+
+
 def settings(ctx) -> tuple[dict, list[Path]]:
     cfg = ctx.cfg
-    return ({"tasks": cfg.task_list, "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed, "device": cfg.device},
-            [ctx.out / "vae.pt"])
+    data = ctx.results.get("data", {})
+    return ({"tasks": cfg.task_list, "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed, "device": cfg.device,
+             "options": {t: task_options(t, data) for t in cfg.task_list}}, [ctx.out / "vae.pt"])
 
 
 def train_task(ctx, task: str, minutes: float) -> dict:
@@ -36,7 +58,11 @@ def train_task(ctx, task: str, minutes: float) -> dict:
 
     cfg, progress = ctx.cfg, ctx.progress
     run_dir = ctx.work / f"ppo_{task}"
+    options = task_options(task, ctx.results.get("data", {}))
+    if options:
+        progress.figure(f"{task}: options from the data: {json.dumps(options)}")
     args = TrainArgs(task=task, vae=str(ctx.out / "vae.pt"), out=str(policy_path(ctx, task)), run_dir=str(run_dir),
+                     env_options=json.dumps(options),
                      minutes=minutes, steps=int(PLANNED_STEPS_PER_S * 60 * minutes), seed=cfg.seed,
                      device=cfg.device, threads=cfg.threads, progress=False, tensorboard=False, eval_every=0,
                      resume=ctx.resuming and (run_dir / "checkpoint.pt").is_file())
@@ -75,7 +101,7 @@ def evaluate_task(ctx, task: str) -> tuple[dict, dict]:
     manifold = load_manifold(ctx.out / "vae.pt")
     episodes = ctx.cfg.eval_episodes
     common = {"task": task, "vae": manifold, "episodes": episodes, "seed": ctx.cfg.seed, "batch_size": episodes,
-              "action_scale": policy.action_scale}
+              "action_scale": policy.action_scale, "env_options": task_options(task, ctx.results.get("data", {}))}
     trained = evaluate(lambda env: PolicyController(policy), **common)
     scripted = evaluate(lambda env: SamplingController.for_env(env, seed=ctx.cfg.seed), **common)
     quality = data_quality(manifold)

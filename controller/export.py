@@ -7,8 +7,8 @@
 Writes into DIR:
 
 * ``decoder.onnx``: (``z`` (B, Z) float32 — ``code`` (B,) int64 for a VQ manifold —, ``cond_raw`` (B, C*D)
-  float32) -> ``next_raw`` (B, D): normalise, decode (the fast mixture formulation), denormalise the first
-  future frame (controller.graphs.DecoderGraph).
+  float32, and for a model with styles ``style`` (B, S) float32 blend weights) -> ``next_raw`` (B, D): normalise,
+  decode (the fast mixture formulation), denormalise the first future frame (controller.graphs.DecoderGraph).
 * with a policy: ``policy.onnx``: ``obs_raw`` (B, O) -> ``action`` (B, A) float32 | (B,) int64, and the fused
   ``controller.onnx``: (``obs_raw``, ``cond_raw``) -> (``next_raw``, ``action``), which scales Gaussian actions
   by ``action_scale`` before decoding.
@@ -148,6 +148,9 @@ def example_inputs(manifold, batch: int, generator: torch.Generator, obs_size: i
     else:
         action = torch.randn(batch, manifold.latent_size, generator=generator)  # (B, Z)
     inputs = {"action": action, "cond_raw": cond}
+    if getattr(manifold, "num_styles", 0):
+        weights = torch.rand(batch, manifold.num_styles, generator=generator) ** 4  # (B, S) mostly one style
+        inputs["style"] = weights / weights.sum(dim=1, keepdim=True)
     if obs_size is not None:
         inputs["obs_raw"] = torch.randn(batch, obs_size, generator=generator)
     return inputs
@@ -181,14 +184,15 @@ def time_fused_vs_separate(out_dir: Path, manifold, obs_size: int, action_scale:
     for batch in TIMING_BATCHES:
         x = example_inputs(manifold, batch, generator, obs_size)
         obs, cond = x["obs_raw"].numpy(), x["cond_raw"].numpy()
+        styles = {"style": x["style"].numpy()} if "style" in x else {}
 
-        def separate(obs=obs, cond=cond):
+        def separate(obs=obs, cond=cond, styles=styles):
             action = policy.run(None, {"obs_raw": obs})[0]
             latent = action if action_scale is None else action * np.float32(action_scale)
-            return decoder.run(None, {latent_name: latent, "cond_raw": cond})
+            return decoder.run(None, {latent_name: latent, "cond_raw": cond, **styles})
 
-        def together(obs=obs, cond=cond):
-            return fused.run(None, {"obs_raw": obs, "cond_raw": cond})
+        def together(obs=obs, cond=cond, styles=styles):
+            return fused.run(None, {"obs_raw": obs, "cond_raw": cond, **styles})
 
         calls = 60 if batch == 1 else 4
         runs = {"separate": [], "fused": []}
@@ -252,15 +256,16 @@ def _export(vae, out_dir: Path, policy, action_scale, opset, timing, seed) -> di
     latent_name = "code" if manifold.discrete else "z"
     obs_size = None if pol_src is None else int(pol_module.obs_size)
     example = example_inputs(manifold, 2, generator, obs_size)
+    style = ["style"] if "style" in example else []  # models with styles take their blend weights
     graphs: dict[str, tuple] = {
-        "decoder": (DecoderGraph(manifold), (example["action"], example["cond_raw"]),
-                    [latent_name, "cond_raw"], ["next_raw"]),
+        "decoder": (DecoderGraph(manifold), tuple(example[n] for n in ["action", "cond_raw", *style]),
+                    [latent_name, "cond_raw", *style], ["next_raw"]),
     }
     if pol_module is not None:
         graphs["policy"] = (PolicyGraph(pol_module), (example["obs_raw"],), ["obs_raw"], ["action"])
         graphs["controller"] = (ControllerGraph(pol_module, manifold, scale),
-                                (example["obs_raw"], example["cond_raw"]), ["obs_raw", "cond_raw"],
-                                ["next_raw", "action"])
+                                tuple(example[n] for n in ["obs_raw", "cond_raw", *style]),
+                                ["obs_raw", "cond_raw", *style], ["next_raw", "action"])
 
     for name, file in FILES.items():  # graphs of an earlier export that this one does not make
         if name not in graphs:
@@ -299,6 +304,8 @@ def _export(vae, out_dir: Path, policy, action_scale, opset, timing, seed) -> di
         "discrete": bool(manifold.discrete),
         "num_codes": None if manifold.num_codes is None else int(manifold.num_codes),
         "latent_input": latent_name,
+        "num_styles": int(getattr(manifold, "num_styles", 0)),
+        "style_names": list(getattr(manifold, "style_names", []) or []),
         "policy": None if pol_src is None else {
             "obs_size": obs_size,
             "action_size": None if manifold.discrete else int(pol_src.module.action_size),

@@ -2,9 +2,12 @@
 
 Graphs (B is a dynamic axis in every one)::
 
-    DecoderGraph     (latent (B, Z) float32 | code (B,) int64, cond_raw (B, C*D) float32) -> next_raw (B, D)
+    DecoderGraph     (latent (B, Z) float32 | code (B,) int64, cond_raw (B, C*D) float32[, style (B, S)])
+                     -> next_raw (B, D)
     PolicyGraph      obs_raw (B, O) float32 -> action (B, A) float32 in [-1, 1] | (B,) int64 code
-    ControllerGraph  (obs_raw (B, O), cond_raw (B, C*D)) -> (next_raw (B, D), action)
+    ControllerGraph  (obs_raw (B, O), cond_raw (B, C*D)[, style (B, S)]) -> (next_raw (B, D), action)
+
+``style`` (float32 blend weights of the S styles) is an input only of models with styles.
 
 ``DecoderGraph`` does what ``MotionManifold.step`` does: normalise the condition, look the code vector
 up (VQ), decode, keep the first future frame, denormalise. It is written for tracing: no data-dependent
@@ -46,10 +49,10 @@ class DecoderGraph(nn.Module):
             return self.manifold.codebook[action]
         return action if self.latent_bound is None else action.clamp(-self.latent_bound, self.latent_bound)
 
-    def forward(self, action: torch.Tensor, cond_raw: torch.Tensor) -> torch.Tensor:
+    def forward(self, action: torch.Tensor, cond_raw: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         z = self.latent(action)  # (B, Z)
         cond_norm = (cond_raw - self.cond_mean) / self.cond_std  # (B, C*D)
-        out = self.manifold.decode(z, cond_norm)  # (B, F*D)
+        out = self.manifold.decode(z, cond_norm, style=style)  # (B, F*D)
         return out[:, : self.frame_size] * self.frame_std + self.frame_mean  # first future frame, (B, D)
 
 
@@ -73,7 +76,8 @@ class ControllerGraph(nn.Module):
         self.decoder = DecoderGraph(manifold)
         self.action_scale = None if manifold.discrete else float(action_scale)
 
-    def forward(self, obs_raw: torch.Tensor, cond_raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs_raw: torch.Tensor, cond_raw: torch.Tensor,
+                style: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         action = self.policy(obs_raw)  # (B, A) in [-1, 1], or (B,) codes
         latent = action if self.action_scale is None else action * self.action_scale
-        return self.decoder(latent, cond_raw), action
+        return self.decoder(latent, cond_raw, style), action

@@ -4,11 +4,12 @@
     next_raw = backend.step(latent, cond_raw)       # (B, Z) latents | (B,) codes, (B, C, D) raw -> (B, D) torch
     action = backend.act(obs_raw)                   # (B, O) raw observations -> (B, A) in [-1, 1] | (B,) codes
     next_raw, action = backend.control(obs_raw, cond_raw)   # both; the latent is action * action_scale
+    backend.step(latent, cond_raw, style=style)     # a model with styles: (B,) indices | (B, S) weights | None
     backend.last_ms, backend.mean_ms                # inference time of the last call / running mean (for a HUD)
 
 A backend stands in for the manifold wherever the environments take one: it has ``frame_size``,
 ``latent_size``, ``discrete``, ``num_codes``, ``num_condition_frames``, ``skeleton``, ``fps``,
-``start_frames``, ``extra``, ``config``, ``device``, ``sample_prior(B, generator)``, ``normalize`` and
+``start_frames``, ``num_styles``, ``style_names``, ``start_styles``, ``extra``, ``config``, ``device``, ``sample_prior(B, generator)``, ``normalize`` and
 ``denormalize``, all from the torch manifold it wraps, and ``step`` from the fast path.
 
 Backends:
@@ -71,6 +72,23 @@ class _ManifoldFacade:
     extra = property(lambda self: self.manifold.extra)
     config = property(lambda self: self.manifold.config)
     dataset_fingerprint = property(lambda self: self.manifold.dataset_fingerprint)
+    num_styles = property(lambda self: int(getattr(self.manifold, "num_styles", 0) or 0))
+    style_names = property(lambda self: list(getattr(self.manifold, "style_names", []) or []))
+    start_styles = property(lambda self: getattr(self.manifold, "start_styles", None))
+
+    def _style_weights(self, style, batch: int) -> np.ndarray:
+        """(B, S) float32 blend weights of ``style``: (B,) indices, (B, S) weights, or None (the average style)."""
+        s = self.num_styles
+        if style is None:
+            return np.full((batch, s), 1.0 / s, dtype=np.float32)
+        w = _numpy(style)
+        if w.dtype.kind in "iu":
+            if w.shape != (batch,) or (w.size and (w.min() < 0 or w.max() >= s)):
+                raise ValueError(f"style indices must be ({batch},) integers in [0, {s}), got shape {w.shape}")
+            return np.eye(s, dtype=np.float32)[w]
+        if w.shape != (batch, s):
+            raise ValueError(f"style weights have shape {w.shape}; expected ({batch}, {s})")
+        return np.ascontiguousarray(w, dtype=np.float32)
 
     def sample_prior(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.manifold.sample_prior(batch_size, generator=generator).to(self.device)
@@ -178,12 +196,17 @@ class OnnxBackend(_ManifoldFacade):
             raise ValueError(f"observations have shape {obs.shape}; the policy takes (B, {size})")
         return np.ascontiguousarray(obs, dtype=np.float32)
 
-    def step(self, action, cond_raw) -> torch.Tensor:
-        """(B, Z) latents or (B,) codes, (B, C, D) raw condition -> (B, D) raw next frame (CPU float32)."""
+    def _styles(self, style, batch: int) -> dict:
+        """The graphs' ``style`` input for a model with styles (else nothing)."""
+        return {"style": self._style_weights(style, batch)} if self.num_styles else {}
+
+    def step(self, action, cond_raw, style=None) -> torch.Tensor:
+        """(B, Z) latents or (B,) codes, (B, C, D) raw condition[, style] -> (B, D) raw next frame (CPU float32)."""
         start = time.perf_counter()
         cond = self._cond(cond_raw)
         latent = self._latent(action, cond.shape[0])
-        out = self._decoder.run(None, {self._latent_name: latent, "cond_raw": cond})[0]
+        feed = {self._latent_name: latent, "cond_raw": cond, **self._styles(style, cond.shape[0])}
+        out = self._decoder.run(None, feed)[0]
         self._timed("step", start)
         return torch.from_numpy(out)  # a fresh array from ONNX Runtime: safe to keep
 
@@ -203,19 +226,20 @@ class OnnxBackend(_ManifoldFacade):
         nearest = min(self.fused_choice, key=lambda b: abs(math.log(b) - math.log(max(batch, 1))))
         return self.fused_choice[nearest]
 
-    def control(self, obs_raw, cond_raw) -> tuple[torch.Tensor, torch.Tensor]:
+    def control(self, obs_raw, cond_raw, style=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy and decoder in one call: -> (next_raw (B, D), action); the latent is action * action_scale."""
         self._need_policy("control")
         start = time.perf_counter()
         obs, cond = self._obs(obs_raw), self._cond(cond_raw)
         if obs.shape[0] != cond.shape[0]:
             raise ValueError(f"control: {obs.shape[0]} observations but {cond.shape[0]} condition windows")
+        styles = self._styles(style, cond.shape[0])
         if self.uses_fused(obs.shape[0]):
-            nxt, action = self._fused.run(None, {"obs_raw": obs, "cond_raw": cond})
+            nxt, action = self._fused.run(None, {"obs_raw": obs, "cond_raw": cond, **styles})
         else:
             action = self._policy.run(None, {"obs_raw": obs})[0]
             latent = action if self._scale is None else action * self._scale
-            nxt = self._decoder.run(None, {self._latent_name: latent, "cond_raw": cond})[0]
+            nxt = self._decoder.run(None, {self._latent_name: latent, "cond_raw": cond, **styles})[0]
         self._timed("control", start)
         return torch.from_numpy(nxt), torch.from_numpy(action)
 
@@ -247,12 +271,12 @@ class TorchBackend(_ManifoldFacade):
         return obs
 
     @torch.no_grad()
-    def step(self, action, cond_raw) -> torch.Tensor:
+    def step(self, action, cond_raw, style=None) -> torch.Tensor:
         start = time.perf_counter()
         cond = torch.as_tensor(cond_raw, dtype=torch.float32, device=self.device)
         if cond.dim() not in (2, 3):
             raise self._cond_shape_error(cond.shape)
-        out = self.manifold.step(action, cond)
+        out = self.manifold.step(action, cond, style=style)
         self._sync()
         self._timed("step", start)
         return out
@@ -267,13 +291,13 @@ class TorchBackend(_ManifoldFacade):
         return out
 
     @torch.no_grad()
-    def control(self, obs_raw, cond_raw) -> tuple[torch.Tensor, torch.Tensor]:
+    def control(self, obs_raw, cond_raw, style=None) -> tuple[torch.Tensor, torch.Tensor]:
         self._need_policy("control")
         start = time.perf_counter()
         action = self.policy(self._obs(obs_raw))
         latent = action if self.action_scale is None else action * self.action_scale
         cond = torch.as_tensor(cond_raw, dtype=torch.float32, device=self.device)
-        nxt = self.manifold.step(latent, cond)
+        nxt = self.manifold.step(latent, cond, style=style)
         self._sync()
         self._timed("control", start)
         return nxt, action

@@ -192,3 +192,69 @@ def test_a_model_without_styles_observes_no_style():
     assert layout["style"].start == layout["style"].stop == layout["task"].start
     with pytest.raises(ValueError, match="has no styles"):
         env.set_style(0)
+
+
+# ---- inference and the app ---------------------------------------------------------------------------------
+
+def test_onnx_decoder_takes_the_style(style_vae, tmp_path):
+    from controller.export import export_onnx
+    from controller.runtime import make_backend
+
+    model = load_manifold(style_vae[0])
+    manifest = export_onnx(style_vae[0], tmp_path / "export", timing=False)
+    assert manifest["num_styles"] == 2 and manifest["style_names"] == ["run", "walk"]
+    assert [i["name"] for i in manifest["graphs"]["decoder"]["inputs"]] == ["z", "cond_raw", "style"]
+    backend = make_backend(style_vae[0], backend="onnx", export_dir=tmp_path / "export", verbose=False)
+    cond = model.start_frames[:4]
+    z = torch.randn(4, model.latent_size, generator=torch.Generator().manual_seed(1))
+    for style in (None, torch.tensor([0, 1, 1, 0]), torch.tensor([[0.25, 0.75]] * 4)):
+        with torch.no_grad():
+            expected = model.step(z, cond, style=style)
+        torch.testing.assert_close(backend.step(z, cond, style=style), expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"integers in \[0, 2\)"):
+        backend.step(z, cond, style=torch.tensor([0, 1, 2, 0]))
+
+
+def test_the_app_starts_in_a_style_switches_it_and_keeps_it_across_tasks(style_vae):
+    from app.hud import simulation_lines
+    from app.simulation import AppConfig, Simulation
+
+    sim = Simulation(AppConfig(vae=style_vae[0], policies_dir=None, style="walk", backend="torch"), verbose=False)
+    assert sim.style_name() == "walk"
+    assert "style walk [T]   (2 of 2)" in simulation_lines(sim)
+    sim.apply_action({"style": "next"})
+    assert sim.style_name() == "run"
+    sim.switch_task("target")
+    assert sim.style_name() == "run"
+    sim.reset()
+    assert sim.style_name() == "run"  # the user's pick outlives a reset
+    sim.apply_action({"style": "tired"})
+    assert sim.notes[-1] == "unknown style 'tired'; the styles are run, walk"
+    with pytest.raises(ValueError, match="--style 'tired': unknown style; the model's styles: run, walk"):
+        Simulation(AppConfig(vae=style_vae[0], policies_dir=None, style="tired", backend="torch"), verbose=False)
+
+
+def test_input_scripts_carry_style_changes():
+    from app.input_script import InputScript, ScriptError
+
+    base = {"format": "mvae-play-input", "version": 1, "seed": 0, "task": "joystick", "steps": 10}
+    script = InputScript.from_dict({**base, "events": [{"step": 3, "style": "next"}]})
+    player = script.player()
+    actions = [player.next_input().actions for _ in range(5)]
+    assert actions[3] == [{"style": "next"}] and not any(actions[:3])
+    with pytest.raises(ScriptError, match=r"events\[0\]\.style must be a style name"):
+        InputScript.from_dict({**base, "events": [{"step": 0, "style": 3}]})
+
+
+def test_the_build_asks_the_joystick_for_what_the_data_shows(style_vae):
+    from characters.stage_data import locomotion_speeds, motion_repertoire
+    from characters.stage_policies import task_options
+
+    data = MotionDataset.load(style_vae[1])  # DeepMimic walks and runs: no standing, no sidesteps
+    figures = {"speeds_mps": locomotion_speeds(data), **motion_repertoire(data)}
+    assert figures["standing_share"] < 0.02 and figures["sideways_share"] < 0.05
+    assert task_options("joystick", figures) == {"min_speed": 0.0, "max_speed": figures["speeds_mps"]["dash"]}
+    bandai_like = {"speeds_mps": {"dash": 3.85}, "standing_share": 0.2, "sideways_share": 0.25}
+    assert task_options("joystick", bandai_like) == {"min_speed": 0.0, "max_speed": 3.85, "stand_probability": 0.2,
+                                                      "facing_command": True, "strafe_probability": 0.3}
+    assert task_options("target", bandai_like) == {}

@@ -82,7 +82,7 @@ class MotionManifold(nn.Module):
             return torch.full((batch, s), 1.0 / s, device=self.device, dtype=self.data_mean.dtype)
         style = torch.as_tensor(style, device=self.device)
         if style.dtype.is_floating_point:
-            if tuple(style.shape) != (batch, s):
+            if not torch.jit.is_tracing() and tuple(style.shape) != (batch, s):  # traced: the graph's input
                 raise ValueError(f"style weights have shape {tuple(style.shape)}; expected ({batch}, {s})")
             return style.to(self.data_mean.dtype)
         if tuple(style.shape) != (batch,) or (style.numel() and (int(style.min()) < 0 or int(style.max()) >= s)):
