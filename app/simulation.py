@@ -57,7 +57,7 @@ CROWD_WARNING = 2048  # characters beyond which a crowd costs seconds per step o
 MAX_CHARACTERS = 100_000
 # Environment options that are the trainer's business, not the task's (the app keeps its own).
 TRAINING_ONLY_OPTIONS = ("max_episode_steps", "autoreset_mode", "array_backend", "action_scale", "style_change_s",
-                         "divergence_penalty", "device")
+                         "foot_slide_weight", "divergence_penalty", "device")
 
 
 def heading_deg(dx: float, dz: float) -> float:

@@ -17,6 +17,9 @@ as numpy arrays, or as torch tensors on the environment's device with ``array_ba
 may then be tensors too). Truncation: an episode ends after ``max_episode_steps`` steps (each task has a
 default).
 
+Foot sliding: with ``foot_slide_weight`` w > 0 the positive part of every reward is scaled by ``exp(-w * slide)``,
+``slide`` the centimetres the toes in contact slide over the step (:mod:`envs.foot_slide`).
+
 Styles: with ``style_change_s`` > 0 every character of a model with styles switches to a random style on average
 every ``style_change_s`` seconds (faded in; policies train this way so that a live switch does not throw them).
 
@@ -147,7 +150,7 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
                  array_backend: str = "numpy", action_scale: float | None = None,
                  max_episode_steps: int | None = None, start_frames=None, fps: float | None = None,
                  autoreset_mode=AutoresetMode.SAME_STEP, divergence_penalty: float = 1.0,
-                 style_change_s: float = 0.0, **task_options):
+                 style_change_s: float = 0.0, foot_slide_weight: float = 0.0, **task_options):
         if array_backend not in ARRAY_BACKENDS:
             raise ValueError(f"array_backend={array_backend!r}; choose one of {', '.join(ARRAY_BACKENDS)}")
         if character is not None:
@@ -178,6 +181,7 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         self.divergence_limits = manifold_source.divergence_limits(self.manifold, self.core.device)  # (D,)
         self.num_envs = self.core.num_envs
         self.device = self.core.device
+        self._foot_slide = self._foot_slide_term(foot_slide_weight)
         steps = self.task.default_max_episode_steps if max_episode_steps is None else max_episode_steps
         if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
             raise ValueError(f"max_episode_steps must be a positive integer, got {max_episode_steps!r}")
@@ -296,6 +300,12 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
                 self._random_style_changes()
             self.core.step(self.task.latent(action))
             reward, terminated = self.task.update()
+            if self._foot_slide is not None:
+                from envs.foot_slide import contact_slide_cm
+
+                weight, toes, floor = self._foot_slide
+                slide = contact_slide_cm(self.core.frame, self.core.layout, toes, floor, self.core.fps)  # (B,)
+                reward = torch.where(reward > 0, reward * torch.exp(-weight * slide), reward)
             obs = self._observe()
             nonfinite = self.core.nonfinite() | torch.isnan(reward - reward)  # NaN exactly where reward is NaN / inf
             # NaN compares False, so non-finite rows are caught by the line above, not this one.
@@ -310,6 +320,26 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
             self._returns = self._returns + reward
             metrics = self.task.metrics()
         return StepTensors(obs, reward, terminated, truncated, nonfinite, diverged, metrics)
+
+    def _foot_slide_term(self, weight: float):
+        """(weight, toes (F,), floor (F,)) of the foot-sliding reward term, or None when it is off."""
+        if not 0.0 <= weight < float("inf"):
+            raise ValueError(f"foot_slide_weight must be >= 0 (per cm the toes slide per frame), got {weight}")
+        if weight == 0.0:
+            return None
+        from envs.foot_slide import toe_floor_heights
+        from mocap.quality import toe_joints
+
+        skeleton = getattr(self.manifold, "skeleton", None)
+        if skeleton is None:
+            raise ValueError("foot_slide_weight needs a model with a skeleton (named toes or feet); this one has none: "
+                             "pass foot_slide_weight=0")
+        try:
+            toes = torch.as_tensor(toe_joints(skeleton), device=self.device)
+        except ValueError as e:
+            raise ValueError(f"foot_slide_weight: {e}; or pass foot_slide_weight=0") from None
+        floor = toe_floor_heights(self.core.start_frames[:, -1], self.core.layout, toes)
+        return float(weight), toes, floor
 
     def _random_style_changes(self) -> None:
         """Each character switches to a random style with probability dt / style_change_s (what a user does live)."""
