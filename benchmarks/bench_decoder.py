@@ -1,77 +1,60 @@
 """Mixture-of-experts decoder speed: the fast formulation (one matmul per layer for all experts, blend the
 outputs) against the reference one (blend the weights per sample, then bmm), measured in the same run.
 
-Prints ONE JSON line: batch-1 latency (min/median/max microseconds over many calls) and throughput
-(frames/s) at batch 64 and 1024, for both formulations, and fast/reference ratios.
+Both formulations decode the same untrained full-size PoseMixtureVAE (D = 267, Z = 32, 6 experts) in turns,
+``--repeats`` times (:func:`benchmarks.common.interleaved`), so a busy spell on a shared machine hits both alike.
+Prints ONE JSON line: batch-1 latency in microseconds and throughput in frames/s at batch 64 and 1024, each as
+min / median / max over the repeats, the fast / reference ratios at the best and the median repeat, the torch
+threads and the load average.
 
-    .venv/bin/python -m benchmarks.bench_decoder [--threads 2] [--calls 500]
+    .venv/bin/python -m benchmarks.bench_decoder [--threads 2] [--repeats 7] [--calls 100] [--seconds 0.3]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import time
 
 import torch
 
+from benchmarks.common import context, emit, interleaved, ratio, spread, time_ratio
 from vae import PoseMixtureVAE, VAEConfig
 from vae.reference import ReferenceMixtureDecoder
 
-
-def _latencies(fn, z, cond, calls: int) -> list[float]:
-    for _ in range(20):
-        fn(z, cond)
-    out = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn(z, cond)
-        out.append((time.perf_counter() - t) * 1e6)
-    return out
+BATCHES = (64, 1024)
 
 
-def _throughput(fn, z, cond, seconds: float) -> float:
-    for _ in range(3):
-        fn(z, cond)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        fn(z, cond)
-        n += 1
-    return n * z.shape[0] / (time.perf_counter() - t0)
+def decoding(formulations: dict, batch: int) -> dict:
+    """One call per formulation that decodes the same random batch of ``batch`` latents and conditions."""
+    z, cond = torch.randn(batch, 32), torch.randn(batch, 267)
+    return {name: (lambda fn=fn: fn(z, cond)) for name, fn in formulations.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--calls", type=int, default=500, help="timed batch-1 calls per formulation")
-    parser.add_argument("--seconds", type=float, default=1.5, help="time per throughput measurement")
-    args = parser.parse_args()
+    parser.add_argument("--repeats", type=int, default=7, help="turns of each formulation")
+    parser.add_argument("--calls", type=int, default=100, help="batch-1 calls per turn")
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of one throughput turn")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = VAEConfig(frame_size=267)
-    model = PoseMixtureVAE(config).eval()
-    impls = {"fast": model.decode, "reference": ReferenceMixtureDecoder(model.decoder)}
-    result: dict = {"bench": "mixture_decoder", "frame_size": 267, "latent": 32, "experts": 6,
-                    "threads": args.threads, "device": "cpu"}
+    model = PoseMixtureVAE(VAEConfig(frame_size=267)).eval()
+    formulations = {"fast": model.decode, "reference": ReferenceMixtureDecoder(model.decoder)}
+    result: dict = {"bench": "mixture_decoder", "frame_size": 267, "latent": 32, "experts": 6, "device": "cpu"}
     with torch.inference_mode():
-        z, cond = torch.randn(1, 32), torch.randn(1, 267)
-        # interleave the two so background load hits both alike
-        lat = {k: [] for k in impls}
-        for _ in range(5):
-            for name, fn in impls.items():
-                lat[name] += _latencies(fn, z, cond, args.calls // 5)
-        for name, values in lat.items():
-            result[f"{name}_b1_us"] = {"min": round(min(values), 1), "median": round(statistics.median(values), 1),
-                                       "max": round(max(values), 1)}
-        for batch in (64, 1024):
-            z, cond = torch.randn(batch, 32), torch.randn(batch, 267)
-            for name, fn in impls.items():
-                result[f"{name}_b{batch}_fps"] = round(_throughput(fn, z, cond, args.seconds))
-    result["speedup_b1_median"] = round(result["reference_b1_us"]["median"] / result["fast_b1_us"]["median"], 2)
-    for batch in (64, 1024):
-        result[f"speedup_b{batch}"] = round(result[f"fast_b{batch}_fps"] / result[f"reference_b{batch}_fps"], 2)
-    print(json.dumps(result))
+        seconds = interleaved(decoding(formulations, 1), args.repeats, calls=args.calls)
+        micros = {k: [1e6 * s for s in v] for k, v in seconds.items()}
+        for name, values in micros.items():
+            result[f"{name}_b1_us"] = spread(values, 1)
+        result["speedup_b1"] = time_ratio(micros["fast"], micros["reference"])
+        for batch in BATCHES:
+            seconds = interleaved(decoding(formulations, batch), args.repeats, seconds=args.seconds)
+            fps = {k: [batch / s for s in v] for k, v in seconds.items()}
+            for name, values in fps.items():
+                result[f"{name}_b{batch}_fps"] = spread(values, 0)
+            result[f"speedup_b{batch}"] = ratio(fps["fast"], fps["reference"])
+    result.update(context())
+    emit(result)
 
 
 if __name__ == "__main__":

@@ -17,23 +17,25 @@ decode + root integration, no task).
 
 The formulations are measured interleaved, repeat after repeat, so a busy spell on a shared machine hits
 them alike; each figure is min / median / max over the repeats, and ratios are given for the best
-(least disturbed) and the median repeats. Prints ONE JSON line::
+(least disturbed) and the median repeats. Prints ONE JSON line, with the thread count and the load average::
 
     .venv/bin/python -m benchmarks.bench_env [--threads 2] [--device cpu] [--batches 1 64 256 1024]
+        [--tasks target joystick] [--formulations ours reference decode_reference] [--no-single]
+
+On a GPU (``--device cuda --batches 4096 16384 --formulations ours --no-single``) the reference formulations would
+materialise (B, in, out) blended weights per layer (5 GB at B = 16,384), so only ours is timed there.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmarks.common import context, emit, interleaved, spread
 from envs.motion_core import MotionCore
 from envs.single_env import MotionEnv
 from envs.vec_env import MotionVecEnv
@@ -72,11 +74,11 @@ def full_size_manifold(device: str, formulation: str = "ours"):
     torch.manual_seed(0)
     manifold = build_model(VAEConfig(model="mixture", frame_size=3 + 12 * JOINTS)).to(device).eval()
     manifold.fps = 30.0
-    # An instance attribute shadows the method: manifold.step then decodes the chosen way.
-    if formulation == "reference":
-        manifold.decode = reference_decoder(manifold.decoder)
-    elif formulation == "decode_reference":
-        manifold.decode = ReferenceMixtureDecoder(manifold.decoder)
+    # An instance attribute shadows the method: manifold.step then decodes the chosen way (style is None: no styles).
+    decode = {"reference": reference_decoder, "decode_reference": ReferenceMixtureDecoder}.get(formulation)
+    if decode is not None:
+        decode = decode(manifold.decoder)
+        manifold.decode = lambda z, cond, style=None: decode(z, cond)
     return manifold
 
 
@@ -84,59 +86,28 @@ def start_frames(frame_size: int) -> torch.Tensor:
     return torch.randn(64, 1, frame_size, generator=torch.Generator().manual_seed(1))  # (S, C, D)
 
 
-def summary(values: list[float]) -> dict:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+def sync_for(device: str):
+    """What makes a timing wait for the device: the CUDA queue's end, nothing on the CPU."""
+    return torch.cuda.synchronize if device.startswith("cuda") else None
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def calls_for(fn, device: str, seconds: float) -> int:
-    """Warm ``fn`` up and return how many calls take about ``seconds`` (at least 3)."""
-    for _ in range(2):
-        fn()
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return max(3, int(seconds / max(time.perf_counter() - start, 1e-6)))
-
-
-def timed(fn, calls: int, device: str) -> float:
-    """Seconds per call over ``calls`` calls."""
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    sync(device)
-    return (time.perf_counter() - start) / calls
-
-
-def interleaved(fns: dict, device: str, seconds: float, repeats: int) -> dict[str, list[float]]:
-    """Seconds per call of every function, measured alternately ``repeats`` times."""
-    calls = {name: calls_for(fn, device, seconds) for name, fn in fns.items()}
-    out: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            out[name].append(timed(fn, calls[name], device))
-    return out
-
-
-def throughput(task: str, b: int, device: str, seconds: float, repeats: int) -> dict:
+def throughput(task: str, b: int, device: str, seconds: float, repeats: int,
+               formulations: tuple[str, ...] = FORMULATIONS) -> dict:
     frames = start_frames(3 + 12 * JOINTS)
     actions = (torch.rand(b, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1).to(device)
     envs = {}
-    for formulation in FORMULATIONS:
+    for formulation in formulations:
         env = MotionVecEnv(b, task, full_size_manifold(device, formulation), start_frames=frames,
                            array_backend="torch")
         env.reset(seed=0)
         envs[formulation] = env
-    per_step = interleaved({f: (lambda env=env: env.step(actions)) for f, env in envs.items()}, device, seconds,
-                           repeats)
+    per_step = interleaved({f: (lambda env=env: env.step(actions)) for f, env in envs.items()}, repeats,
+                           seconds=seconds, sync=sync_for(device))
     rates = {f: [b / s for s in v] for f, v in per_step.items()}
-    row = {f"{f}_steps_per_s": summary(r) for f, r in rates.items()}
+    row = {f"{f}_steps_per_s": spread(r, 0) for f, r in rates.items()}
     for ref in ("reference", "decode_reference"):
+        if ref not in rates:
+            continue
         row[f"speedup_vs_{ref}"] = {"best": max(rates["ours"]) / max(rates[ref]),
                                     "median": statistics.median(rates["ours"]) / statistics.median(rates[ref])}
     return row
@@ -156,11 +127,11 @@ def wrapper_overhead(task: str, device: str, seconds: float, repeats: int) -> di
     core.reset()
     latent = batch * vec.action_scale
     times = interleaved({"core": lambda: core.step(latent), "vec": lambda: vec.step(batch),
-                         "single": lambda: single.step(action)}, device, seconds, repeats)
+                         "single": lambda: single.step(action)}, repeats, seconds=seconds, sync=sync_for(device))
     best = {k: min(v) for k, v in times.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
-        **{f"{k}_ms": summary([1e3 * x for x in v]) for k, v in times.items()},
+        **{f"{k}_ms": spread([1e3 * x for x in v]) for k, v in times.items()},
         # The Gymnasium single-env layer alone (MotionEnv over the batched env):
         "wrapper_over_vec": {"best": best["single"] / best["vec"] - 1.0, "median": med["single"] / med["vec"] - 1.0},
         # Everything a step adds to decoding + root integration: action checks, task, observation, info:
@@ -168,29 +139,31 @@ def wrapper_overhead(task: str, device: str, seconds: float, repeats: int) -> di
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256, 1024])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--formulations", nargs="+", default=list(FORMULATIONS), choices=FORMULATIONS)
+    parser.add_argument("--no-single", action="store_true", help="skip the one-character wrapper overhead")
     parser.add_argument("--seconds", type=float, default=0.25, help="length of one timed repeat (default 0.25 s)")
     parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: torch sees no CUDA device (a CPU build of torch, or no GPU)")
     torch.set_num_threads(args.threads)
-
-    results = {task: {str(b): throughput(task, b, args.device, args.seconds, args.repeats) for b in args.batches}
-               for task in TASKS}
-    overhead = {task: wrapper_overhead(task, args.device, args.seconds / 2, 3 * args.repeats) for task in TASKS}
-    print(json.dumps({
-        "benchmark": "env_step",
-        "device": args.device,
-        "torch_threads": args.threads,
-        "torch": torch.__version__,
-        "machine": platform.machine(),
-        "vae": {"model": "mixture", "joints": JOINTS, "frame_size": 3 + 12 * JOINTS, "latent": 32, "experts": 6},
-        "env_steps_per_s": results,
-        "single_env_b1": overhead,
-    }))
+    formulations = tuple(args.formulations)
+    results = {task: {str(b): throughput(task, b, args.device, args.seconds, args.repeats, formulations)
+                      for b in args.batches} for task in args.tasks}
+    result = {"benchmark": "env_step", "device": args.device,
+              "vae": {"model": "mixture", "joints": JOINTS, "frame_size": 3 + 12 * JOINTS, "latent": 32, "experts": 6},
+              "env_steps_per_s": results}
+    if not args.no_single:
+        result["single_env_b1"] = {task: wrapper_overhead(task, args.device, args.seconds / 2, 3 * args.repeats)
+                                   for task in args.tasks}
+    result.update(context())
+    emit(result)
 
 
 if __name__ == "__main__":

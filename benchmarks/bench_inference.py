@@ -3,25 +3,32 @@ with torch eager, torch.jit.trace+freeze and ONNX Runtime on the CPU, measured i
 
 Model: the full-size PoseMixtureVAE (D=267, Z=32, 6 experts) and a reference-size policy stand-in
 (269 -> 256 -> 256 -> 256 -> 32 MLP with observation normalisation and tanh, as the paper's actor); the weights
-are random (timing does not depend on them). Per implementation:
+are random (timing does not depend on them). One frame reads 6.4 MB of float32 weights (decoder 5.5, policy 0.8).
+Per implementation:
 
-* ``*_b1_ms``: ms per call at one character (min / median / max over many calls, implementations interleaved
-  so background load hits all alike): ``frame`` = policy + decode with (de)normalisation, ``decoder`` =
-  decode only (``step``);
+* ``frame_b1_ms_*``: ms per call at one character: policy + decode with (de)normalisation;
+  ``decoder_b1_ms_*``: decode only (``step``);
 * ``*_b256_fps``: frames per second at 256 characters.
 
-ONNX Runtime rows: ``ort_fused`` (controller.onnx), ``ort_separate`` (policy.onnx then decoder.onnx),
-``backend`` (``controller.make_backend(...).control`` / ``.step``: what the app sees, conversions included),
-and ``ort_fused_2threads``. The goal is ``backend`` frame <= 0.3 ms. Prints ONE JSON line.
+ONNX Runtime rows: ``ort_fused`` (controller.onnx, one ``run``), ``ort_separate`` (policy.onnx then decoder.onnx),
+``ort_fused_2threads`` (two intra-op threads), ``backend`` (``controller.make_backend(...).control``: what a caller
+of the library sees, torch tensors in and out), ``backend_act_step`` (``act`` of a policy backend, then ``step`` of
+the VAE's backend: what the app's HUD adds up today, two sessions and two conversions).
 
-    .venv/bin/python -m benchmarks.bench_inference [--threads 1] [--calls 2000]
+``*_cold`` rows: the same call after 32 MB of other memory traffic, as a 30 Hz app has between two steps (it draws a
+frame; software GL streams colour, depth and geometry): the weights then come from DRAM, not from the caches. This
+is where the app's HUD figure goes beyond the warm ``backend`` figure.
+
+Every implementation takes turns with the others ``--repeats`` times (a busy spell on a shared machine hits them
+alike); each figure is min / median / max over the turns' means. ``goal_b1_ms`` (0.08) is checked on the best
+(least disturbed) turn and on the median turn. Prints ONE JSON line with the thread count and the load average.
+
+    .venv/bin/python -m benchmarks.bench_inference [--threads 1] [--repeats 10] [--calls 200]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import tempfile
 import time
 import warnings
@@ -30,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.common import context, emit, interleaved, spread, time_ratio
 from controller.export import export_onnx
 from controller.graphs import ControllerGraph, DecoderGraph
 from controller.runtime import make_backend
@@ -38,6 +46,8 @@ from vae import PoseMixtureVAE, VAEConfig
 
 OBS, HIDDEN, Z, D = 269, 256, 32, 267
 ACTION_SCALE = 4.0
+GOAL_B1_MS = 0.08
+COLD_BYTES = 32 << 20  # memory a 30 Hz app streams between two steps (a frame drawn in software GL)
 
 
 class ReferencePolicy(nn.Module):
@@ -57,43 +67,31 @@ class ReferencePolicy(nn.Module):
         return torch.tanh(self.net(x))
 
 
-def _stats(values: list[float]) -> dict:
-    return {"min": round(min(values), 4), "median": round(statistics.median(values), 4), "max": round(max(values), 4)}
-
-
-def _latencies(impls: dict, calls: int, rounds: int = 10) -> dict:
-    for fn in impls.values():
-        for _ in range(30):
-            fn()
-    out = {k: [] for k in impls}
-    for _ in range(rounds):
-        for name, fn in impls.items():
-            for _ in range(calls // rounds):
-                t = time.perf_counter()
-                fn()
-                out[name].append((time.perf_counter() - t) * 1e3)
-    return {k: _stats(v) for k, v in out.items()}
-
-
-def _throughput(impls: dict, batch: int, seconds: float, rounds: int = 3) -> dict:
-    for fn in impls.values():
+def cold(fn, scratch: np.ndarray):
+    """``fn`` after streaming ``scratch`` through the caches; only ``fn`` is timed (see ``cold_latencies``)."""
+    def call():
+        np.add(scratch, 1.0, out=scratch)  # read and write every byte: the caches now hold it, not the weights
+        start = time.perf_counter()
         fn()
-    best = {k: 0.0 for k in impls}
-    for _ in range(rounds):
-        for name, fn in impls.items():
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < seconds / rounds:
-                fn()
-                n += 1
-            best[name] = max(best[name], n * batch / (time.perf_counter() - t0))
-    return {k: round(v) for k, v in best.items()}
+        return time.perf_counter() - start
+    return call
 
 
-def _implementations(manifold, policy, backend, sessions: dict, traced: dict, obs, cond, z) -> tuple[dict, dict]:
+def cold_latencies(fns: dict, repeats: int, calls: int) -> dict[str, list[float]]:
+    """Seconds per cold call, the functions taking turns ``repeats`` times (means of ``calls`` calls each)."""
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            out[name].append(sum(fn() for _ in range(calls)) / calls)
+    return out
+
+
+def implementations(manifold, policy, backends: dict, sessions: dict, traced: dict, obs, cond, z) -> tuple[dict, dict]:
     """(frame implementations, decoder-only implementations) for one batch of inputs."""
     obs_np, cond_np, z_np = obs.numpy(), cond.numpy(), z.numpy()
     dec, pol, fused, fused2 = sessions["decoder"], sessions["policy"], sessions["controller"], sessions["controller2"]
     scale = np.float32(ACTION_SCALE)
+    control, actor, vae = backends["control"], backends["actor"], backends["vae"]
 
     def torch_frame():
         with torch.inference_mode():
@@ -118,23 +116,25 @@ def _implementations(manifold, policy, backend, sessions: dict, traced: dict, ob
         "ort_separate": lambda: dec.run(None, {"z": pol.run(None, {"obs_raw": obs_np})[0] * scale,
                                                "cond_raw": cond_np}),
         "ort_fused_2threads": lambda: fused2.run(None, {"obs_raw": obs_np, "cond_raw": cond_np}),
-        "backend": lambda: backend.control(obs, cond),
+        "backend": lambda: control.control(obs, cond),
+        "backend_act_step": lambda: vae.step(actor.act(obs) * ACTION_SCALE, cond),
     }
     decoder = {
         "torch_eager": torch_decoder,
         "torch_jit": jit_decoder,
         "ort": lambda: dec.run(None, {"z": z_np, "cond_raw": cond_np}),
-        "backend": lambda: backend.step(z, cond),
+        "backend": lambda: vae.step(z, cond),
     }
     return frame, decoder
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads and ONNX Runtime intra-op threads")
-    parser.add_argument("--calls", type=int, default=2000, help="timed batch-1 calls per implementation")
-    parser.add_argument("--seconds", type=float, default=1.5, help="time per batch-256 throughput measurement")
-    args = parser.parse_args()
+    parser.add_argument("--repeats", type=int, default=10, help="turns of every implementation")
+    parser.add_argument("--calls", type=int, default=200, help="batch-1 calls per turn (cold rows: a quarter)")
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of one batch-256 turn")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     manifold = PoseMixtureVAE(VAEConfig(frame_size=D)).eval()
@@ -149,9 +149,10 @@ def main() -> None:
         sessions = {name: open_session(f"{folder}/{name}.onnx", "cpu", args.threads)
                     for name in ("decoder", "policy", "controller")}
         sessions["controller2"] = open_session(f"{folder}/controller.onnx", "cpu", 2)
-        backend = make_backend(manifold, policy, backend="onnx", export_dir=folder, threads=args.threads,
-                               verbose=False)
-        backend.fused_choice = {1: True, 256: True}  # the fused graph: ort_fused vs backend = wrapper overhead
+        options = {"backend": "onnx", "export_dir": folder, "threads": args.threads, "verbose": False}
+        backends = {"control": make_backend(manifold, policy, **options), "actor": make_backend(manifold, policy, **options),
+                    "vae": make_backend(manifold, **options)}
+        backends["control"].fused_choice = {1: True, 256: True}  # the fused graph: ort_fused vs backend = the wrapper
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")
             example = (torch.randn(2, OBS), data[:2])
@@ -163,30 +164,34 @@ def main() -> None:
             }
 
         result: dict = {"bench": "inference", "frame_size": D, "latent": Z, "experts": 6,
-                        "policy": f"{OBS}-{HIDDEN}x3-{Z}", "threads": args.threads, "device": "cpu",
-                        "export_s": round(export_s, 2), "onnx_parity": manifest["parity_max_error"]}
+                        "policy": f"{OBS}-{HIDDEN}x3-{Z}", "device": "cpu", "export_s": round(export_s, 2),
+                        "onnx_parity": manifest["parity_max_error"]}
         inputs = {b: (torch.randn(b, OBS), data[torch.arange(b) % len(data)].contiguous(), torch.randn(b, Z))
                   for b in (1, 256)}
-        frame, decoder = _implementations(manifold, policy, backend, sessions, traced, *inputs[1])
-        for name, stats in _latencies(frame, args.calls).items():
-            result[f"frame_b1_ms_{name}"] = stats
-        for name, stats in _latencies(decoder, args.calls).items():
-            result[f"decoder_b1_ms_{name}"] = stats
-        frame, decoder = _implementations(manifold, policy, backend, sessions, traced, *inputs[256])
-        for name, fps in _throughput(frame, 256, args.seconds).items():
-            result[f"frame_b256_fps_{name}"] = fps
-        for name, fps in _throughput(decoder, 256, args.seconds).items():
-            result[f"decoder_b256_fps_{name}"] = fps
+        frame, decoder = implementations(manifold, policy, backends, sessions, traced, *inputs[1])
+        ms = {}
+        for kind, fns in (("frame", frame), ("decoder", decoder)):
+            for name, seconds in interleaved(fns, args.repeats, calls=args.calls).items():
+                ms[f"{kind}_b1_ms_{name}"] = [1e3 * s for s in seconds]
+        scratch = np.zeros(COLD_BYTES // 4, dtype=np.float32)
+        cold_fns = {name: cold(frame[name], scratch) for name in ("ort_fused", "backend", "backend_act_step")}
+        for name, seconds in cold_latencies(cold_fns, args.repeats, max(1, args.calls // 4)).items():
+            ms[f"frame_b1_ms_{name}_cold"] = [1e3 * s for s in seconds]
+        result.update({key: spread(values) for key, values in ms.items()})
+        frame, decoder = implementations(manifold, policy, backends, sessions, traced, *inputs[256])
+        for kind, fns in (("frame", frame), ("decoder", decoder)):
+            for name, seconds in interleaved(fns, args.repeats, seconds=args.seconds).items():
+                result[f"{kind}_b256_fps_{name}"] = spread([256 / s for s in seconds], 0)
 
-    eager = result["frame_b1_ms_torch_eager"]["median"]
+    eager = ms["frame_b1_ms_torch_eager"]
     for name in ("ort_fused", "backend", "torch_jit"):
-        result[f"speedup_frame_b1_median_{name}_vs_eager"] = round(eager / result[f"frame_b1_ms_{name}"]["median"], 2)
-    result["speedup_frame_b256_ort_fused_vs_eager"] = round(
-        result["frame_b256_fps_ort_fused"] / result["frame_b256_fps_torch_eager"], 2)
-    result["goal_backend_frame_b1_ms"] = 0.3
-    result["goal_met_min"] = result["frame_b1_ms_backend"]["min"] <= 0.3
-    result["goal_met_median"] = result["frame_b1_ms_backend"]["median"] <= 0.3
-    print(json.dumps(result))
+        result[f"speedup_frame_b1_{name}_vs_eager"] = time_ratio(ms[f"frame_b1_ms_{name}"], eager)
+    result["goal_b1_ms"] = GOAL_B1_MS
+    for name in ("backend", "ort_fused", "ort_fused_2threads"):
+        best, median = result[f"frame_b1_ms_{name}"]["min"], result[f"frame_b1_ms_{name}"]["median"]
+        result[f"goal_met_{name}"] = {"best": best <= GOAL_B1_MS, "median": median <= GOAL_B1_MS}
+    result.update(context())
+    emit(result)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ Measures, in one run, on the clips ``mocap.prepare --mirror`` builds (every BVH 
   over repeats, and frames/s;
 - the old search, :func:`mocap.motion_graph.find_transitions_reference` (every clip against every clip, in
   Python loops over clip pairs), on a subset of the clips it can finish (``--old-frames``), with ours on the
-  same subset: frames/s for both (like for like) and the speedup; both must return the same transitions.
+  same subset, the two taking turns ``--repeats`` times (a busy spell hits both alike): frames/s for both (like
+  for like) and the speedup at the best and the median turn; both must return the same transitions.
 
 The search is quadratic in the worst case, so frames/s on the subset and on the whole set are not comparable
-with each other; the ratio on the subset is the like-for-like one. The old search's time on the whole set is
-also given as an estimate (its subset time scaled by frames^2: it compares every pair), labelled as such.
+with each other, and no ratio divides one by the other; the ratio on the subset is the like-for-like one. The old
+search's time on the whole set is also given as an estimate (its subset time scaled by frames^2: it compares every
+pair), labelled as such. Every figure is min / median / max; the JSON line also carries the load average.
 ``--threads`` sets the search's torch threads (default: ``mocap.motion_graph.SEARCH_THREADS``, 1; the old
 search is numpy, one thread). On 2 cores a second busy process slows multi-threaded torch 10-50x.
 
@@ -21,16 +23,14 @@ Run from the repository root: ``python -m benchmarks.bench_motion_graph [--data 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from benchmarks.common import context, emit, interleaved, ratio, spread
 from mocap.bvh import import_bvh
 from mocap.features import mirror_frames, motion_to_frames
 from mocap.kinematics import resample
@@ -73,11 +73,7 @@ def timed(fn, repeats: int) -> tuple[list[float], object]:
     return seconds, result
 
 
-def _stats(xs: list[float]) -> dict[str, float]:
-    return {"min": round(min(xs), 3), "median": round(statistics.median(xs), 3), "max": round(max(xs), 3)}
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of BVH files (Bandai-Namco set)")
     parser.add_argument("--fps", type=float, default=30.0)
@@ -86,9 +82,9 @@ def main() -> None:
     parser.add_argument("--old-frames", type=int, default=3000, help="frames in the subset the old search runs on")
     parser.add_argument("--threads", type=int, default=SEARCH_THREADS,
                         help=f"torch threads of the search (default {SEARCH_THREADS}, as mocap.prepare runs it)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not any(args.data.rglob("*.bvh")):
-        print(json.dumps({"benchmark": "motion_graph", "error": f"no .bvh files in {args.data}"}))
+        emit({"benchmark": "motion_graph", "error": f"no .bvh files in {args.data}"})
         raise SystemExit(2)
 
     clips = load_clips(args.data, args.fps)
@@ -97,37 +93,34 @@ def main() -> None:
 
     small = subset(clips, args.old_frames)
     small_frames = sum(len(c) for c in small)
-    ours_s, ours = timed(lambda: find_transitions(small, args.threshold, threads=args.threads), args.repeats)
-    old_s, old = timed(lambda: find_transitions_reference(small, args.threshold), args.repeats)
+    ours = find_transitions(small, args.threshold, threads=args.threads)
+    old = find_transitions_reference(small, args.threshold)
     same = all(np.array_equal(getattr(ours, k), getattr(old, k)) for k in ("clip_starts", "offsets", "targets"))
+    turns = interleaved({"ours": lambda: find_transitions(small, args.threshold, threads=args.threads),
+                         "old": lambda: find_transitions_reference(small, args.threshold)}, args.repeats, calls=1)
 
-    ours_fps = [small_frames / s for s in ours_s]
-    old_fps = [small_frames / s for s in old_s]
-    print(json.dumps({
+    ours_fps = [small_frames / s for s in turns["ours"]]
+    old_fps = [small_frames / s for s in turns["old"]]
+    emit({
         "benchmark": "motion_graph",
         "data": str(args.data),
         "threshold_m": args.threshold,
-        "torch_threads": args.threads,
-        "torch": torch.__version__,
-        "machine": platform.machine(),
         "clips": len(clips),
         "frames": frames,
         "transitions": full.count,
-        "ours_s": _stats(full_s),
-        "ours_frames_per_s": _stats([frames / s for s in full_s]),
+        "ours_s": spread(full_s, 3),
+        "ours_frames_per_s": spread([frames / s for s in full_s], 0),
         "subset_clips": len(small),
         "subset_frames": small_frames,
         "subset_transitions": ours.count,
         "subset_same_transitions": bool(same),
-        "subset_ours_frames_per_s": _stats(ours_fps),
-        "subset_old_frames_per_s": _stats(old_fps),
-        "subset_speedup": {"best": round(max(ours_fps) / max(old_fps), 1),
-                           "median": round(statistics.median(ours_fps) / statistics.median(old_fps), 1)},
-        "ours_full_vs_old_subset_frames_per_s": round(statistics.median([frames / s for s in full_s])
-                                                      / statistics.median(old_fps), 1),
+        "subset_ours_frames_per_s": spread(ours_fps, 0),
+        "subset_old_frames_per_s": spread(old_fps, 0),
+        "subset_speedup": ratio(ours_fps, old_fps, 1),
         # The old search compares every pair: its time grows as frames^2 (an estimate, not a measurement).
-        "old_full_s_estimated_from_subset": round(statistics.median(old_s) * (frames / small_frames) ** 2),
-    }))
+        "old_full_s_estimated_from_subset": round(statistics.median(turns["old"]) * (frames / small_frames) ** 2),
+        **context(threads=args.threads),
+    })
 
 
 if __name__ == "__main__":

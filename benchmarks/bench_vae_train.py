@@ -1,25 +1,35 @@
-"""Motion VAE training throughput: this trainer vs the reference formulation, measured in the same run.
+"""Motion VAE training throughput: this trainer against the reference formulation, measured in the same run.
 
 Prints ONE JSON line. Throughput is in frame predictions per second (one rollout step of one window = one
-prediction). Both sides train the mixture model (D = 267, 22 joints, 1.70 M parameters) on the same synthetic
-10-minute dataset (18,000 frames at 30 Hz, 60 clips of 300 frames), with the same number of torch threads:
+prediction). Both sides train the mixture model (D = 267, 22 joints, 1.70 M parameters) on a synthetic dataset
+(sinusoids + noise at 30 Hz, clips of 300 frames; ``--data`` takes a prepared one), with the same torch threads:
 
-- ``reference``: the paper code's formulation - batch 64, the decoder blending expert *weights* per sample
-  (:class:`vae.reference.ReferenceMixtureDecoder`), an Adam step (unfused) after every one of the 8 rollout steps, a per-step Python rollout.
-  Timed per batch of 8 steps (min / median / max), before and after the trainer so drift from other load shows.
-- ``trainer``: one epoch of :func:`vae.train.train` with its defaults (one pass over every window of the set,
-  student phase), as a user runs it; ``seconds_per_epoch`` is that epoch's wall time. ``trainer_by_batch_size``
-  repeats it for other batch sizes (``--batch-sizes``), the same trainer otherwise.
+- ``reference``: the paper code's formulation, **measured here every run**: batch 64, the decoder blending expert
+  *weights* per sample (:class:`vae.reference.ReferenceMixtureDecoder`), an Adam step (unfused) after every one of
+  the 8 rollout steps, a per-step Python rollout; ``--ref-batches`` batches per turn.
+- ``trainer_b64`` and ``trainer_b256``: one epoch of :func:`vae.train.train` (student phase, the defaults otherwise)
+  at batch 64 and at 256 (our default), as a user runs it; the epoch's own frames/s.
 
-Usage: ``python benchmarks/bench_vae_train.py [--threads 2] [--ref-batches 20] [--batch-sizes 64,256,1024]
-[--data DATA.npz]``
-(FACTS: the reference does ~2,125 frame predictions/s on this kind of 2-core machine.)
+The three take turns ``--rounds`` times (a busy spell on a shared machine hits them alike); every figure is
+min / median / max over the rounds and every ratio is given at the best and the median round:
+
+- ``implementation_speedup_b64`` = trainer_b64 / reference: the implementation alone, at the reference's batch;
+- ``batch_size_speedup_b256_vs_b64`` = trainer_b256 / trainer_b64: what the larger batch adds (frames/s only).
+
+A larger batch is only a gain if it learns as well per second, so ``equal_wall_time`` trains both batch sizes
+again, each with its own recipe (batch 64 at the reference's learning rate 1e-4, batch 256 at our default 3e-4),
+for about ``--equal-seconds`` of training each (whole student epochs on the ``--loss-frames`` set, the number of
+epochs from the measured speeds; each run's own schedule ends there), and reports the loss each reaches on the
+held-out clips (every 10th: teacher-forced and 8-step rollout MSE, :func:`vae.evaluate.reconstruction_errors`)
+next to its training seconds. On the synthetic set this compares learning speed, not motion quality.
+
+Usage: ``python -m benchmarks.bench_vae_train [--threads 2] [--rounds 3] [--ref-batches 10] [--speed-frames 1500]
+[--equal-seconds 60] [--loss-frames 6000] [--data DATA.npz]``
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -28,17 +38,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import context, emit, ratio, spread
 from mocap.dataset import MotionDataset
 from mocap.pose_layout import PoseLayout
 from mocap.skeleton import Skeleton
-from vae import VAEConfig, build_model
-from vae.data import WindowDataset, WindowSampler, valid_window_starts, window_length
+from vae import VAEConfig, build_model, load_manifold
+from vae.data import WindowDataset, WindowSampler, holdout_split, valid_window_starts, window_length
+from vae.evaluate import reconstruction_errors
 from vae.reference import ReferenceMixtureDecoder
 from vae.train import TrainConfig, train
 
 ROLLOUT = 8
 JOINTS = 22
 FPS = 30.0
+REFERENCE_BATCH = 64
+RECIPES = {64: 1e-4, 256: 3e-4}  # batch size -> learning rate: the reference's recipe, ours
 
 
 def synthetic_dataset(frames: int = 18000, clip_frames: int = 300, seed: int = 0) -> MotionDataset:
@@ -90,70 +104,91 @@ def reference_batches(dataset: MotionDataset, batches: int, seed: int = 0) -> li
     return times
 
 
-def summary(times: list[float], predictions_per_batch: int) -> dict:
-    return {
-        "frames_per_s_median": round(predictions_per_batch / statistics.median(times), 1),
-        "frames_per_s_min": round(predictions_per_batch / max(times), 1),
-        "frames_per_s_max": round(predictions_per_batch / min(times), 1),
-        "ms_per_batch_median": round(1000 * statistics.median(times), 2),
-        "batches": len(times),
-    }
-
-
-def trainer_epoch(data_path: Path, tmp: str, batch_size: int) -> dict:
-    """One epoch of vae.train with its defaults except the batch size: frames/s and seconds per epoch."""
-    cfg = TrainConfig(data=str(data_path), out=str(Path(tmp) / f"bench{batch_size}.pt"), batch_size=batch_size,
+def trainer_epoch(data_path: Path, tmp: str, batch_size: int) -> float:
+    """One student epoch of vae.train at ``batch_size`` (defaults otherwise): the epoch's frame predictions/s."""
+    cfg = TrainConfig(data=str(data_path), out=str(Path(tmp) / f"speed{batch_size}.pt"), batch_size=batch_size,
                       teacher_epochs=0, ramping_epochs=0, student_epochs=1, holdout_every=0, preview_every=0,
-                      progress=False)
-    t0 = time.perf_counter()
+                      progress=False, final_checks=False)
     train(cfg)
-    wall = time.perf_counter() - t0
-    epoch = torch.load(cfg.out, weights_only=True)["extra"]["history"][-1]
-    return {
-        "batch_size": batch_size,
-        "update_every_step": cfg.update_every_step,
-        "frames_per_s": round(epoch["samples_per_s"], 1),
-        "seconds_per_epoch": round(epoch["seconds"], 2),
-        "wall_seconds_incl_setup_and_checkpoint": round(wall, 2),
-    }
+    return float(torch.load(cfg.out, weights_only=True)["extra"]["history"][-1]["samples_per_s"])
 
 
-def main() -> None:
+def speeds(dataset: MotionDataset, data_path: Path, tmp: str, rounds: int, ref_batches: int) -> dict[str, list]:
+    """Frame predictions/s of the reference (batch 64) and the trainer at 64 and 256, taking turns ``rounds`` times."""
+    out: dict[str, list[float]] = {"reference": [], "trainer_b64": [], "trainer_b256": []}
+    for r in range(rounds):
+        out["reference"].append(REFERENCE_BATCH * ROLLOUT * ref_batches / sum(reference_batches(dataset, ref_batches, r)))
+        out["trainer_b64"].append(trainer_epoch(data_path, tmp, 64))
+        out["trainer_b256"].append(trainer_epoch(data_path, tmp, 256))
+    return out
+
+
+def heldout_losses(model_path: Path, dataset: MotionDataset) -> dict:
+    """Teacher-forced and 8-step rollout MSE (normalised units) on the held-out clips (every 10th)."""
+    model = load_manifold(model_path)
+    _, heldout = holdout_split(dataset.clip_names, 10)
+    frames = model.normalize(torch.as_tensor(dataset.data, dtype=torch.float32))
+    with torch.no_grad():
+        errors = reconstruction_errors(model, frames, dataset.end_indices, heldout, torch.Generator().manual_seed(0))
+    return {"heldout_recon_teacher": round(errors["recon_error_teacher"], 5),
+            "heldout_recon_rollout8": round(errors["recon_error_rollout8"], 5)}
+
+
+def equal_wall_time(data_path: Path, dataset: MotionDataset, tmp: str, seconds: float, fps: dict[int, float]) -> dict:
+    """Each batch size trained with its recipe for about ``seconds`` (whole epochs) -> its held-out losses."""
+    windows = len(valid_window_starts(dataset.end_indices, window_length(1, ROLLOUT, 1)))
+    out = {}
+    for batch, lr in RECIPES.items():
+        epoch_s = windows * 0.9 * ROLLOUT / fps[batch]  # 90 %: the held-out clips do not train
+        epochs = max(1, round(seconds / epoch_s))
+        cfg = TrainConfig(data=str(data_path), out=str(Path(tmp) / f"loss{batch}.pt"), batch_size=batch,
+                          learning_rate=lr, teacher_epochs=0, ramping_epochs=0, student_epochs=epochs,
+                          holdout_every=10, preview_every=0, progress=False, final_checks=False)
+        train(cfg)
+        history = torch.load(cfg.out, weights_only=True)["extra"]["history"]
+        out[f"b{batch}"] = {"learning_rate": lr, "epochs": epochs,
+                            "train_seconds": round(sum(row["seconds"] for row in history), 1),
+                            "train_recon_last_epoch": round(history[-1]["recon"], 5),
+                            **heldout_losses(Path(cfg.out), dataset)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--ref-batches", type=int, default=20, help="reference batches timed before and after")
-    parser.add_argument("--batch-sizes", default="64,256,1024", help="trainer batch sizes to time, one epoch each")
-    parser.add_argument("--data", default="", help="a prepared dataset instead of the synthetic 18k-frame one")
-    args = parser.parse_args()
+    parser.add_argument("--rounds", type=int, default=3, help="turns of reference, trainer b64 and trainer b256")
+    parser.add_argument("--ref-batches", type=int, default=10, help="reference batches (of 64 x 8 steps) per turn")
+    parser.add_argument("--speed-frames", type=int, default=1500, help="synthetic frames of the speed runs")
+    parser.add_argument("--equal-seconds", type=float, default=60.0, help="training seconds of each equal-time run "
+                        "(0: skip them)")
+    parser.add_argument("--loss-frames", type=int, default=6000, help="synthetic frames of the equal-time runs")
+    parser.add_argument("--data", default="", help="a prepared dataset for every run instead of the synthetic ones")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    default_batch = TrainConfig().batch_size
-    sizes = sorted({int(b) for b in args.batch_sizes.split(",")} | {default_batch})
 
     with tempfile.TemporaryDirectory() as tmp:
-        data_path = Path(args.data) if args.data else Path(tmp) / "synthetic.npz"
-        if not args.data:
-            synthetic_dataset().save(data_path)
-        dataset = MotionDataset.load(data_path)
-        ref_before = reference_batches(dataset, args.ref_batches)
-        trainer = [trainer_epoch(data_path, tmp, b) for b in sizes]
-        ref_after = reference_batches(dataset, args.ref_batches, seed=1)
-
-    ref = summary(ref_before + ref_after, 64 * ROLLOUT)
-    default = next(t for t in trainer if t["batch_size"] == default_batch)
-    print(json.dumps({
-        "benchmark": "vae_train",
-        "threads": args.threads,
-        "dataset_frames": int(dataset.num_frames),
-        "frame_size": int(dataset.data.shape[1]),
-        "reference": {**ref, "before": summary(ref_before, 64 * ROLLOUT)["frames_per_s_median"],
-                      "after": summary(ref_after, 64 * ROLLOUT)["frames_per_s_median"]},
-        "trainer": default,
-        "trainer_by_batch_size": trainer,
-        "speedup_vs_reference": round(default["frames_per_s"] / ref["frames_per_s_median"], 2),
-        "speedup_vs_reference_by_batch_size": {t["batch_size"]: round(t["frames_per_s"] / ref["frames_per_s_median"], 2)
-                                               for t in trainer},
-        "facts_reference_frames_per_s": 2125,
-    }))
+        paths = {}
+        for name, frames in (("speed", args.speed_frames), ("loss", args.loss_frames)):
+            paths[name] = Path(args.data) if args.data else Path(tmp) / f"{name}.npz"
+            if not args.data:
+                synthetic_dataset(frames).save(paths[name])
+        speed_data = MotionDataset.load(paths["speed"])
+        measured = speeds(speed_data, paths["speed"], tmp, args.rounds, args.ref_batches)
+        result = {
+            "benchmark": "vae_train",
+            "speed_dataset_frames": int(speed_data.num_frames),
+            "frame_size": int(speed_data.data.shape[1]),
+            **{f"{k}_frames_per_s": spread(v, 0) for k, v in measured.items()},
+            "implementation_speedup_b64": ratio(measured["trainer_b64"], measured["reference"]),
+            "batch_size_speedup_b256_vs_b64": ratio(measured["trainer_b256"], measured["trainer_b64"]),
+        }
+        if args.equal_seconds > 0:
+            loss_data = MotionDataset.load(paths["loss"])
+            fps = {64: statistics.median(measured["trainer_b64"]), 256: statistics.median(measured["trainer_b256"])}
+            result["loss_dataset_frames"] = int(loss_data.num_frames)
+            result["equal_wall_time"] = equal_wall_time(paths["loss"], loss_data, tmp, args.equal_seconds, fps)
+    result.update(context())
+    emit(result)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,17 @@ class _ManifoldFacade:
 
 # ---- ONNX Runtime -----------------------------------------------------------------------------------------
 def _numpy(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if isinstance(x, torch.Tensor):
+        try:
+            return x.numpy()  # a CPU tensor without autograd: its memory, no copy (the common case, one call)
+        except (RuntimeError, TypeError):
+            return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _float32(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when it already is C-contiguous float32 (ONNX Runtime then reads it in place), else a copy."""
+    return a if a.dtype == np.float32 and a.flags.c_contiguous else np.ascontiguousarray(a, dtype=np.float32)
 
 
 class OnnxBackend(_ManifoldFacade):
@@ -160,23 +170,41 @@ class OnnxBackend(_ManifoldFacade):
         timing = manifest.get("timing") or {}
         self.fused_choice = {int(k[1:]): v == "fused" for k, v in (timing.get("choice") or {}).items()}
         self._scale = None if self.action_scale is None else np.float32(self.action_scale)
+        # A call costs ~0.1 ms at one character, so the sizes it checks are read once here, not from the manifold
+        # (a torch module) on every call, and every run names its outputs (ONNX Runtime then skips looking them up).
+        self._c, self._d = int(manifold.num_condition_frames), int(manifold.frame_size)
+        self._z, self._discrete, self._styled = int(manifold.latent_size), bool(manifold.discrete), self.num_styles > 0
+        self._obs_size = manifest["policy"]["obs_size"] if use_policy else None
+        self._outputs = {name: [o.name for o in session.get_outputs()]
+                         for name, session in (("decoder", self._decoder), ("policy", self._policy),
+                                               ("controller", self._fused)) if session is not None}
 
     @property
     def device(self) -> torch.device:
         return torch.device("cpu")
 
+    @property
+    def fused_choice(self) -> dict[int, bool]:
+        """{batch size: the fused graph was faster} as the export measured it (``uses_fused`` follows it)."""
+        return self._fused_choice
+
+    @fused_choice.setter
+    def fused_choice(self, choice: dict[int, bool]) -> None:
+        self._fused_choice = dict(choice)
+        self._fused_at: dict[int, bool] = {}  # uses_fused per batch size seen
+
     def _cond(self, cond_raw) -> np.ndarray:
         cond = _numpy(cond_raw)
-        c, d = self.num_condition_frames, self.frame_size
+        c, d = self._c, self._d
         if cond.ndim == 3 and cond.shape[1:] == (c, d):
             cond = cond.reshape(cond.shape[0], c * d)  # (B, C*D)
         elif not (cond.ndim == 2 and cond.shape[1] == c * d):
             raise self._cond_shape_error(cond.shape)
-        return np.ascontiguousarray(cond, dtype=np.float32)
+        return _float32(cond)
 
     def _latent(self, action, batch: int) -> np.ndarray:
         a = _numpy(action)
-        if self.discrete:
+        if self._discrete:
             if a.ndim == 2 and a.shape[1] == 1:
                 a = a[:, 0]
             if a.ndim != 1 or a.dtype.kind not in "iu" or a.shape[0] != batch:
@@ -185,20 +213,20 @@ class OnnxBackend(_ManifoldFacade):
             if a.size and (a.min() < 0 or a.max() >= self.num_codes):
                 raise ValueError(f"code index out of range [0, {self.num_codes}): got {a.min()}..{a.max()}")
             return np.ascontiguousarray(a, dtype=np.int64)
-        if a.ndim != 2 or a.shape != (batch, self.latent_size):
-            raise ValueError(f"action has shape {a.shape}; expected ({batch}, {self.latent_size}) latents")
-        return np.ascontiguousarray(a, dtype=np.float32)
+        if a.ndim != 2 or a.shape != (batch, self._z):
+            raise ValueError(f"action has shape {a.shape}; expected ({batch}, {self._z}) latents")
+        return _float32(a)
 
     def _obs(self, obs_raw) -> np.ndarray:
         obs = _numpy(obs_raw)
-        size = self.manifest["policy"]["obs_size"]
+        size = self._obs_size
         if obs.ndim != 2 or obs.shape[1] != size:
             raise ValueError(f"observations have shape {obs.shape}; the policy takes (B, {size})")
-        return np.ascontiguousarray(obs, dtype=np.float32)
+        return _float32(obs)
 
     def _styles(self, style, batch: int) -> dict:
         """The graphs' ``style`` input for a model with styles (else nothing)."""
-        return {"style": self._style_weights(style, batch)} if self.num_styles else {}
+        return {"style": self._style_weights(style, batch)} if self._styled else {}
 
     def step(self, action, cond_raw, style=None) -> torch.Tensor:
         """(B, Z) latents or (B,) codes, (B, C, D) raw condition[, style] -> (B, D) raw next frame (CPU float32)."""
@@ -206,7 +234,7 @@ class OnnxBackend(_ManifoldFacade):
         cond = self._cond(cond_raw)
         latent = self._latent(action, cond.shape[0])
         feed = {self._latent_name: latent, "cond_raw": cond, **self._styles(style, cond.shape[0])}
-        out = self._decoder.run(None, feed)[0]
+        out = self._decoder.run(self._outputs["decoder"], feed)[0]
         self._timed("step", start)
         return torch.from_numpy(out)  # a fresh array from ONNX Runtime: safe to keep
 
@@ -214,7 +242,7 @@ class OnnxBackend(_ManifoldFacade):
         """(B, O) raw observations -> (B, A) actions in [-1, 1] (Gaussian) or (B,) int64 codes."""
         self._need_policy("act")
         start = time.perf_counter()
-        out = self._policy.run(None, {"obs_raw": self._obs(obs_raw)})[0]
+        out = self._policy.run(self._outputs["policy"], {"obs_raw": self._obs(obs_raw)})[0]
         self._timed("act", start)
         return torch.from_numpy(out)
 
@@ -223,8 +251,11 @@ class OnnxBackend(_ManifoldFacade):
         measured batch size nearest (in ratio) to ``batch``; fused when nothing was measured."""
         if not self.fused_choice:
             return True
-        nearest = min(self.fused_choice, key=lambda b: abs(math.log(b) - math.log(max(batch, 1))))
-        return self.fused_choice[nearest]
+        choice = self._fused_at.get(batch)
+        if choice is None:
+            nearest = min(self.fused_choice, key=lambda b: abs(math.log(b) - math.log(max(batch, 1))))
+            choice = self._fused_at[batch] = self.fused_choice[nearest]
+        return choice
 
     def control(self, obs_raw, cond_raw, style=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy and decoder in one call: -> (next_raw (B, D), action); the latent is action * action_scale."""
@@ -235,11 +266,11 @@ class OnnxBackend(_ManifoldFacade):
             raise ValueError(f"control: {obs.shape[0]} observations but {cond.shape[0]} condition windows")
         styles = self._styles(style, cond.shape[0])
         if self.uses_fused(obs.shape[0]):
-            nxt, action = self._fused.run(None, {"obs_raw": obs, "cond_raw": cond, **styles})
+            nxt, action = self._fused.run(self._outputs["controller"], {"obs_raw": obs, "cond_raw": cond, **styles})
         else:
-            action = self._policy.run(None, {"obs_raw": obs})[0]
+            action = self._policy.run(self._outputs["policy"], {"obs_raw": obs})[0]
             latent = action if self._scale is None else action * self._scale
-            nxt = self._decoder.run(None, {self._latent_name: latent, "cond_raw": cond, **styles})[0]
+            nxt = self._decoder.run(self._outputs["decoder"], {self._latent_name: latent, "cond_raw": cond, **styles})[0]
         self._timed("control", start)
         return torch.from_numpy(nxt), torch.from_numpy(action)
 

@@ -16,10 +16,17 @@ Conventions of the stored rollout (T frames of B characters):
 One bad batch never poisons the policy: a minibatch whose loss or gradient norm is not finite is skipped (no
 optimiser step) and counted in ``UpdateStats.skipped``; the trainer restores the last good state after an update
 that still left non-finite weights (``policies.train``).
+
+Several processes (``torchrun``, :mod:`policies.train`): each rank runs this update on its own rollout, scoring its
+minibatches through a DistributedDataParallel wrapper (``scorer``) whose backward all-reduces (averages) the
+gradients, so every rank takes the same optimiser step; ``mean_across`` averages the early-stopping KL over the
+ranks, so they all stop after the same epoch. The skip decision needs nothing more: the averaged gradient is the
+same on every rank, and a non-finite gradient on one rank makes it non-finite on all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -80,8 +87,15 @@ class UpdateStats:
 
 def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: Rollout, *, epochs: int,
                minibatch_size: int, clip_coef: float, vf_coef: float, ent_coef: float, max_grad_norm: float,
-               target_kl: float, generator: torch.Generator) -> UpdateStats:
-    """Clipped-surrogate PPO epochs over the rollout; ``generator`` (CPU) orders the minibatches."""
+               target_kl: float, generator: torch.Generator, scorer: Callable | None = None,
+               mean_across: Callable[[torch.Tensor], torch.Tensor] | None = None) -> UpdateStats:
+    """Clipped-surrogate PPO epochs over the rollout; ``generator`` (CPU) orders the minibatches.
+
+    ``scorer(x, actions) -> (log_prob, entropy, value)``: ``policy.evaluate_actions`` by default (one process), its
+    DistributedDataParallel wrapper under torchrun; ``mean_across(t)``: the mean of ``t`` over the processes
+    (identity by default). See the module docstring.
+    """
+    scorer = policy.evaluate_actions if scorer is None else scorer
     n = rollout.obs.shape[0] * rollout.obs.shape[1]
     obs = rollout.obs.reshape(n, -1)
     with torch.no_grad():
@@ -100,7 +114,7 @@ def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: 
         batches = 0
         for start in range(0, n - mb + 1, mb):
             idx = order[start:start + mb]
-            logp, entropy, value = policy.evaluate_actions(x_all[idx], actions[idx])
+            logp, entropy, value = scorer(x_all[idx], actions[idx])
             adv = advantages[idx]
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
             log_ratio = logp - old_logp[idx]
@@ -125,8 +139,10 @@ def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: 
             count += 1
             batches += 1
         epochs_run += 1
-        if target_kl > 0 and float(kl_sum / max(batches, 1)) > target_kl:
-            break
+        if target_kl > 0:
+            kl_mean = kl_sum / max(batches, 1)
+            if float(kl_mean if mean_across is None else mean_across(kl_mean)) > target_kl:
+                break
     means = (totals / max(count, 1)).tolist() if count else [float("nan")] * 5
     with torch.no_grad():
         values = rollout.values.reshape(n)

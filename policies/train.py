@@ -24,6 +24,20 @@ state is restored, ``bad_updates``); ``MAX_BAD_UPDATES`` of those in a row stop 
 :class:`TrainingDiverged`, whose message names the worst observation feature and character, after saving the last
 good state.
 
+Several processes (DistributedDataParallel, as multi-GPU PPO implementations do)::
+
+    torchrun --nproc_per_node 2 train_policy.py --task target --num-envs 512 ...
+
+Each rank steps its own batch of ``--num-envs`` characters with its own seed (``--seed`` + ``RANK_SEED_STRIDE`` x
+rank; rank 0 is the one-process run), runs the PPO epochs on its own rollout, and the gradients are all-reduced
+(averaged) by DistributedDataParallel, so every rank holds the same weights; the observation and return normalisers
+merge every rank's samples (all-gathered, in rank order); the early-stopping KL, the stop decision and the logged
+metrics are reduced over the ranks. An update therefore learns from ``processes x num_envs x rollout_steps``
+samples (``samples_per_update`` in ``progress.csv``, with ``processes`` and ``envs_per_process``), and ``--steps``
+counts all of them. gloo on the CPU, NCCL on CUDA (rank r on ``cuda:LOCAL_RANK``). Rank 0 alone logs, evaluates and
+writes the checkpoint and the policy; the checkpoint holds every rank's environment, generators and observations, so
+``--resume`` continues exactly with the same number of processes (and refuses another).
+
 Why not Stable-Baselines3: see ``benchmarks/bench_ppo.py`` (it measures SB3 PPO through a VecEnv adapter
 against this trainer on the same environment and sizes). This trainer keeps rollouts in torch on the
 environment's device and never converts to numpy in the loop.
@@ -31,15 +45,18 @@ environment's device and never converts to numpy in the loop.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from common.paths import output_dir, output_file
 from envs.registry import canonical_task
@@ -56,6 +73,8 @@ RUN_CONTROL = ("steps", "minutes", "stop_after_update", "out", "run_dir", "resum
                "checkpoint_every", "eval_every", "eval_envs", "eval_seconds")
 INFO_SKIP = ("episode_stats", "final_obs", "final_info")
 MAX_BAD_UPDATES = 3
+RANK_SEED_STRIDE = 1_000_003  # rank r seeds its environment and generators with --seed + r x this
+RANK_STATE = ("generator", "cpu_generator", "env", "obs", "running_return")  # what differs between ranks
 
 
 class TrainingDiverged(RuntimeError):
@@ -94,22 +113,113 @@ def make_manifold(vae: str | None, device: torch.device):
 def make_env(args: TrainArgs, manifold, num_envs: int, **overrides):
     from envs.vec_env import MotionVecEnv
 
-    options = {**args.env_option_dict(), **overrides}
+    slide = args.foot_slide_weight
+    if slide > 0:
+        from mocap.quality import toe_joints
+
+        try:
+            toe_joints(getattr(manifold, "skeleton", None))
+        except (AttributeError, ValueError):
+            print(f"note: --foot-slide-weight {slide:g} ignored: this model's skeleton names no toes or feet",
+                  file=sys.stderr)
+            slide = 0.0
+    options = {"style_change_s": args.style_change_s, "foot_slide_weight": slide, **args.env_option_dict(),
+               **overrides}
     return MotionVecEnv(num_envs, args.task, manifold, array_backend="torch", action_scale=action_scale_for(args),
                         **options)
 
 
-class Trainer:
-    """State of one training run (see the module docstring)."""
+# ---- processes (torchrun) ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in the run: rank, world size and torch device (one process: rank 0 of 1)."""
 
-    def __init__(self, args: TrainArgs, manifold=None):
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 alone logs, evaluates and writes files."""
+        return self.rank == 0
+
+
+def cuda_device(device: torch.device) -> torch.device:
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked but torch sees no CUDA device; use --device cpu")
+    return device
+
+
+def join_processes(args: TrainArgs, cleanup: contextlib.ExitStack) -> Processes:
+    """Under torchrun (``WORLD_SIZE`` > 1) join the process group (gloo on the CPU, NCCL on CUDA, each rank on
+    ``cuda:LOCAL_RANK``); otherwise one process on ``--device``."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = cuda_device(torch.device(args.device))
+    if world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        cleanup.callback(dist.destroy_process_group)
+    return Processes(rank, world_size, device)
+
+
+def all_ranks(x: torch.Tensor, procs: Processes) -> torch.Tensor:
+    """Every rank's ``x`` (same shape on all) concatenated along dim 0 in rank order; ``x`` in one process."""
+    if not procs.distributed:
+        return x
+    parts = [torch.empty_like(x) for _ in range(procs.world_size)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def all_objects(obj, procs: Processes) -> list:
+    """[every rank's ``obj``] in rank order (picklable objects); ``[obj]`` in one process."""
+    if not procs.distributed:
+        return [obj]
+    out = [None] * procs.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def all_agree(flag: bool, procs: Processes) -> bool:
+    """True when ``flag`` is true on every rank (so all ranks leave the loop after the same update)."""
+    if not procs.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=procs.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item() > 0.5)
+
+
+class _ActionScorer(torch.nn.Module):
+    """``policy.evaluate_actions`` as a forward: DistributedDataParallel all-reduces the gradients of what its
+    wrapped module's forward ran, and the PPO loss scores stored actions, not ``policy.forward``."""
+
+    def __init__(self, policy: PolicyModule):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, x: torch.Tensor, actions: torch.Tensor):
+        return self.policy.evaluate_actions(x, actions)
+
+
+class Trainer:
+    """State of one training run (see the module docstring); ``procs`` places it among torchrun's processes."""
+
+    def __init__(self, args: TrainArgs, manifold=None, procs: Processes | None = None):
         args.validate()
         if args.threads:
             torch.set_num_threads(args.threads)
         self.args = args
-        self.device = torch.device(args.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked but torch sees no CUDA device; use --device cpu")
+        self.procs = procs if procs is not None else Processes(0, 1, cuda_device(torch.device(args.device)))
+        self.device = self.procs.device
+        self.seed = args.seed + RANK_SEED_STRIDE * self.procs.rank  # this rank's environment and generators
         self.run_dir = Path(args.run_dir or f"runs/policy_{args.task}")
         vae = vae_source(args)
         self.manifold = manifold if manifold is not None else make_manifold(vae, self.device)
@@ -127,10 +237,17 @@ class Trainer:
                              critic_hidden_sizes=args.critic_hidden_sizes, init_action_std=args.init_action_std,
                              action_scale=self.env.action_scale)
         self.policy = PolicyModule(config).to(self.device)
+        self.scorer = None  # the PPO loss scores through it under torchrun (its backward all-reduces the gradients)
+        if self.procs.distributed:
+            # Buffers are synced once, at construction; after that the observation normaliser is merged over the
+            # ranks explicitly (update_normalizer), not broadcast from rank 0 at every forward.
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.scorer = torch.nn.parallel.DistributedDataParallel(_ActionScorer(self.policy), device_ids=device_ids,
+                                                                    forward_sync_buffers=False)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=args.learning_rate, eps=1e-5)
         self.return_rms = RunningMeanVar(1).to(self.device)
-        self.generator = torch.Generator(device=self.device).manual_seed(args.seed)  # action noise
-        self.cpu_generator = torch.Generator().manual_seed(args.seed + 1)  # minibatch order
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)  # action noise
+        self.cpu_generator = torch.Generator().manual_seed(self.seed + 1)  # minibatch order
         action_shape = () if discrete else (self.env.core.latent_size,)
         self.rollout = Rollout(args.rollout_steps, args.num_envs, obs_size, action_shape,
                                torch.long if discrete else torch.float32, self.device)
@@ -149,7 +266,7 @@ class Trainer:
     # ---- state ----------------------------------------------------------------------------------------
     def start(self) -> None:
         """Reset the environment and prime the observation normaliser with the first observations."""
-        obs, _ = self.env.reset(seed=self.args.seed)
+        obs, _ = self.env.reset(seed=self.seed)
         if self.args.stagger_episodes:
             # Characters that all start together also end together: every rollout would see the same episode
             # phase. Random elapsed-step counters spread the first episode's length (truncation reads them).
@@ -157,12 +274,18 @@ class Trainer:
             steps = torch.randint(0, limit, (self.args.num_envs,), generator=self.cpu_generator)
             self.env.core.steps = steps.to(self.env.core.steps)
         self.obs = obs
-        self.policy.obs_rms.update(obs)
+        self.update_normalizer(self.policy.obs_rms, obs)
         self._snapshot = self.state()
 
+    def update_normalizer(self, rms: RunningMeanVar, x: torch.Tensor) -> None:
+        """Merge ``x`` (N, ...) into ``rms``; under torchrun every rank's batch, in rank order, so the normalisers stay
+        identical on all ranks (and equal to one process that stepped all their characters)."""
+        rms.update(all_ranks(x, self.procs))
+
     def state(self) -> dict:
-        """The training checkpoint dict (copies: later training does not change it)."""
-        return {
+        """The training checkpoint dict (copies: later training does not change it). Under torchrun it also holds
+        ``processes`` and ``ranks``: every rank's ``RANK_STATE`` (the top-level copies are rank 0's)."""
+        state = {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
             "args": self.args.to_dict(),
@@ -180,8 +303,19 @@ class Trainer:
             "vae_fingerprint": manifold_fingerprint(self.manifold),
             "last_metrics": dict(self.last_metrics),
         }
+        if self.procs.distributed:
+            ranks = all_objects({key: state[key] for key in RANK_STATE}, self.procs)
+            state.update(ranks[0], processes=self.procs.world_size, ranks=ranks)
+        return state
 
     def load_state(self, state: dict) -> None:
+        saved = int(state.get("processes", 1))
+        if saved != self.procs.world_size:
+            raise ValueError(f"--resume: the checkpoint was written by {saved} process(es) and this run has "
+                             f"{self.procs.world_size}; resume it with the same number (torchrun --nproc_per_node "
+                             f"{saved}, or no torchrun for 1)")
+        if self.procs.distributed:
+            state = {**state, **state["ranks"][self.procs.rank]}
         self.update, self.global_step = int(state["update"]), int(state["global_step"])
         self.elapsed_s = float(state["elapsed_s"])
         self.policy.load_state_dict(state["policy"])
@@ -200,8 +334,10 @@ class Trainer:
         return self.run_dir / "checkpoint.pt"
 
     def save(self, state: dict | None = None) -> None:
-        """Write the training checkpoint and the policy file (from ``state``, default: now)."""
+        """Write the training checkpoint and the policy file (from ``state``, default: now); rank 0 only."""
         state = state or self.state()
+        if not self.procs.main:
+            return
         atomic_torch_save(state, self.checkpoint_path)
         policy = PolicyModule(self.policy.config)  # from the state: the live one may be mid-update
         policy.load_state_dict(state["policy"])
@@ -260,7 +396,7 @@ class Trainer:
                                                 args.gae_lambda)
         self.obs = obs
         if args.normalize_reward:
-            self.return_rms.update(returns_seen.reshape(-1))
+            self.update_normalizer(self.return_rms, returns_seen.reshape(-1))
         sums.update({"episode_return": ep_return, "episode_length": ep_length})
         counts.update({"episode_return": episodes, "episode_length": episodes})
         return {"sums": sums, "counts": counts}
@@ -281,30 +417,42 @@ class Trainer:
         stats = ppo_update(self.policy, self.optimizer, self.rollout, epochs=args.epochs,
                            minibatch_size=args.minibatch_size, clip_coef=args.clip_coef, vf_coef=args.vf_coef,
                            ent_coef=args.ent_coef, max_grad_norm=args.max_grad_norm, target_kl=args.target_kl,
-                           generator=self.cpu_generator)
+                           generator=self.cpu_generator, scorer=self.scorer, mean_across=self._mean_across)
         if stats.skipped:
             self.skipped_total += stats.skipped
-            print(f"warning: update {self.update + 1}: {stats.skipped} minibatch(es) with a non-finite loss or "
-                  f"gradient skipped ({self.skipped_total} so far)", file=sys.stderr)
+            if self.procs.main:  # the ranks skip the same minibatches (their averaged gradients are the same)
+                print(f"warning: update {self.update + 1}: {stats.skipped} minibatch(es) with a non-finite loss or "
+                      f"gradient skipped ({self.skipped_total} so far)", file=sys.stderr)
         if not all(bool(torch.isfinite(p).all()) for p in self.policy.parameters()):
             self._undo_update()
         else:
             self.bad_updates = 0
             # The statistics move only between updates, so each update sees the inputs its actions were chosen on.
-            self.policy.obs_rms.update(self.rollout.obs.reshape(-1, self.rollout.obs.shape[-1]))
+            self.update_normalizer(self.policy.obs_rms, self.rollout.obs.reshape(-1, self.rollout.obs.shape[-1]))
         t2 = time.perf_counter()
-        samples = args.rollout_steps * args.num_envs
+        processes = self.procs.world_size
+        samples = args.rollout_steps * args.num_envs * processes  # every rank's rollout
         self.update += 1
         self.global_step += samples
         self.elapsed_s += t2 - t0
         metrics = {"update": self.update, "global_step": self.global_step, "minutes": self.elapsed_s / 60.0,
-                   "env_steps_per_s": samples / (t2 - t0), "rollout_s": t1 - t0, "learn_s": t2 - t1, "lr": lr}
-        metrics.update(_rollout_metrics(collected, samples, self.env.core.dt))
-        metrics.update({"ppo_" + k: v for k, v in stats.as_dict().items()})
+                   "env_steps_per_s": samples / (t2 - t0), "rollout_s": t1 - t0, "learn_s": t2 - t1, "lr": lr,
+                   "processes": processes, "envs_per_process": args.num_envs, "samples_per_update": samples}
+        ranks = all_objects({"totals": _metric_totals(collected), "ppo": stats.as_dict()}, self.procs)
+        metrics.update(_rollout_metrics(_sum_totals([r["totals"] for r in ranks]), samples, self.env.core.dt))
+        metrics.update({"ppo_" + k: sum(r["ppo"][k] for r in ranks) / processes for k in stats.as_dict()})
         metrics["bad_updates"] = self.bad_updates
         if not self.policy.discrete:
             metrics["action_std"] = float(self.policy.log_std.detach().exp().mean())
         return metrics
+
+    def _mean_across(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean of ``t`` over the ranks (``t`` itself in one process)."""
+        if not self.procs.distributed:
+            return t
+        t = t.detach().clone()
+        dist.all_reduce(t)
+        return t / self.procs.world_size
 
     def _undo_update(self) -> None:
         """Restore the learner (policy, optimiser, normalisers) of the last good state; stop after too many."""
@@ -313,8 +461,9 @@ class Trainer:
         self.policy.load_state_dict(snapshot["policy"])
         self.optimizer.load_state_dict(snapshot["optimizer"])
         self.return_rms.load_state_dict(snapshot["return_rms"])
-        print(f"warning: update {self.update + 1} left non-finite weights: undone, the learner is back at update "
-              f"{snapshot['update']} ({self.bad_updates} in a row)", file=sys.stderr)
+        if self.procs.main:
+            print(f"warning: update {self.update + 1} left non-finite weights: undone, the learner is back at update "
+                  f"{snapshot['update']} ({self.bad_updates} in a row)", file=sys.stderr)
         if self.bad_updates >= MAX_BAD_UPDATES:
             self.save(snapshot)
             raise TrainingDiverged(self.diagnosis())
@@ -346,24 +495,33 @@ class Trainer:
         return {"eval_" + k: v for k, v in result.items() if isinstance(v, (int, float)) and v is not None}
 
     # ---- the loop -------------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def _go_on(self) -> bool:
+        """Whether every rank has steps, minutes and updates left (the ranks' clocks differ slightly)."""
         args = self.args
-        log = MetricLog(self.run_dir, tensorboard=args.tensorboard, resume_update=self.update)
-        bar = _progress_bar(args, self.global_step)
+        left = self.global_step < args.steps and (args.minutes <= 0 or self.elapsed_s < args.minutes * 60.0) \
+            and (args.stop_after_update <= 0 or self.update < args.stop_after_update)
+        return all_agree(left, self.procs)
+
+    def run(self) -> dict:
+        args, main = self.args, self.procs.main
+        log = MetricLog(self.run_dir, tensorboard=args.tensorboard, resume_update=self.update) if main else None
+        bar = _progress_bar(args, self.global_step) if main else None
         started = time.perf_counter()
         try:
-            while self.global_step < args.steps and (args.minutes <= 0 or self.elapsed_s < args.minutes * 60.0) \
-                    and (args.stop_after_update <= 0 or self.update < args.stop_after_update):
+            while self._go_on():
                 metrics = self.train_update()
-                if args.eval_every and self.update % args.eval_every == 0:
+                if main and args.eval_every and self.update % args.eval_every == 0:
                     t = time.perf_counter()
                     metrics.update(self.periodic_eval())
                     metrics["eval_s"] = time.perf_counter() - t
                 self.last_metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-                log.write(metrics)
+                if main:
+                    log.write(metrics)
                 self._snapshot = self.state()
                 if self.update % args.checkpoint_every == 0:
                     self.save(self._snapshot)
+                if not main:
+                    continue
                 if self.on_update is not None:
                     self.on_update(metrics)  # the caller reports
                 else:
@@ -372,14 +530,16 @@ class Trainer:
             self.save(self._snapshot)
         except KeyboardInterrupt:
             # The update in flight is dropped: the checkpoint is the state after the last finished one.
-            print(f"\ninterrupted: saving the state after update {self._snapshot['update']} to "
-                  f"{self.checkpoint_path} (continue with --resume)", file=sys.stderr)
+            if main:
+                print(f"\ninterrupted: saving the state after update {self._snapshot['update']} to "
+                      f"{self.checkpoint_path} (continue with --resume)", file=sys.stderr)
             self.save(self._snapshot)
             raise
         finally:
             if bar is not None:
                 bar.close()
-            log.close()
+            if log is not None:
+                log.close()
             if self.env is not None:
                 self.env.close()
         return {"update": self.update, "global_step": self.global_step, "train_minutes": self.elapsed_s / 60.0,
@@ -406,16 +566,31 @@ def _accumulate(sums: dict, counts: dict, key: str, values: torch.Tensor, mask: 
         sums[key], counts[key] = v.sum(), m.sum()
 
 
-def _rollout_metrics(collected: dict, samples: int, dt: float) -> dict:
-    """Means over valid entries; event metrics (valid on fewer than all frames) also as a rate per minute."""
+def _metric_totals(collected: dict) -> dict[str, tuple[float, float]]:
+    """{metric: (sum, count)} of one rollout as floats (one device transfer)."""
     sums, counts = collected["sums"], collected["counts"]
     keys = list(sums)
     if not keys:
         return {}
-    stacked = torch.stack([torch.stack((sums[k], counts[k])) for k in keys]).cpu().tolist()  # one transfer
+    stacked = torch.stack([torch.stack((sums[k], counts[k])) for k in keys]).cpu().tolist()
+    return {key: (total, count) for key, (total, count) in zip(keys, stacked, strict=True)}
+
+
+def _sum_totals(per_rank: list[dict]) -> dict[str, tuple[float, float]]:
+    """The ranks' {metric: (sum, count)} added up (a metric some rank did not see counts 0 there)."""
+    out: dict[str, tuple[float, float]] = {}
+    for totals in per_rank:
+        for key, (total, count) in totals.items():
+            old = out.get(key, (0.0, 0.0))
+            out[key] = (old[0] + total, old[1] + count)
+    return out
+
+
+def _rollout_metrics(totals: dict[str, tuple[float, float]], samples: int, dt: float) -> dict:
+    """Means over valid entries; event metrics (valid on fewer than all frames) also as a rate per minute."""
     out = {}
     minutes = samples * dt / 60.0
-    for key, (total, count) in zip(keys, stacked, strict=True):
+    for key, (total, count) in totals.items():
         if count > 0:
             out[key] = total / count
         if not key.startswith(("final_", "episode_")) and count < samples:
@@ -538,7 +713,14 @@ def resumed_args(cli: TrainArgs, saved: dict) -> tuple[TrainArgs, list[str]]:
 
 def train(args: TrainArgs, manifold=None, quiet: bool = False, on_update=None) -> dict:
     """Train (or resume) per ``args``; returns a summary dict. ``manifold`` overrides ``args.vae`` (tests);
-    ``on_update(metrics)`` is called after every update (e.g. a build's progress view)."""
+    ``on_update(metrics)`` is called after every update (e.g. a build's progress view). Under torchrun every rank
+    runs this (see the module docstring); rank 0 alone prints."""
+    with contextlib.ExitStack() as cleanup:
+        procs = join_processes(args, cleanup)
+        return _train(args, manifold, quiet or not procs.main, on_update, procs)
+
+
+def _train(args: TrainArgs, manifold, quiet: bool, on_update, procs: Processes) -> dict:
     say = (lambda *a: None) if quiet else print  # noqa: E731
     output_file(args.out, "--out", (".pt",))  # before any work: an hour of training must not die at its first save
     output_dir(Path(args.run_dir or f"runs/policy_{canonical_task(args.task, '--task')}"), "--run-dir")
@@ -550,8 +732,8 @@ def train(args: TrainArgs, manifold=None, quiet: bool = False, on_update=None) -
         for line in ignored:
             say(f"resume: ignoring {line}")
     say("TrainArgs:\n" + format_args(args))
-    trainer = Trainer(args, manifold)
-    trainer.on_update = on_update
+    trainer = Trainer(args, manifold, procs)
+    trainer.on_update = on_update if procs.main else None
     if state is not None:
         if state.get("vae_fingerprint") != manifold_fingerprint(trainer.manifold):
             raise ValueError(f"--resume: the checkpoint was trained on VAE data {state.get('vae_fingerprint')}, "
@@ -561,7 +743,8 @@ def train(args: TrainArgs, manifold=None, quiet: bool = False, on_update=None) -
     else:
         trainer.start()
     summary = trainer.run()
-    warn_if_diverging(summary, trainer.env.core.fps)
+    if procs.main:
+        warn_if_diverging(summary, trainer.env.core.fps)
     say(json.dumps({"summary": {k: v for k, v in summary.items() if isinstance(v, (int, float))}, "out": args.out}))
     return summary
 

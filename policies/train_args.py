@@ -32,17 +32,19 @@ class TrainArgs:
     run_dir: str | None = None
     """Folder for the training checkpoint, CSV and TensorBoard logs (default: runs/policy_<task>)."""
     num_envs: int = 512
-    """Characters simulated together (one batched environment)."""
+    """Characters simulated together (one batched environment; under torchrun, per process)."""
     steps: int = 20_000_000
-    """Total environment steps (characters x frames) to train for; --resume continues up to it."""
+    """Total environment steps (characters x frames, all processes together) to train for; --resume continues up
+    to it."""
     minutes: float = 0.0
     """Stop after this much training wall time (0: no limit); the policy is saved as at any end."""
     stop_after_update: int = 0
     """Stop after this update as if interrupted (checkpoint written; --resume goes on; the schedule is unchanged)."""
     rollout_steps: int = 32
-    """Frames each character runs per PPO update (an update learns from num_envs x rollout_steps samples)."""
+    """Frames each character runs per PPO update (an update learns from processes x num_envs x rollout_steps
+    samples)."""
     minibatch_size: int = 4096
-    """Samples per gradient step."""
+    """Samples per gradient step (under torchrun, per process: the ranks' gradients are averaged)."""
     epochs: int = 4
     """Passes over each rollout."""
     learning_rate: float = 3e-4
@@ -78,12 +80,20 @@ class TrainArgs:
     Default: the character's, else the VAE's own bound (measured where its decoder was trained), else 4."""
     env_options: str = "{}"
     """JSON dict of extra environment options, e.g. '{"max_speed": 1.5, "max_episode_steps": 600}'."""
+    foot_slide_weight: float = 0.3
+    """Foot-sliding reward term (envs.foot_slide): positive rewards are scaled by exp(-w x cm the toes in contact
+    slide per frame); 0 turns it off. Needs a model whose skeleton names its toes or feet."""
+    style_change_s: float = 5.0
+    """With a VAE that has styles: each character switches to a random style on average this often (seconds; 0:
+    never), so the policy keeps working when a user switches styles live."""
     device: str = "cpu"
-    """Torch device for the environment, the VAE and the networks (cpu, cuda, cuda:1 ...)."""
+    """Torch device for the environment, the VAE and the networks (cpu, cuda, cuda:1 ...; under torchrun with cuda
+    each process uses cuda:LOCAL_RANK)."""
     threads: int = 0
     """torch CPU threads (0: torch's default). On a shared 2-core machine use the free cores, e.g. 1."""
     seed: int = 0
-    """Seed of everything random (environment, action noise, minibatches): a seed reproduces a run."""
+    """Seed of everything random (environment, action noise, minibatches): a seed reproduces a run (under torchrun
+    each process adds its rank x 1,000,003)."""
     checkpoint_every: int = 10
     """Write the training checkpoint (and the policy) every this many updates."""
     eval_every: int = 10

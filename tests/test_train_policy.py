@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ from envs.toy_manifold import ToyManifold
 from policies import evaluate as evaluation
 from policies import load_policy
 from policies.train import Trainer, main, train
-from policies.train_args import TrainArgs, build_parser
+from policies.train_args import TrainArgs, build_parser, parse_args
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--num-envs", "16", "--rollout-steps", "16", "--minibatch-size", "64", "--epochs", "2", "--hidden-sizes", "32",
@@ -182,3 +184,87 @@ def test_updates_that_leave_nan_weights_are_undone_then_training_stops_with_a_di
         for _ in range(3):
             trainer.train_update()
     assert load_policy(args.out) is not None, "the last good state was saved"
+
+
+# ---- torchrun: DistributedDataParallel on 2 CPU processes (gloo) ------------------------------------------------
+DDP_ENVS, DDP_ROLLOUT, DDP_UPDATES = 64, 16, 20
+DDP_ARGS = ["--task", "target", "--vae", "toy", "--num-envs", str(DDP_ENVS), "--rollout-steps", str(DDP_ROLLOUT),
+            "--minibatch-size", "256", "--epochs", "4", "--hidden-sizes", "64", "64", "--critic-hidden-sizes", "64",
+            "64", "--learning-rate", "1e-3", "--steps", str(2 * DDP_ENVS * DDP_ROLLOUT * DDP_UPDATES), "--eval-every",
+            "0", "--checkpoint-every", "100", "--threads", "1", "--no-progress", "--no-tensorboard", "--env-options",
+            '{"max_episode_steps": 64}']  # short episodes: every rollout ends some, so the return is measured each update
+
+
+def torchrun(tmp_path, name: str, *extra: str) -> subprocess.CompletedProcess:
+    """train_policy.py under `torchrun --nproc_per_node 2` (one torch thread per process), in ``tmp_path/name``."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(REPO / "train_policy.py"), *DDP_ARGS, "--out", str(tmp_path / f"{name}.pt"), "--run-dir",
+           str(tmp_path / name), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """An uninterrupted 2-process run of DDP_UPDATES updates: (folder, its stdout)."""
+    tmp_path = tmp_path_factory.mktemp("ddp")
+    return tmp_path, torchrun(tmp_path, "whole").stdout
+
+
+def test_torchrun_two_processes_learn_and_record_the_samples_per_update(ddp_run):
+    tmp_path, stdout = ddp_run
+    rows = list(csv.DictReader(open(tmp_path / "whole" / "progress.csv")))
+    assert len(rows) == DDP_UPDATES and stdout.count("TrainArgs:") == 1, "rank 0 alone logs"
+    for i, row in enumerate(rows, start=1):
+        processes, per_process = int(row["processes"]), int(row["envs_per_process"])
+        assert (processes, per_process) == (2, DDP_ENVS)
+        assert int(row["samples_per_update"]) == processes * per_process * DDP_ROLLOUT
+        assert int(row["global_step"]) == i * processes * per_process * DDP_ROLLOUT
+    returns = [float(r["episode_return"]) for r in rows]
+    first, last = sum(returns[:3]) / 3, sum(returns[-3:]) / 3
+    assert last > first + 0.5, returns  # the toy target task: return -0.0 -> ~1.7 in 20 updates
+    state = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    assert state["processes"] == 2 and len(state["ranks"]) == 2
+    first_targets = [r["env"]["task"]["target"] for r in state["ranks"]]
+    assert not torch.equal(*first_targets), "each rank steps its own characters with its own seed"
+
+
+def test_torchrun_resume_continues_exactly_and_needs_the_same_processes(ddp_run, tmp_path):
+    whole, _ = ddp_run
+    torchrun(tmp_path, "cut", "--stop-after-update", str(DDP_UPDATES // 2))
+    args = parse_args([*DDP_ARGS, "--out", str(tmp_path / "cut.pt"), "--run-dir", str(tmp_path / "cut"), "--resume"])
+    with pytest.raises(ValueError, match=r"written by 2 process\(es\).*nproc_per_node 2"):
+        train(args, quiet=True)
+    torchrun(tmp_path, "cut", "--resume")
+    a = torch.load(whole / "whole.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "cut.pt", weights_only=True)["state_dict"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ---- benchmarks/gpu_check.sh: what can be checked without a GPU -------------------------------------------------
+GPU_CHECK = REPO / "benchmarks" / "gpu_check.sh"
+
+
+def test_gpu_check_parses_and_its_commands_take_their_flags():
+    assert subprocess.run(["bash", "-n", str(GPU_CHECK)]).returncode == 0
+    text = GPU_CHECK.read_text().replace("\\\n", " ")  # one line per command
+    commands = re.findall(r'"\$PY" (-m [\w.]+|play\.py)([^\n>]*)', text)
+    assert {c for c, _ in commands} >= {"-m benchmarks.bench_env", "-m benchmarks.bench_ppo",
+                                        "-m benchmarks.bench_gpu_inference", "play.py"}
+    for command, rest in commands:
+        flags = set(re.findall(r"(--[a-z][a-z-]*)", rest))
+        if not flags or command == "-m pytest":
+            continue
+        done = subprocess.run([sys.executable, *command.split(), "--help"], cwd=REPO, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert not flags - set(re.findall(r"(--[a-z][a-z-]*)", done.stdout)), (command, flags)
+
+
+def test_gpu_check_stops_at_once_with_a_clear_message_without_a_gpu():
+    hidden = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no GPU for torch, on any machine
+    done = subprocess.run(["bash", str(GPU_CHECK)], cwd=REPO, capture_output=True, text=True, timeout=120, env=hidden)
+    assert done.returncode == 2 and "no CUDA device" in done.stderr and "CUDA build of torch" in done.stderr
