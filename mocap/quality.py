@@ -27,6 +27,7 @@ Toes: the skeleton's toe joint per side (``Toes_L``, ``LeftToeBase``, ...), else
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -38,6 +39,8 @@ AMDM_CONTACT_M = 0.05
 AMDM_SKATE_SPEED_MPS = 0.5
 AMDM_WINDOW_S = 0.25  # 5 frames at A-MDM's 20 fps
 WINDOW_S = 4.0  # generated motion is measured in windows of a mocap clip's length
+# Ground-speed bands (m/s) the joystick is judged in and the VAE's transitions are measured between.
+SPEED_BANDS = (("standing", 0.0, 0.2), ("walk", 0.2, 1.5), ("run", 1.5, 2.8), ("dash", 2.8, math.inf))
 STILL_ROOT_M = 1e-3  # per frame: below this mean root displacement the root "does not move" (CAMDM divides by 1)
 _TOE = re.compile(r"toe", re.IGNORECASE)
 _FOOT = re.compile(r"foot|ankle", re.IGNORECASE)

@@ -70,7 +70,7 @@ from gymnasium.vector import AutoresetMode
 
 from envs.manifold_source import pose_layout
 from envs.registry import canonical_task, task_choices, task_names
-from mocap.quality import WINDOW_S, quality_over, toe_joints
+from mocap.quality import SPEED_BANDS, WINDOW_S, quality_over, toe_joints
 from policies.checkpoint import check_policy_fits, load_policy, policy_env_options, trained_vae
 from policies.controllers import PolicyController, PriorController, SamplingController
 from vae.metrics import CONTACT_MARGIN_M, foot_contact_displacements
@@ -208,7 +208,6 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
     return tally
 
 
-SPEED_BANDS = (("standing", 0.0, 0.2), ("walk", 0.2, 1.5), ("run", 1.5, 2.8), ("dash", 2.8, math.inf))  # m/s
 BIG_TURN = math.radians(120.0)
 TURNED_DEG = 20.0
 HOLD_S = 0.5  # a response counts once the error stays under its bar this long

@@ -35,6 +35,10 @@ Prints ONE JSON object as the last line of stdout (scripts read it). Keys:
   prior stds; the model clamps it to its latent bound) for 30 s; ``diverged_share`` per level and
   ``diverged_share_all`` (a pose feature beyond the data's envelope, as the environments reset)
   (:func:`vae.stability.held_latent_stability`).
+- ``speed_transitions``: per pair of speed bands (standing, walk, run, dash; :data:`mocap.quality.SPEED_BANDS`)
+  ``"from->to"``, the share of 16 start windows of the first band a greedy latent search brings into the second
+  within 3 s (``reached``) and the median time (``median_s``); ``reached_all`` over the pairs
+  (:func:`vae.stability.speed_transitions`).
 - Gaussian models: ``action_scale``: the latent bound for policies (stored by vae.train from the aggregate
   posterior; measured here for older models, :func:`vae.stability.latent_action_scale`).
 - Gaussian models: ``kl_per_dim`` (nats, on the evaluation windows), ``kl_total``, ``active_latent_dims`` (posterior
@@ -56,7 +60,7 @@ import torch
 from envs.manifold_source import divergence_limits
 from mocap.dataset import MotionDataset
 from mocap.pose_layout import PoseLayout
-from mocap.quality import WINDOW_S, quality_over, toe_joints
+from mocap.quality import SPEED_BANDS, WINDOW_S, quality_over, toe_joints
 from vae.checkpoint import load_manifold
 from vae.data import WindowDataset, holdout_split, valid_window_starts, window_length
 from vae.metrics import (
@@ -75,6 +79,7 @@ from vae.stability import (
     aggregate_posterior,
     held_latent_stability,
     latent_action_scale,
+    speed_transitions,
     start_styles_of,
     steerability,
 )
@@ -321,6 +326,9 @@ def evaluate(
     probe = torch.randint(len(start_frames), (LATENT_PROBE_CONDITIONS,), generator=generator)
     result["steerability"] = steerability(model, torch.as_tensor(start_frames)[probe], generator=generator,
                                           styles=start_styles_of(model, probe))
+    result["speed_transitions"] = speed_transitions(model, torch.as_tensor(start_frames), SPEED_BANDS,
+                                                    action_scale=None if model.discrete else model.latent_bound,
+                                                    generator=generator)
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
 

@@ -1,4 +1,4 @@
-"""Can a policy drive this Motion VAE? Three measures a random walk (a fresh z every frame) never shows.
+"""Can a policy drive this Motion VAE? Four measures a random walk (a fresh z every frame) never shows.
 
 * :func:`held_latent_stability`: what a policy tends to do is push one latent and hold it. Characters start from
   the model's start poses and keep a fixed z for ``seconds``; z = level * e with e ~ N(0, I), for several levels
@@ -8,6 +8,8 @@
 * :func:`steerability`: how far z moves the next step's root: for many data conditions, the spread (std across
   prior samples of z) of the decoded turn rate (deg/s) and ground speed (m/s). Near 0: the latent barely steers
   the character and no policy can make it turn (what the DeepMimic clips gave without motion-graph transitions).
+* :func:`speed_transitions`: can the latent take the character from standing to walking, running and dashing
+  and back (every pair of speed bands), by a greedy search over prior samples?
 * :func:`aggregate_posterior`: where the decoder was trained: the encoder's posterior over the data, per latent
   dim the mean and the total std (std of the posterior means and the mean posterior variance together).
   :func:`latent_action_scale` turns it into the environments' ``action_scale`` (the latent a policy may use is
@@ -131,3 +133,63 @@ def latent_action_scale(posterior: dict, bound_std: float = LATENT_BOUND_STD) ->
     (all dims when none is active), so a policy's latent stays where the decoder was trained."""
     std = posterior["std"][posterior["active"]] if bool(posterior["active"].any()) else posterior["std"]
     return float(bound_std * std.median())
+
+
+TRANSITION_SECONDS = 3.0
+TRANSITION_STARTS = 16  # start windows per speed band
+TRANSITION_CANDIDATES = 32  # latents tried per character and step
+TRANSITION_WINDOW = 5  # frames the speed is averaged over (a stride's sway averages out)
+
+
+@torch.no_grad()
+def speed_transitions(model, start_frames: torch.Tensor, bands, *, action_scale: float | None,
+                      seconds: float = TRANSITION_SECONDS, candidates: int = TRANSITION_CANDIDATES,
+                      starts: int = TRANSITION_STARTS, generator: torch.Generator | None = None) -> dict:
+    """Can the latent take the character from every speed band to every other one? Start windows (S, C, D) raw are
+    sorted into ``bands`` ((name, low, high) m/s, by their last frame's speed); from up to ``starts`` of each band, a greedy search steers toward each other band: every frame it decodes ``candidates`` latents drawn
+    from the prior (clamped to +-``action_scale``; codes of a VQ model) and keeps the one whose speed is nearest the band. Reports, per
+    pair ``"from->to"``, the share of characters whose speed over ``TRANSITION_WINDOW`` frames entered the band
+    within ``seconds`` (``reached``) and the median time it took (``median_s``); pairs without start windows of the
+    source band are left out. The share of all pairs is ``reached_all``."""
+    layout = PoseLayout.from_frame_size(model.frame_size)
+    fps = float(model.fps)
+
+    def speed_of(frames: torch.Tensor) -> torch.Tensor:  # (..., D) raw -> (...,) ground speed m/s
+        return torch.linalg.vector_norm(layout.root_deltas(frames)[..., layout.root_dxdz], dim=-1) * fps
+
+    start_speed = speed_of(start_frames[:, -1].to(model.device))  # (S,)
+    pairs: dict[str, dict] = {}
+    steps, k = round(seconds * fps), candidates
+    for source, low, high in bands:
+        pick = torch.nonzero((start_speed >= low) & (start_speed < high))[:starts, 0]
+        if pick.numel() == 0:
+            continue
+        for target, t_low, t_high in bands:
+            if target == source:
+                continue
+            goal = t_low + 0.5 * (min(t_high, 2.0 * t_low + 1.0) - t_low)  # a speed inside the band (m/s)
+            b = pick.numel()
+            cond = start_frames[pick].to(model.device)  # (B, C, D)
+            styles = start_styles_of(model, pick)
+            recent = torch.zeros(TRANSITION_WINDOW, b, device=model.device)
+            reached_at = torch.full((b,), float("nan"), device=model.device)
+            for t in range(steps):
+                z = model.sample_prior(b * k, generator=generator)  # (B*K, Z) latents, or (B*K,) codes
+                z = z if action_scale is None else z.clamp(-action_scale, action_scale)
+                many = cond.repeat_interleave(k, dim=0)  # (B*K, C, D)
+                style = None if styles is None else styles.repeat_interleave(k)
+                nxt = model.step(z, many, style=style).reshape(b, k, -1)  # (B, K, D)
+                best = (speed_of(nxt) - goal).abs().argmin(dim=1)  # (B,)
+                frame = nxt[torch.arange(b, device=model.device), best]  # (B, D)
+                cond = torch.cat((cond[:, 1:], frame[:, None]), dim=1)
+                recent = torch.cat((recent[1:], speed_of(frame)[None]), dim=0)
+                if t + 1 >= TRANSITION_WINDOW:
+                    mean = recent.mean(dim=0)
+                    inside = (mean >= t_low) & (mean < t_high) & torch.isnan(reached_at)
+                    reached_at = torch.where(inside, torch.full_like(reached_at, (t + 1) / fps), reached_at)
+            done = ~torch.isnan(reached_at)
+            pairs[f"{source}->{target}"] = {
+                "reached": float(done.float().mean()),
+                "median_s": float(reached_at[done].median()) if bool(done.any()) else None, "starts": b}
+    shares = [p["reached"] for p in pairs.values()]
+    return {"pairs": pairs, "reached_all": float(sum(shares) / len(shares)) if shares else None, "seconds": seconds}
