@@ -10,9 +10,11 @@ both without ``pyglet.app.run``.
 
 Mouse: a left click places the goal (:meth:`Simulation.click`), a left drag draws a path (:meth:`Simulation.
 draw_path`); the window itself orbits on a right drag, pans on a middle drag and zooms on the wheel. Key B
-starts and stops capturing the followed character's motion to BVH (:mod:`app.motion_capture`). Key L turns
-planted feet (foot locking, on by default: :meth:`Simulation.set_foot_locking`) off and on; what is drawn,
-recorded and captured is the simulation's ``joint_positions()`` / ``joint_rotations()``, feet locked while it is on.
+starts and stops capturing the followed character's motion to BVH (:mod:`app.motion_capture`). Key T (Shift+T,
+the gamepad's Y) switches to the next (previous) motion style of a model with styles, faded in
+(:meth:`Simulation.change_style`). Key L turns planted feet (foot locking, on by default:
+:meth:`Simulation.set_foot_locking`) off and on; what is drawn, recorded and captured is the simulation's
+``joint_positions()`` / ``joint_rotations()``, feet locked while it is on.
 
 The HUD shows fps, inference milliseconds (the controller's action plus the decoder step, from the backend's
 meters), the simulation's lines (:mod:`app.hud`) and whether foot locking is on. Recordings leave out the
@@ -29,7 +31,17 @@ import numpy as np
 
 from app.hud import simulation_lines
 from app.input_script import Held, InputRecorder, ScriptPlayer, StepInput
-from app.inputs import KEY_CAPTURE, KEY_FOOT_LOCK, KEY_HELP, MOVE_KEYS, TASK_KEYS, Gamepads, MouseGesture, PadState
+from app.inputs import (
+    KEY_CAPTURE,
+    KEY_FOOT_LOCK,
+    KEY_HELP,
+    KEY_STYLE,
+    MOVE_KEYS,
+    TASK_KEYS,
+    Gamepads,
+    MouseGesture,
+    PadState,
+)
 from app.motion_capture import MotionCapture
 from app.simulation import Simulation
 
@@ -41,8 +53,12 @@ OVERVIEW_CAMERA_DISTANCE = 9.0  # tasks that place characters themselves (the ma
 OVERVIEW_CAMERA_ELEVATION = math.radians(50.0)
 MAX_STEPS_PER_TICK = 4  # a slow frame catches up at most this many steps (no spiral of death)
 CROWD_GOALS_DRAWN = 16  # goal markers of characters 1.. drawn besides the first one's full draw data
+CROWD_CAMERA_MIN = 16  # characters from which the camera frames the crowd around the first one
+CROWD_CAMERA_DISTANCE = 16.0
+CROWD_CAMERA_ELEVATION = math.radians(32.0)
 LEAD_RGBA = (0.86, 0.56, 0.32, 1.0)
-CROWD_RGBA = (0.45, 0.6, 0.8, 1.0)
+CROWD_HUES = (0.3, 0.85)  # green through blue to purple: never the lead's orange
+LEAD_RING_RADIUS = 0.6  # m: in a crowd, a ring on the ground marks the first character (the user's)
 LINE_WIDTH = 0.03
 STROKE_RGBA = (0.2, 0.75, 0.35, 1.0)
 NOTE_CHARS = 110  # longer console notes are cut in the HUD
@@ -71,6 +87,29 @@ def scene_items(data: dict, translucent: bool = False):
             lines.append(Polyline(points, colour(p["rgba"]), LINE_WIDTH))
     boxes = [Box(b["center"], b["half_extents"], 0.0, colour(b["rgba"])) for b in data["boxes"]]
     return markers, lines, boxes
+
+
+def crowd_colours(count: int) -> np.ndarray:
+    """(count, 4) RGBA: the first character (the user's) in ``LEAD_RGBA``, every other one its own muted colour of
+    ``CROWD_HUES`` (hue, saturation and value in golden-ratio-like steps, so neighbours in index differ), so that a
+    crowd reads as many people and the lead stands out."""
+    i = np.arange(count, dtype=np.float64)
+    hue = CROWD_HUES[0] + (CROWD_HUES[1] - CROWD_HUES[0]) * ((i * 0.618034) % 1.0)
+    saturation = 0.3 + 0.25 * ((i * 0.414214) % 1.0)
+    value = 0.6 + 0.3 * ((i * 0.732051) % 1.0)
+    # HSV -> RGB: channel n (5, 3, 1 for r, g, b) is v - v s clip(min(k, 4 - k), 0, 1), k = (n + 6 h) mod 6.
+    k = (np.array([5.0, 3.0, 1.0]) + 6.0 * hue[:, None]) % 6.0  # (count, 3)
+    rgb = value[:, None] * (1.0 - saturation[:, None] * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0))
+    rgba = np.concatenate([rgb, np.ones((count, 1))], axis=1)
+    rgba[:1] = LEAD_RGBA
+    return rgba
+
+
+def lead_ring(root) -> np.ndarray:
+    """(25, 3) points of a closed ring of ``LEAD_RING_RADIUS`` on the ground around a root position (3,)."""
+    angle = np.linspace(0.0, 2.0 * math.pi, 25)
+    return np.stack([root[0] + LEAD_RING_RADIUS * np.cos(angle), np.full(25, 0.02),
+                     root[2] + LEAD_RING_RADIUS * np.sin(angle)], axis=1)
 
 
 def next_free_path(path: Path) -> Path:
@@ -124,7 +163,7 @@ class App:
         self.motion_capture = motion_capture
         self.capture_path = capture_path
         self._prev = self._cur = sim.joint_positions()
-        self.lead_rgba = np.array([LEAD_RGBA] + [CROWD_RGBA] * (sim.num_characters - 1))
+        self.character_rgba = crowd_colours(sim.num_characters)
         window.set_help(["Keys and mouse"] + KEY_HELP + ([self.gamepads.status] if self.gamepads else []))
         window.push_handlers(self)
         self.reset_camera()
@@ -137,12 +176,16 @@ class App:
         return np.array([root[0], FOLLOW_HEIGHT, root[2]])
 
     def reset_camera(self) -> None:
-        """Look at the first character from behind it, a little to its right (from higher up over walls)."""
+        """Look at the first character from behind it, a little to its right (from higher up over walls, from
+        farther and higher in a crowd)."""
         self.camera.snap(self.follow_point(self._cur))
         self.camera.azimuth = float(self.sim.env.core.yaw[0]) + math.pi + CAMERA_BEHIND_OFFSET
         high = bool(self.sim.draw_data(0)["boxes"])  # walls: look over them
         self.camera.elevation = OVERVIEW_CAMERA_ELEVATION if high else CAMERA_ELEVATION
         self.camera.distance = OVERVIEW_CAMERA_DISTANCE if high else CAMERA_DISTANCE
+        if self.sim.num_characters >= CROWD_CAMERA_MIN:  # a crowd: the first character among the others
+            self.camera.elevation = max(self.camera.elevation, CROWD_CAMERA_ELEVATION)
+            self.camera.distance = max(self.camera.distance, CROWD_CAMERA_DISTANCE)
 
     def azimuth(self) -> float:
         """The azimuth the view is seen from now (the fixed mode has its own)."""
@@ -176,6 +219,8 @@ class App:
             self.toggle_capture()
         elif name == KEY_FOOT_LOCK:
             self.toggle_foot_locking()
+        elif name == KEY_STYLE:
+            self.pending.append({"style": "previous" if modifiers & self._key.MOD_SHIFT else "next"})
         elif name in TASK_KEYS:
             self.pending.append({"task": TASK_KEYS[name]})
         elif name in MOVE_KEYS:
@@ -279,7 +324,10 @@ class App:
             self.fps = 1.0 / dt if self.fps == 0 else 0.9 * self.fps + 0.1 / dt
         self.frame_count += 1
         if self.gamepads is not None:
-            self._pad = self.gamepads.read()  # sampled every frame; the next simulation step takes the latest
+            pad = self.gamepads.read()  # sampled every frame; the next simulation step takes the latest
+            if pad.next_style and not self._pad.next_style:
+                self.pending.append({"style": "next"})
+            self._pad = pad
         alpha = 1.0
         if not self.paused:
             self.accumulator = min(self.accumulator + dt, MAX_STEPS_PER_TICK * self.sim.dt)
@@ -302,7 +350,9 @@ class App:
         if len(self.stroke_preview) >= 2:
             pts = np.array([[x, 0.03, z] for x, z in self.stroke_preview])
             lines.append(Polyline(pts, STROKE_RGBA, LINE_WIDTH * 1.5))
-        characters = Characters.from_skeleton(self.sim.skeleton, positions, rgba=self.lead_rgba)
+        if self.sim.num_characters >= CROWD_CAMERA_MIN:
+            lines.append(Polyline(lead_ring(positions[0, 0]), LEAD_RGBA, LINE_WIDTH * 1.5))
+        characters = Characters.from_skeleton(self.sim.skeleton, positions, rgba=self.character_rgba)
         self.window.set_scene(SceneFrame(characters=[characters], markers=markers, polylines=lines, boxes=boxes))
         self.refresh_hud()
 

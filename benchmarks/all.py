@@ -196,9 +196,24 @@ def rows_viewer(r: dict) -> list[list[str]]:
 
 def rows_play(r: dict) -> list[list[str]]:
     onnx, torch_ms = dig(r, "inference_ms_b1", "onnx", "total"), dig(r, "inference_ms_b1", "torch", "total")
-    return [[f"`bench_play`: the app at {r.get('size')}", f"{num(r.get('app_fps'), 0)} fps", "–", "–"],
+    rows = [[f"`bench_play`: the app at {r.get('size')}", f"{num(r.get('app_fps'), 0)} fps", "–", "–"],
             ["`bench_play`: per-frame inference in the app, 1 character", f"ONNX Runtime {num(onnx, 3)} ms",
              f"torch {num(torch_ms, 3)} ms", f"{num(dig(r, 'onnx_speedup', 'total'), 2)}×"]]
+    # Crowds: frame rates with their min-max over frames, and what was drawn (levels of detail, culled).
+    for key, what in (("crowd_render_fps", "drawn only, as the app starts it"),
+                      ("crowd_render_fps_spread", "drawn only, spread over the arena")):
+        c, drawn = r.get(key) or {}, dig(r, key, "drawn") or {}
+        levels = ", ".join(f"{drawn[k]} {k}" for k in ("near", "mid", "far", "tiny", "culled") if drawn.get(k))
+        rows.append([f"`bench_play`: crowd of {num(c.get('characters'))}, {what}",
+                     f"{num(c.get('fps'), 1)} fps ({num(c.get('fps_min'), 1)}–{num(c.get('fps_max'), 1)}); drawn: "
+                     f"{levels or '–'}, {num(drawn.get('draw_calls'))} draw calls", "–", "–"])
+    app = r.get("crowd_app_fps") or {}
+    rows.append([f"`bench_play`: crowd of {num(app.get('characters'))}, the whole app loop",
+                 f"{num(app.get('fps'), 1)} fps, simulation {num(app.get('sim_hz'), 1)} Hz", "–", "–"])
+    rows.append(["`bench_play`: largest crowd stepped at 30 Hz (joystick / target / env only)",
+                 " / ".join(num(r.get(f"max_crowd_30hz_{k}")) for k in ("joystick", "target", "env_only")),
+                 "–", "–"])
+    return rows
 
 
 ROWS: dict[str, Callable[[dict], list[list[str]]]] = {

@@ -14,8 +14,21 @@ Prints one JSON line:
   no rendering) of the joystick task for N = 64, 128, 256, 512, 1024 characters until one misses the 33.3 ms
   budget of 30 Hz; ``max_crowd_30hz_joystick`` is the largest N that held it (0 when even 64 did not). The
   sampling fallback decodes K candidates per character (``fallback_candidates``: fewer in crowds).
-  ``crowd_env_only_*``: the same for the random-walk task (prior samples, no controller), the ceiling for a
-  controller that costs nothing.
+  ``crowd_target_*``: the same for the Target task (the crowd demo's); ``crowd_env_only_*``: the random-walk
+  task (prior samples, no controller), the ceiling for a controller that costs nothing.
+* ``crowd_render_fps``: the app's crowd of ``--crowd`` characters (Target task, the app's controller and crowd
+  camera), after ``--crowd-warmup`` simulation steps so that it has started to walk: rendering only (``App.
+  update_view`` with the interpolation moving between the last two steps, draw, ``glFinish``, ``flip``; no
+  simulation step), with what the renderer drew (characters per level of detail, culled, impostors, draw calls).
+* ``crowd_app_fps``: the same app running its whole loop (``App.tick`` on wall time: the simulation at 30 Hz,
+  at most 4 steps a frame, plus rendering) for ``--crowd-seconds``; ``sim_hz`` says how many steps a second the
+  simulation managed (30 when it holds the rate).
+* ``crowd_render_fps_spread``: rendering only again, the crowd placed at random over the Target arena (the app
+  starts every character at the origin, so its crowd is dense for its first tens of seconds; spread is what it
+  becomes).
+
+Every fps figure comes with ``fps_min`` / ``fps_max`` and the frame times behind them (``ms_min`` /
+``ms_median`` / ``ms_max``); ``threads`` gives the CPU count, torch's threads and llvmpipe's rasteriser threads.
 
 The controller is whatever the app would use: the character's ``policies/joystick.pt`` when it exists and fits the VAE,
 else the sampling fallback (``controller`` names it).
@@ -50,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=90, help="frames per fps window (3 windows)")
     p.add_argument("--steps", type=int, default=150, help="simulation steps per inference measurement")
     p.add_argument("--crowd-steps", type=int, default=8, help="timed steps per crowd size")
+    p.add_argument("--crowd", type=int, default=1000, help="characters of the crowd drawn by the app")
+    p.add_argument("--crowd-warmup", type=int, default=45, help="simulation steps before the crowd is timed")
+    p.add_argument("--crowd-frames", type=int, default=60, help="timed frames of the crowd, rendering only")
+    p.add_argument("--crowd-seconds", type=float, default=5.0, help="seconds of the crowd's whole app loop")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the app's default is torch's)")
     return p.parse_args(argv)
 
@@ -62,6 +79,14 @@ def held_w():
 
 def median(values) -> float:
     return round(statistics.median(values), 4)
+
+
+def frame_summary(seconds: list[float]) -> dict:
+    """fps (from the median frame) with its min / max, and the frame times in ms."""
+    ms = sorted(1e3 * t for t in seconds)
+    mid = statistics.median(ms)
+    return {"fps": round(1e3 / mid, 1), "fps_min": round(1e3 / ms[-1], 1), "fps_max": round(1e3 / ms[0], 1),
+            "ms_min": round(ms[0], 2), "ms_median": round(mid, 2), "ms_max": round(ms[-1], 2), "frames": len(ms)}
 
 
 def make_sim(args, backend_name: str, characters: int = 1, backend=None, task: str = "joystick"):
@@ -106,7 +131,7 @@ def crowd(args) -> dict:
 
     backend = make_backend(str(args.vae), verbose=False)
     out = {"budget_ms": round(BUDGET_MS, 2)}
-    for name, task in (("joystick", "joystick"), ("env_only", "random_walk")):
+    for name, task in (("joystick", "joystick"), ("target", "target"), ("env_only", "random_walk")):
         times, best = {}, 0
         for n in CROWDS:
             samples = crowd_step_ms(args, backend, n, task)
@@ -124,42 +149,112 @@ def crowd(args) -> dict:
 
 
 def app_fps(args) -> dict:
+    """One character: the whole app loop with W held (see the module docstring)."""
+    from pyglet import gl
+    from pyglet.window import key
+
+    from app.interactive import App
+    from viewer.window import ViewerWindow
+
+    sim = make_sim(args, "auto")
+    window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
+    app = App(sim, window)
+    window.dispatch_event("on_key_press", key.W, 0)
+    window.dispatch_events()
+    rates, frames = [], []
+    last = time.perf_counter()
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(args.frames):
+            now = time.perf_counter()
+            app.tick(now - last)
+            last = now
+            window.dispatch_events()
+            window.draw_frame()
+            gl.glFinish()
+            window.flip()
+            frames.append(time.perf_counter() - now)
+        rates.append(args.frames / (time.perf_counter() - start))
+    steps = sim.step_count
+    app.close()
+    window.close()
+    sim.close()
+    return {"app_fps": round(statistics.median(rates), 1), "app_fps_min": round(min(rates), 1),
+            "app_fps_max": round(max(rates), 1), "app_frame": frame_summary(frames), "sim_steps_during_fps": steps}
+
+
+def render_only(app, window, frames: int) -> dict:
+    """Frames of the app's current scene without simulation steps (the interpolation moves between the last two)."""
+    from pyglet import gl
+
+    times = []
+    for i in range(frames + 3):
+        start = time.perf_counter()
+        app.update_view(1.0 / 60.0, alpha=(i % 8) / 8.0)
+        window.dispatch_events()
+        window.draw_frame()
+        gl.glFinish()
+        window.flip()
+        if i >= 3:  # warm-up: the first frames allocate and compile
+            times.append(time.perf_counter() - start)
+    return {**frame_summary(times), "drawn": dict(window.renderer.last_counts)}
+
+
+def crowd_fps(args) -> dict:
+    """The app's crowd: rendering only as the app starts it and spread over the arena, then the whole loop."""
+    from pyglet import gl
+
+    from app.interactive import App
+    from viewer.window import ViewerWindow
+
+    sim = make_sim(args, "auto", args.crowd, task="target")
+    window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
+    app = App(sim, window)
+    for _ in range(args.crowd_warmup):
+        app.step_simulation()
+    out = {"crowd_render_fps": {**render_only(app, window, args.crowd_frames), "characters": args.crowd,
+                                "after_steps": sim.step_count}}
+
+    frames, steps = [], sim.step_count
+    begin = last = time.perf_counter()
+    while time.perf_counter() - begin < args.crowd_seconds:
+        now = time.perf_counter()
+        app.tick(now - last)
+        last = now
+        window.dispatch_events()
+        window.draw_frame()
+        gl.glFinish()
+        window.flip()
+        frames.append(time.perf_counter() - now)
+    out["crowd_app_fps"] = {**frame_summary(frames), "characters": args.crowd,
+                            "sim_hz": round((sim.step_count - steps) / (time.perf_counter() - begin), 1)}
+
+    # The app starts every character at the origin: spread over the arena instead, the crowd is what it becomes
+    # after a minute of walking to targets (and what a spread start would show at once).
+    generator = torch.Generator().manual_seed(0)
+    half = float(sim.env.task.half_arena) if hasattr(sim.env.task, "half_arena") else 20.0
+    sim.obs = sim.env.place(root_xz=(torch.rand(args.crowd, 2, generator=generator) * 2.0 - 1.0) * half)
+    sim.set_foot_locking(sim.foot_locking)  # planted feet start afresh where the characters now stand
+    for _ in range(3):
+        app.step_simulation()
+    app.reset_camera()
+    out["crowd_render_fps_spread"] = {**render_only(app, window, args.crowd_frames), "characters": args.crowd,
+                                      "spread_m": round(2 * half, 1)}
+    app.close()
+    window.close()
+    sim.close()
+    return out
+
+
+def windowed(args) -> dict:
+    """The measurements that need a window, under Xvfb when no display is reachable."""
     from viewer.display import VirtualDisplay, configure_pyglet, display_available
 
     with contextlib.ExitStack() as stack:
         if not display_available():
             stack.enter_context(VirtualDisplay(WIDTH, HEIGHT))
         configure_pyglet(headless=False)
-        from pyglet import gl
-        from pyglet.window import key
-
-        from app.interactive import App
-        from viewer.window import ViewerWindow
-
-        sim = make_sim(args, "auto")
-        window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
-        app = App(sim, window)
-        window.dispatch_event("on_key_press", key.W, 0)
-        window.dispatch_events()
-        rates = []
-        last = time.perf_counter()
-        for _ in range(3):
-            start = time.perf_counter()
-            for _ in range(args.frames):
-                now = time.perf_counter()
-                app.tick(now - last)
-                last = now
-                window.dispatch_events()
-                window.draw_frame()
-                gl.glFinish()
-                window.flip()
-            rates.append(args.frames / (time.perf_counter() - start))
-        steps = sim.step_count
-        app.close()
-        window.close()
-        sim.close()
-    return {"app_fps": round(statistics.median(rates), 1), "app_fps_min": round(min(rates), 1),
-            "sim_steps_during_fps": steps}
+        return {**app_fps(args), **crowd_fps(args)}
 
 
 def main(argv=None) -> int:
@@ -168,7 +263,9 @@ def main(argv=None) -> int:
         print(f"bench_play: no model file {args.vae}; pass --vae CKPT", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    result = {"bench": "play", "size": f"{WIDTH}x{HEIGHT}", "cpus": os.cpu_count(), "torch_threads": args.threads}
+    result = {"bench": "play", "size": f"{WIDTH}x{HEIGHT}",
+              "threads": {"cpus": os.cpu_count(), "torch": args.threads,
+                          "llvmpipe": int(os.environ.get("LP_NUM_THREADS", os.cpu_count()))}}
     torch_ms, label = inference(args, "torch")
     onnx_ms, _ = inference(args, "onnx")
     result["controller"] = label
@@ -176,7 +273,8 @@ def main(argv=None) -> int:
     result["onnx_speedup"] = {k: round(torch_ms[k] / onnx_ms[k], 2) if onnx_ms[k] > 0 else math.nan
                               for k in ("decoder", "controller", "total")}
     result.update(crowd(args))
-    result.update(app_fps(args))
+    result.update(windowed(args))
+    result["load_avg_1min"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result), flush=True)
     return 0
 

@@ -17,6 +17,8 @@ number of poses at once:
 
 When the caller gives ``joint_radii`` (J,) (the radius of the bone that ends at each joint), they are
 used as is and no extra leaf shapes are added.
+
+Seen from afar (a crowd), a body is drawn with fewer capsules: :mod:`viewer.impostors`.
 """
 
 from __future__ import annotations
@@ -190,7 +192,14 @@ def _body_plan(names: tuple[str, ...], parents: tuple[int, ...], radii: tuple[fl
     )
 
 
-def _unit(v: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+def facing(left: np.ndarray, right: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """(N, 3) unit forward on the ground of poses (N, J, 3): a character whose left side points to +x faces +z."""
+    across = (positions[:, left] - positions[:, right]).sum(axis=1)  # (N, 3)
+    flat = np.stack([-across[:, 2], np.zeros(len(positions)), across[:, 0]], axis=-1)
+    return unit(flat, np.array([0.0, 0.0, 1.0]))
+
+
+def unit(v: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(v, axis=-1, keepdims=True)
     return np.where(n > 1e-9, v / np.maximum(n, 1e-12), fallback)
 
@@ -200,7 +209,6 @@ def body_capsules(plan: BodyPlan, positions: np.ndarray, rgba: np.ndarray) -> tu
 
     M = N x plan.capsules_per_body; a sphere is a capsule with equal endpoints.
     """
-    n = positions.shape[0]
     up = np.array([0.0, 1.0, 0.0])
     ends, radii, shades = [], [], []
 
@@ -215,7 +223,7 @@ def body_capsules(plan: BodyPlan, positions: np.ndarray, rgba: np.ndarray) -> tu
 
     if len(plan.head_joint):
         joint = positions[:, plan.head_joint]  # (N, H, 3)
-        direction = _unit(joint - positions[:, plan.head_parent], up)
+        direction = unit(joint - positions[:, plan.head_parent], up)
         center = joint + direction * plan.head_offset[:, None]
         ends.append(np.stack([center, center], axis=2))
         radii.append(np.full(center.shape[:2], HEAD_RADIUS))
@@ -223,15 +231,14 @@ def body_capsules(plan: BodyPlan, positions: np.ndarray, rgba: np.ndarray) -> tu
 
     if len(plan.hand_joint):
         joint = positions[:, plan.hand_joint]
-        direction = _unit(joint - positions[:, plan.hand_parent], up)
+        direction = unit(joint - positions[:, plan.hand_parent], up)
         center = joint + direction * (0.6 * HAND_RADIUS)
         ends.append(np.stack([center, center], axis=2))
         radii.append(np.full(center.shape[:2], HAND_RADIUS))
         shades.append(np.broadcast_to(plan.hand_shade, center.shape[:2]))
 
     if len(plan.foot_joint):
-        across = (positions[:, plan.left] - positions[:, plan.right]).sum(axis=1)  # (N, 3)
-        forward = _unit(np.stack([-across[:, 2], np.zeros(n), across[:, 0]], axis=-1), np.array([0.0, 0.0, 1.0]))
+        forward = facing(plan.left, plan.right, positions)  # (N, 3)
         heel = positions[:, plan.foot_joint].copy()  # (N, F, 3)
         heel[..., 1] -= 0.5 * FOOT_RADIUS
         heel -= forward[:, None] * (0.25 * FOOT_LENGTH)

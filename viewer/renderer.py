@@ -1,23 +1,30 @@
 """Draws a :class:`viewer.scene.SceneFrame` with OpenGL 3.3 core through pyglet (needs a current GL context).
 
-One frame is, in order:
+Characters are first culled and given a level of detail by their size on screen (:mod:`viewer.lod`): the
+nearest are drawn exactly (the single-character look), the others as capsule impostors with blob shadows
+(:mod:`viewer.crowd`), characters outside the view not at all. One frame is, in order:
 
 1. clear to the sky colour;
-2. the ground: one large quad at y = 0 whose fragment shader draws a checkerboard with anti-aliased
-   1 m grid lines, fading into the sky with distance (so the quad's edge never shows);
-3. planar shadows: every opaque solid's box again, flattened onto the ground along the light direction;
-   for capsules the fragment shader keeps only ground points whose ray towards the light hits the
-   capsule, so shadows are exact. They are drawn translucent dark, and the stencil buffer lets each
-   pixel darken once where shadows overlap. Only the box faces turned to the light are drawn (they
-   cover the whole flattened box);
-4. opaque solids, lit: directional key light (diffuse + a little specular) plus a sky/ground hemisphere
-   ambient; all capsules in one instanced draw call (ray-cast inside their proxy boxes, writing their
-   true depth), all boxes in another;
-5. translucent solids (alpha < 1), blended, without depth writes.
+2. opaque solids, lit (:mod:`viewer.lighting`): directional key light (diffuse + a little specular) plus a
+   sky/ground hemisphere ambient; all exact capsules in one instanced draw call (ray-cast inside their proxy
+   boxes, writing their true depth), all boxes in another, then every impostor in one, nearest first;
+3. the ground: one large quad at y = 0 whose fragment shader draws a checkerboard with anti-aliased 1 m grid
+   lines, fading into the sky with distance (so the quad's edge never shows). Drawn after the solids, it is
+   shaded only where nothing stands in front of it (software GL tests depth before shading);
+4. shadows, on the ground: every opaque solid's box again, flattened onto the ground along the light
+   direction; for capsules the fragment shader keeps only ground points whose ray towards the light hits the
+   capsule, so shadows are exact. Impostor characters cast a blob each (an ellipse, one draw call). All are
+   drawn translucent dark, depth-tested against what is in front, and the stencil buffer lets each pixel
+   darken once where shadows overlap. Only the box faces turned to the light are drawn (they cover the
+   whole flattened box);
+5. translucent solids (alpha < 1), blended, without depth writes. Translucent characters are always drawn
+   exactly (impostors are opaque).
 
-Characters, markers and polylines all become capsule instances (see :mod:`viewer.shapes` and
-:mod:`viewer.body`), so a crowd of 256 characters costs one draw call per pass. Polylines are tubes
-``width`` metres thick, not 1-pixel GL lines: core-profile contexts do not do wide lines.
+Near characters, markers and polylines all become capsule instances (see :mod:`viewer.shapes` and
+:mod:`viewer.body`). Polylines are tubes ``width`` metres thick, not 1-pixel GL lines: core-profile contexts
+do not do wide lines. ``last_counts`` says what the last frame drew: exact capsules and boxes, characters per
+level (``near``, ``mid``, ``far``, ``tiny``) and ``culled``, impostor and blob-shadow instances, draw calls and
+the bytes of crowd instances uploaded.
 
 Raw GL calls (``pyglet.gl``) own the buffers; pyglet's ``ShaderProgram`` compiles the shaders and sets
 uniforms. :meth:`Renderer.draw` leaves depth test, culling, blending and stencil off and no program or
@@ -31,19 +38,18 @@ import math
 
 import numpy as np
 from pyglet import gl
-from pyglet.graphics.shader import Shader, ShaderProgram
 
 from viewer.body import body_capsules, body_plan
 from viewer.camera import Camera
-from viewer.scene import SceneFrame
+from viewer.crowd import CrowdPass
+from viewer.gl_objects import Program, float_attribute, make_buffer
+from viewer.impostors import impostor_levels
+from viewer.lighting import FOG_RANGE, LIGHTING_GLSL, SHADOW_HEIGHT, SHADOW_RGBA, SKY_RGB, unit_light_direction
+from viewer.lod import MAX_NEAR, MID_PIXELS, NEAR_PIXELS, TINY_PIXELS, CrowdLod, choose_lod
+from viewer.scene import Characters, SceneFrame
 from viewer.shapes import INSTANCE_FLOATS, Mesh, box_instances, box_mesh, box_rows, capsule_rows, ground_quad
 
-SKY_RGB = (0.72, 0.79, 0.87)
-LIGHT_DIRECTION = (0.3, -1.0, -0.5)  # the way the light travels: high, from the front-right of a +z walker
-SHADOW_RGBA = (0.08, 0.09, 0.13, 0.38)
-SHADOW_HEIGHT = 0.002  # metres: flattened shadows sit just above the ground plane
 GROUND_HALF_SIZE = 150.0
-FOG_RANGE = (35.0, 140.0)  # metres from the eye where the ground starts / finishes fading into the sky
 ARROW_HEAD_WIDTHS = 5.0  # arrow head length in polyline widths
 ARROW_HEAD_ANGLE = math.radians(28.0)
 
@@ -75,24 +81,6 @@ vec3 to_shadow(vec3 world) {
 }
 """
 
-_LIGHTING = """
-uniform vec3 u_light_dir;
-uniform vec3 u_eye;
-uniform vec3 u_sky;
-uniform vec2 u_fog;
-
-vec4 shade(vec3 albedo, float alpha, vec3 n, vec3 world) {
-    vec3 to_light = -u_light_dir;
-    vec3 to_eye = normalize(u_eye - world);
-    float diffuse = max(dot(n, to_light), 0.0);
-    vec3 ambient = mix(vec3(0.30, 0.27, 0.24), vec3(0.46, 0.50, 0.58), 0.5 + 0.5 * n.y);
-    float specular = pow(max(dot(n, normalize(to_light + to_eye)), 0.0), 40.0) * 0.18;
-    vec3 rgb = albedo * (ambient + diffuse * vec3(0.78, 0.75, 0.69)) + specular;
-    float fog = smoothstep(u_fog.x, u_fog.y, length(u_eye - world));
-    return vec4(mix(rgb, u_sky, fog), alpha);
-}
-"""
-
 _BOX_VERTEX = "#version 330 core\n" + _INSTANCE_INPUTS + _VERTEX_COMMON + """
 out vec3 v_world;
 out vec3 v_normal;
@@ -109,7 +97,7 @@ void main() {
 }
 """
 
-_BOX_FRAGMENT = "#version 330 core\n" + _LIGHTING + """
+_BOX_FRAGMENT = "#version 330 core\n" + LIGHTING_GLSL + """
 in vec3 v_world;
 in vec3 v_normal;
 in vec4 v_color;
@@ -143,7 +131,7 @@ void main() {
 # Ray-cast the capsule (a, b, radius) inside its proxy box; viewer.shapes.capsule_ray_hits is the same
 # maths in numpy. The capsule is the finite cylinder plus two end spheres: its first hit is the nearest
 # of the infinite cylinder's entry (if it lies between the ends) and the two spheres' entries.
-_CAPSULE_FRAGMENT = "#version 330 core\n" + _LIGHTING + """
+_CAPSULE_FRAGMENT = "#version 330 core\n" + LIGHTING_GLSL + """
 in vec3 v_world;
 flat in vec4 v_a;
 flat in vec3 v_b;
@@ -199,6 +187,7 @@ void main() {
         // v_world is a ground point: is the capsule between it and the light?
         if (capsule_hit(v_world, -u_light_dir, v_a.xyz, v_b, v_a.w, normal) >= MISS) discard;
         frag_color = u_shadow_color;
+        gl_FragDepth = gl_FragCoord.z;  // the flattened box's own: a shader that writes depth must do so always
         return;
     }
     vec3 rd = normalize(v_world - u_eye);
@@ -251,42 +240,8 @@ void main() {
 """
 
 
-class _Program:
-    """A compiled shader program whose ``set`` skips uniforms the driver optimised away (pyglet raises)."""
-
-    def __init__(self, vertex: str, fragment: str) -> None:
-        self.program = ShaderProgram(Shader(vertex, "vertex"), Shader(fragment, "fragment"))
-        self._names = frozenset(self.program.uniforms)
-
-    def use(self) -> None:
-        self.program.use()
-
-    def set(self, **values) -> None:
-        for name, value in values.items():
-            if name in self._names:
-                self.program[name] = value
-
-    def delete(self) -> None:
-        self.program.delete()
-
-
 def _column_major(m: np.ndarray) -> tuple[float, ...]:
     return tuple(float(x) for x in m.T.reshape(-1))
-
-
-def _buffer(target: int, data: np.ndarray | None, nbytes: int, usage: int) -> gl.GLuint:
-    handle = gl.GLuint()
-    gl.glGenBuffers(1, ctypes.byref(handle))
-    gl.glBindBuffer(target, handle)
-    gl.glBufferData(target, nbytes, None if data is None else data.ctypes.data_as(ctypes.c_void_p), usage)
-    return handle
-
-
-def _attribute(location: int, size: int, stride: int, offset: int, divisor: int = 0) -> None:
-    gl.glEnableVertexAttribArray(location)
-    gl.glVertexAttribPointer(location, size, gl.GL_FLOAT, gl.GL_FALSE, stride, ctypes.c_void_p(offset))
-    if divisor:
-        gl.glVertexAttribDivisor(location, divisor)
 
 
 class _InstancedMesh:
@@ -300,14 +255,14 @@ class _InstancedMesh:
         gl.glBindVertexArray(self._vao)
         vertices = np.ascontiguousarray(mesh.vertex_array())  # (V, 6)
         indices = np.ascontiguousarray(mesh.indices, dtype=np.uint32)
-        self._vbo = _buffer(gl.GL_ARRAY_BUFFER, vertices, vertices.nbytes, gl.GL_STATIC_DRAW)
-        _attribute(0, 3, 24, 0)
-        _attribute(1, 3, 24, 12)
-        self._ebo = _buffer(gl.GL_ELEMENT_ARRAY_BUFFER, indices, indices.nbytes, gl.GL_STATIC_DRAW)
-        self._instances = _buffer(gl.GL_ARRAY_BUFFER, None, 4 * INSTANCE_FLOATS, gl.GL_STREAM_DRAW)
+        self._vbo = make_buffer(gl.GL_ARRAY_BUFFER, vertices, vertices.nbytes, gl.GL_STATIC_DRAW)
+        float_attribute(0, 3, 24, 0)
+        float_attribute(1, 3, 24, 12)
+        self._ebo = make_buffer(gl.GL_ELEMENT_ARRAY_BUFFER, indices, indices.nbytes, gl.GL_STATIC_DRAW)
+        self._instances = make_buffer(gl.GL_ARRAY_BUFFER, None, 4 * INSTANCE_FLOATS, gl.GL_STREAM_DRAW)
         stride = 4 * INSTANCE_FLOATS
         for i in range(INSTANCE_FLOATS // 4):  # model columns 0-3, (a, r), (b, -), colour: one vec4 each
-            _attribute(2 + i, 4, stride, 16 * i, divisor=1)
+            float_attribute(2 + i, 4, stride, 16 * i, divisor=1)
         gl.glBindVertexArray(0)
 
     def upload(self, rows: np.ndarray) -> None:
@@ -335,35 +290,46 @@ class Renderer:
     """GL programs and buffers for drawing scenes in the current pyglet GL context.
 
     Create it after the window (its context must be current); call :meth:`draw` every frame and
-    :meth:`delete` before closing the window.
+    :meth:`delete` before closing the window. ``near_pixels``, ``max_near``, ``mid_pixels`` and ``tiny_pixels``
+    set the levels of detail and ``cull`` the frustum culling (see :mod:`viewer.lod`): ``max_near=0`` draws every
+    character as an impostor, ``near_pixels=0`` with a huge ``max_near`` every one exactly.
     """
 
     def __init__(self) -> None:
-        self._capsule_program = _Program(_CAPSULE_VERTEX, _CAPSULE_FRAGMENT)
-        self._box_program = _Program(_BOX_VERTEX, _BOX_FRAGMENT)
-        self._ground_program = _Program(_GROUND_VERTEX, _GROUND_FRAGMENT)
+        self._capsule_program = Program(_CAPSULE_VERTEX, _CAPSULE_FRAGMENT)
+        self._box_program = Program(_BOX_VERTEX, _BOX_FRAGMENT)
+        self._ground_program = Program(_GROUND_VERTEX, _GROUND_FRAGMENT)
         self._capsules = _InstancedMesh(box_mesh())  # capsule proxies
         self._boxes = _InstancedMesh(box_mesh())
+        self._crowd = CrowdPass()
         self._ground_vao = gl.GLuint()
         gl.glGenVertexArrays(1, ctypes.byref(self._ground_vao))
         gl.glBindVertexArray(self._ground_vao)
-        self._ground_vbo = _buffer(gl.GL_ARRAY_BUFFER, None, 4 * 12, gl.GL_DYNAMIC_DRAW)
-        _attribute(0, 3, 12, 0)
+        self._ground_vbo = make_buffer(gl.GL_ARRAY_BUFFER, None, 4 * 12, gl.GL_DYNAMIC_DRAW)
+        float_attribute(0, 3, 12, 0)
         gl.glBindVertexArray(0)
-        light = np.asarray(LIGHT_DIRECTION, dtype=np.float64)
-        self.light_direction = tuple(float(x) for x in light / np.linalg.norm(light))
+        self.light_direction = tuple(float(x) for x in unit_light_direction())
         self.sky_rgb = SKY_RGB
+        self.near_pixels = NEAR_PIXELS
+        self.max_near = MAX_NEAR
+        self.mid_pixels = MID_PIXELS
+        self.tiny_pixels = TINY_PIXELS
+        self.cull = True
         self.last_counts = {"capsules": 0, "boxes": 0}
+        self._draw_calls = 0
 
     # --- scene -> instance rows --------------------------------------------------------------------
     @staticmethod
-    def capsule_rows(scene: SceneFrame) -> np.ndarray:
-        """All capsule instances of a scene: characters, markers, polylines -> (K, INSTANCE_FLOATS) float32."""
+    def capsule_rows(scene: SceneFrame, near: list[np.ndarray] | None = None) -> np.ndarray:
+        """The exact capsule instances of a scene: characters (only those listed in ``near``, one index array per
+        group, when given), markers, polylines -> (K, INSTANCE_FLOATS) float32."""
         ends, radii, colours = [], [], []
-        for group in scene.characters:
-            names = group.joint_names if group.joint_names is not None else [f"j{i}" for i in range(len(group.parents))]
-            plan = body_plan(names, group.parents, group.joint_radii)
-            e, r, c = body_capsules(plan, group.positions, group.rgba)
+        for i, group in enumerate(scene.characters):
+            chosen = slice(None) if near is None else near[i]
+            positions, rgba = group.positions[chosen], group.rgba[chosen]
+            if len(positions) == 0:
+                continue
+            e, r, c = body_capsules(_body_plan_of(group), positions, rgba)
             ends.append(e)
             radii.append(r)
             colours.append(c)
@@ -392,15 +358,41 @@ class Renderer:
         )
         return box_rows(model, np.array([b.rgba for b in scene.boxes]))
 
+    def crowd_lod(self, group: Characters, camera: Camera, width: int, height: int) -> CrowdLod:
+        """Which of ``group``'s characters this view draws, and at which level (translucent ones exactly)."""
+        lod = choose_lod(group.positions, camera, width, height, near_pixels=self.near_pixels,
+                         max_near=self.max_near, mid_pixels=self.mid_pixels, tiny_pixels=self.tiny_pixels,
+                         cull=self.cull)
+        translucent = group.rgba[:, 3] < 0.999
+        if not translucent.any():
+            return lod
+        levels = [lod.mid, lod.far, lod.tiny]
+        near = np.concatenate([lod.near] + [level[translucent[level]] for level in levels])
+        mid, far, tiny = (level[~translucent[level]] for level in levels)
+        return CrowdLod(near=near, mid=mid, far=far, tiny=tiny, culled=lod.culled)
+
     # --- drawing -------------------------------------------------------------------------------------
     def draw(self, scene: SceneFrame, camera: Camera, width: int, height: int) -> None:
         """Draw ``scene`` seen by ``camera`` into the current framebuffer's ``width`` x ``height`` pixels."""
         width, height = max(int(width), 1), max(int(height), 1)
         view_proj = _column_major(camera.view_projection(width, height))
         eye = tuple(float(x) for x in camera.eye())
-        capsules = self.capsule_rows(scene)
+        lods = [self.crowd_lod(group, camera, width, height) for group in scene.characters]
+        capsules = self.capsule_rows(scene, [lod.near for lod in lods])
         boxes = self.box_rows(scene)
-        self.last_counts = {"capsules": len(capsules), "boxes": len(boxes)}
+        self._draw_calls = 0
+        crowd = self._crowd.prepare([
+            (group.positions, group.rgba, impostor_levels(_joint_names(group), group.parents, group.joint_radii), lod)
+            for group, lod in zip(scene.characters, lods, strict=True)])
+
+        for program in (self._capsule_program, self._box_program):
+            program.set(u_view_proj=view_proj, u_light_dir=self.light_direction, u_eye=eye,
+                        u_sky=self.sky_rgb, u_fog=FOG_RANGE, u_shadow_color=SHADOW_RGBA,
+                        u_shadow_height=SHADOW_HEIGHT)
+        opaque_c, clear_c = _split_by_alpha(capsules)
+        opaque_b, clear_b = _split_by_alpha(boxes)
+        self._capsules.upload(opaque_c)
+        self._boxes.upload(opaque_b)
 
         gl.glViewport(0, 0, width, height)
         gl.glClearColor(*self.sky_rgb, 1.0)
@@ -409,34 +401,40 @@ class Renderer:
         gl.glClear(gl.GL_COLOR_BUFFER_BIT | gl.GL_DEPTH_BUFFER_BIT | gl.GL_STENCIL_BUFFER_BIT)
         gl.glEnable(gl.GL_DEPTH_TEST)
         gl.glDepthFunc(gl.GL_LESS)
-        self._draw_ground(camera, view_proj, eye)
 
-        for program in (self._capsule_program, self._box_program):
-            program.set(u_view_proj=view_proj, u_light_dir=self.light_direction, u_eye=eye,
-                        u_sky=self.sky_rgb, u_fog=FOG_RANGE, u_shadow_color=SHADOW_RGBA,
-                        u_shadow_height=SHADOW_HEIGHT)
-
-        opaque_c, clear_c = _split_by_alpha(capsules)
-        opaque_b, clear_b = _split_by_alpha(boxes)
-        self._capsules.upload(opaque_c)
-        self._boxes.upload(opaque_b)
-
-        # Shadows: no depth test (only the ground is drawn so far, and they lie on it), blend once per pixel.
-        # Light-facing triangles keep their winding when flattened, seen from above: cull the others.
-        gl.glDisable(gl.GL_DEPTH_TEST)
+        # Opaque solids before the ground, nearest first: the ground and the shadows are then shaded only
+        # where nothing stands in front of them (software GL tests depth before shading).
         gl.glEnable(gl.GL_CULL_FACE)
         gl.glCullFace(gl.GL_BACK)
+        self._draw_solids(shadow=False)
+        if crowd is not None:
+            gl.glDisable(gl.GL_CULL_FACE)  # impostor quads face the eye either way round
+            self._crowd.draw_bodies(view_proj, eye, self.light_direction, self.sky_rgb, FOG_RANGE)
+            gl.glEnable(gl.GL_CULL_FACE)
+        self._draw_ground(camera, view_proj, eye)
+
+        # Shadows lie on the ground: depth-tested against it and everything in front, pulled towards the eye
+        # by a polygon offset so that far away, where depth steps exceed their 2 mm height, they still win
+        # over the ground they lie on. Translucent dark, blended once per pixel (stencil). Light-facing
+        # triangles keep their winding when flattened, seen from above: cull the others.
+        gl.glDepthMask(gl.GL_FALSE)
+        gl.glDepthFunc(gl.GL_LEQUAL)
+        gl.glEnable(gl.GL_POLYGON_OFFSET_FILL)
+        gl.glPolygonOffset(-1.0, -4.0)
         gl.glEnable(gl.GL_BLEND)
         gl.glBlendFunc(gl.GL_SRC_ALPHA, gl.GL_ONE_MINUS_SRC_ALPHA)
         gl.glEnable(gl.GL_STENCIL_TEST)
         gl.glStencilFunc(gl.GL_EQUAL, 0, 0xFF)
         gl.glStencilOp(gl.GL_KEEP, gl.GL_KEEP, gl.GL_INCR)
         self._draw_solids(shadow=True)
+        if crowd is not None:
+            gl.glDisable(gl.GL_CULL_FACE)
+            self._crowd.draw_shadows(view_proj, self.light_direction, SHADOW_RGBA, SHADOW_HEIGHT)
+            gl.glEnable(gl.GL_CULL_FACE)
         gl.glDisable(gl.GL_STENCIL_TEST)
-        gl.glDisable(gl.GL_BLEND)
-
-        gl.glEnable(gl.GL_DEPTH_TEST)
-        self._draw_solids(shadow=False)
+        gl.glDisable(gl.GL_POLYGON_OFFSET_FILL)
+        gl.glDepthFunc(gl.GL_LESS)
+        gl.glDepthMask(gl.GL_TRUE)
 
         if len(clear_c) or len(clear_b):
             gl.glEnable(gl.GL_BLEND)
@@ -451,6 +449,13 @@ class Renderer:
         gl.glDisable(gl.GL_DEPTH_TEST)
         gl.glBindVertexArray(0)
         gl.glUseProgram(0)
+        self.last_counts = {
+            "capsules": len(capsules), "boxes": len(boxes),
+            **{level: sum(len(getattr(lod, level)) for lod in lods) for level in ("near", "mid", "far", "tiny")},
+            "culled": sum(lod.culled for lod in lods),
+            "impostors": 0 if crowd is None else crowd.impostors, "blob_shadows": 0 if crowd is None else crowd.blobs,
+            "draw_calls": self._draw_calls + self._crowd.draw_calls, "crowd_upload_bytes": self._crowd.uploaded_bytes,
+        }
 
     def _draw_solids(self, shadow: bool) -> None:
         for program, mesh in ((self._capsule_program, self._capsules), (self._box_program, self._boxes)):
@@ -458,6 +463,7 @@ class Renderer:
                 program.use()
                 program.set(u_shadow=1.0 if shadow else 0.0)
                 mesh.draw()
+                self._draw_calls += 1
 
     def _draw_ground(self, camera: Camera, view_proj, eye) -> None:
         target = camera.look_target()
@@ -471,15 +477,25 @@ class Renderer:
                    u_fog=FOG_RANGE)
         gl.glBindVertexArray(self._ground_vao)
         gl.glDrawArrays(gl.GL_TRIANGLE_FAN, 0, 4)
+        self._draw_calls += 1
 
     def delete(self) -> None:
         """Free the GL objects (the context must be current)."""
         self._capsules.delete()
         self._boxes.delete()
+        self._crowd.delete()
         gl.glDeleteBuffers(1, ctypes.byref(self._ground_vbo))
         gl.glDeleteVertexArrays(1, ctypes.byref(self._ground_vao))
         for program in (self._capsule_program, self._box_program, self._ground_program):
             program.delete()
+
+
+def _joint_names(group: Characters) -> list[str]:
+    return group.joint_names if group.joint_names is not None else [f"j{i}" for i in range(len(group.parents))]
+
+
+def _body_plan_of(group: Characters):
+    return body_plan(_joint_names(group), group.parents, group.joint_radii)
 
 
 def _split_by_alpha(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

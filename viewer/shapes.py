@@ -12,7 +12,8 @@ flat face normals, counter-clockwise seen from outside):
 
 Instances are rows of :data:`INSTANCE_FLOATS` float32: the model matrix column by column (16, the layout
 OpenGL expects), endpoint a and the radius (4), endpoint b and a pad (4), colour RGBA (4). Boxes leave
-the endpoint fields zero.
+the endpoint fields zero. Far characters' capsules (impostors, :mod:`viewer.crowd`) need no proxy: their rows
+are :data:`IMPOSTOR_FLOATS` floats, endpoint a and the radius, endpoint b and a pad, colour RGB and a pad.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from mocap.rotations import yaw_matrix
+from viewer.impostors import ImpostorPlan, impostor_capsules
 
 INSTANCE_FLOATS = 28
+IMPOSTOR_FLOATS = 12  # per far capsule: endpoint a, radius; endpoint b, pad; colour RGB, pad
 UP = np.array([0.0, 1.0, 0.0])
 
 
@@ -123,6 +126,18 @@ def capsule_rows(endpoints: np.ndarray, radii: np.ndarray, rgba: np.ndarray) -> 
     out[:, 20:23] = endpoints[:, 1]
     out[:, 24:28] = rgba
     return out
+
+
+def impostor_rows(plan: ImpostorPlan, positions: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """Poses (N, J, 3), colours (N, 4) -> instance rows (N C, IMPOSTOR_FLOATS) float32 of the plan's C capsules,
+    character by character."""
+    ends, radii = impostor_capsules(plan, positions)  # (N, C, 2, 3), (N, C)
+    rows = np.zeros((len(positions), plan.count, IMPOSTOR_FLOATS), dtype=np.float32)
+    rows[..., 0:3] = ends[:, :, 0]
+    rows[..., 3] = radii
+    rows[..., 4:7] = ends[:, :, 1]
+    rows[..., 8:11] = np.clip(rgba[:, None, :3] * plan.shade[None, :, None], 0.0, 1.0)
+    return rows.reshape(-1, IMPOSTOR_FLOATS)  # (N, C, F) -> (N C, F)
 
 
 def box_rows(model: np.ndarray, rgba: np.ndarray) -> np.ndarray:

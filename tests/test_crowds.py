@@ -1,0 +1,232 @@
+"""Crowds: levels of detail, culling and impostors (pure numpy), and 1,000 characters in a real window under Xvfb.
+
+Window tests are marked ``display`` and use the session's X display (``x_display`` in conftest.py). The crowd is
+the viewer benchmark's walkers (DeepMimic humanoid joints, :mod:`benchmarks.bench_viewer`) spread over the 40 m
+arena of the Target task; the recording test runs the app itself.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from benchmarks.bench_viewer import NAMES, PARENTS, walking_poses
+from viewer.body import body_capsules, body_plan
+from viewer.camera import Camera
+from viewer.display import configure_pyglet
+from viewer.impostors import impostor_capsules, impostor_levels
+from viewer.lod import MAX_NEAR, bounding_spheres, choose_lod
+from viewer.scene import Characters, SceneFrame
+
+REPO = Path(__file__).resolve().parents[1]
+VAE = REPO / "assets" / "characters" / "deepmimic" / "vae.pt"
+CROWD = 1000
+ARENA = 20.0  # m: half the side of the Target task's arena
+BANDAI_NAMES = ["Hips", "Spine", "Chest", "Neck", "Head", "Shoulder_L", "UpperArm_L", "LowerArm_L", "Hand_L",
+                "Shoulder_R", "UpperArm_R", "LowerArm_R", "Hand_R", "UpperLeg_L", "LowerLeg_L", "Foot_L", "Toes_L",
+                "UpperLeg_R", "LowerLeg_R", "Foot_R", "Toes_R"]
+BANDAI_PARENTS = [-1, 0, 1, 2, 3, 2, 5, 6, 7, 2, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19]
+
+
+def crowd_poses(n: int = CROWD, seed: int = 0, phase: float = 0.0) -> np.ndarray:
+    """(n, 15, 3) walkers spread uniformly over the arena, each at its own gait phase."""
+    rng = np.random.default_rng(seed)
+    xz = rng.uniform(-ARENA, ARENA, (n, 2))
+    offsets = np.stack([xz[:, 0], np.zeros(n), xz[:, 1]], axis=-1)  # (n, 3)
+    return walking_poses(rng.uniform(0, 2 * np.pi, n) + phase) + offsets[:, None, :]
+
+
+def crowd_camera() -> Camera:
+    """The app's crowd view: 16 m from a character near the middle, 32 degrees up."""
+    return Camera(mode="orbit", target=(0.0, 0.9, 0.0), distance=16.0, azimuth=0.6, elevation=math.radians(32.0))
+
+
+def sorted_capsules(ends: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    rows = np.concatenate([ends.reshape(len(radii), 6), radii[:, None]], axis=1)  # (M, 2, 3) -> (M, 7)
+    return rows[np.lexsort(rows.T)]
+
+
+# --- pure numpy ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("names, parents", [(NAMES, PARENTS), (BANDAI_NAMES, BANDAI_PARENTS)])
+def test_impostor_levels_keep_the_exact_body_near_and_few_capsules_far(names, parents):
+    rng = np.random.default_rng(3)
+    poses = rng.normal(size=(4, len(names), 3))
+    levels = impostor_levels(names, parents)
+    ends, radii = impostor_capsules(levels.mid, poses)  # (4, C, 2, 3), (4, C)
+    exact_ends, exact_radii, _ = body_capsules(body_plan(names, parents), poses, np.ones((4, 4), dtype=np.float32))
+    per_body = len(exact_radii) // 4
+    assert levels.mid.count == per_body  # every exact capsule has its impostor
+    for k in range(4):
+        np.testing.assert_allclose(
+            sorted_capsules(ends[k], radii[k]),
+            sorted_capsules(exact_ends[k * per_body:(k + 1) * per_body], exact_radii[k * per_body:(k + 1) * per_body]),
+            atol=1e-12)
+    # Far: torso, head, a shoulder bar, four straight limbs; tiny: torso, head, legs. Every capsule runs between
+    # joints of the pose (the head sphere beyond its joint, as in the exact body).
+    assert (levels.far.count, levels.tiny.count) == (7, 4)
+    for plan in (levels.far, levels.tiny):
+        far_ends, far_radii = impostor_capsules(plan, poses)
+        assert far_ends.shape == (4, plan.count, 2, 3) and np.all(far_radii >= 0.04)
+        joints = plan.a_offset == 0
+        np.testing.assert_array_equal(far_ends[:, joints, 0], poses[:, plan.a_joint[joints]])
+    assert np.all(impostor_capsules(levels.tiny, poses)[1] >= 0.05)  # no arm: the thick parts only
+    head = np.flatnonzero(levels.mid.a_offset > 0)[0]
+    np.testing.assert_allclose(impostor_capsules(levels.tiny, poses)[0][:, 1], ends[:, head])
+
+
+def test_a_skeleton_without_sides_keeps_its_thick_bones_far_away():
+    names = [f"j{i}" for i in range(5)]
+    levels = impostor_levels(names, [-1, 0, 1, 2, 3], joint_radii=[0.0, 0.1, 0.02, 0.08, 0.03])
+    assert levels.mid.count == 4 and levels.far.count == levels.tiny.count == 2
+    np.testing.assert_array_equal(levels.far.radius, [0.1, 0.08])
+
+
+def test_choose_lod_culls_outside_the_frustum_and_sorts_nearest_first():
+    camera = crowd_camera()
+    poses = crowd_poses()
+    behind = poses + (camera.eye() - camera.look_target()) * np.array([3.0, 0.0, 3.0])  # far behind the eye
+    lod = choose_lod(np.concatenate([poses, behind]), camera, 1280, 720)
+    kept = np.concatenate([lod.near, lod.mid, lod.far, lod.tiny])
+    assert np.all(kept < CROWD), "every character behind the camera is culled"
+    assert lod.culled >= CROWD and len(np.unique(kept)) == len(kept) == 2 * CROWD - lod.culled
+    # Every character whose root projects well inside the image is kept.
+    pixels = camera.world_to_screen(poses[:, 0], 1280, 720)
+    inside = np.flatnonzero((pixels[:, 0] > 20) & (pixels[:, 0] < 1260) & (pixels[:, 1] > 20) & (pixels[:, 1] < 700))
+    assert len(inside) > 300 and np.isin(inside, kept).all()
+    # Levels by size, each nearest first: the mid level nearer than the far one; from high above, tiny ones.
+    assert len(lod.near) <= MAX_NEAR and len(lod.mid) > 20 and len(lod.far) > 100
+    centre = bounding_spheres(poses)[0]
+    ahead = camera.look_target() - camera.eye()
+    depth = (centre - camera.eye()) @ (ahead / np.linalg.norm(ahead))  # (N,) metres along the view axis
+    assert np.all(np.diff(depth[lod.mid]) >= 0) and np.all(np.diff(depth[lod.far]) >= 0)
+    assert depth[lod.mid].max() < depth[lod.far].max() and depth[lod.mid].min() < depth[lod.far].min()
+    high = Camera(mode="orbit", target=(0.0, 0.9, 0.0), distance=60.0, azimuth=0.6, elevation=math.radians(50.0))
+    overview = choose_lod(poses, high, 1280, 720)
+    assert len(overview.tiny) > 300 and overview.culled < 50
+
+
+# --- a real window ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def window(x_display):
+    configure_pyglet(headless=False)  # raises if a test imported pyglet's window module headless: our bug
+    from viewer.window import ViewerWindow
+
+    w = ViewerWindow(1280, 720, visible=False)
+    yield w
+    w.close()
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(np.int16) - b.astype(np.int16)).sum(axis=-1) > 24
+
+
+@pytest.mark.display
+def test_a_crowd_of_1000_renders_its_characters_with_cheap_far_levels(window):
+    window.camera = crowd_camera()
+    window.set_scene(SceneFrame())
+    empty = window.render_to_array()
+    poses = crowd_poses()
+    rgba = np.tile([0.85, 0.2, 0.15, 1.0], (CROWD, 1))  # red: nothing else in the scene is
+    window.set_scene(SceneFrame(characters=[Characters(poses, PARENTS, NAMES, rgba)]))
+    img = window.render_to_array()
+    counts = window.renderer.last_counts
+    red = (img[..., 0].astype(int) - img[..., 2] > 60) & _changed(img, empty)
+    assert 0.05 < red.mean() < 0.6, "a crowd covers a good part of the view, not all of it"
+
+    # Characters show where their hips project (those in the view and not hidden behind nearer ones: most).
+    pixels = window.camera.world_to_screen(poses[:, 0], 1280, 720)
+    inside = np.flatnonzero((pixels[:, 0] > 10) & (pixels[:, 0] < 1270) & (pixels[:, 1] > 10) & (pixels[:, 1] < 710))
+    hits = [red[max(int(720 - y) - 2, 0): int(720 - y) + 3, max(int(x) - 2, 0): int(x) + 3].any()
+            for x, y in pixels[inside]]
+    assert len(inside) > 300 and np.mean(hits) > 0.9
+
+    # Far characters are impostors with fewer capsules; one draw call for all of them, one for their shadows.
+    levels = impostor_levels(NAMES, PARENTS)
+    assert counts["near"] <= MAX_NEAR and counts["mid"] > 20 and counts["far"] > 100
+    assert counts["near"] + counts["mid"] + counts["far"] + counts["tiny"] + counts["culled"] == CROWD
+    assert counts["impostors"] == (counts["mid"] * levels.mid.count + counts["far"] * levels.far.count
+                                   + counts["tiny"] * levels.tiny.count)
+    assert counts["blob_shadows"] == counts["mid"] + counts["far"] + counts["tiny"]
+    assert counts["capsules"] == counts["near"] * body_plan(NAMES, PARENTS).capsules_per_body
+    assert counts["draw_calls"] <= 5  # exact capsules, their shadows, the ground, impostors, blobs: any crowd size
+
+
+@pytest.mark.display
+def test_culled_characters_change_nothing_in_the_image(window):
+    window.camera = crowd_camera()
+    poses = crowd_poses(300, seed=1)
+    rgba = np.random.default_rng(2).uniform(0.2, 0.9, (300, 3))
+    window.set_scene(SceneFrame(characters=[Characters(poses, PARENTS, NAMES, rgba)]))
+    img = window.render_to_array()
+    seen = dict(window.renderer.last_counts)
+    behind = poses + (window.camera.eye() - window.camera.look_target()) * np.array([4.0, 0.0, 4.0])
+    window.set_scene(SceneFrame(characters=[Characters(np.concatenate([poses, behind]), PARENTS, NAMES,
+                                                       np.concatenate([rgba, rgba]))]))
+    with_hidden = window.render_to_array()
+    counts = window.renderer.last_counts
+    assert counts["culled"] == seen["culled"] + 300
+    assert counts["impostors"] == seen["impostors"] and counts["capsules"] == seen["capsules"]
+    np.testing.assert_array_equal(with_hidden, img)
+
+
+@pytest.mark.display
+def test_an_unchanged_crowd_uploads_nothing(window):
+    window.camera = crowd_camera()
+    scene = SceneFrame(characters=[Characters(crowd_poses(), PARENTS, NAMES)])
+    window.set_scene(scene)
+    first = window.render_to_array()
+    assert window.renderer.last_counts["crowd_upload_bytes"] > 100_000
+    again = window.render_to_array()  # a paused app: same poses, same camera
+    assert window.renderer.last_counts["crowd_upload_bytes"] == 0
+    np.testing.assert_array_equal(again, first)
+    window.set_scene(SceneFrame(characters=[Characters(crowd_poses(phase=0.3), PARENTS, NAMES)]))
+    window.render_to_array()
+    assert window.renderer.last_counts["crowd_upload_bytes"] > 100_000
+
+
+@pytest.mark.display
+def test_the_nearest_character_keeps_the_single_character_look(window):
+    """In a crowd, the character in front of the camera has the pixels it has alone (exact capsules)."""
+    window.camera = Camera(mode="orbit", target=(0.0, 0.9, 0.0), distance=4.5, azimuth=0.6, elevation=0.2)
+    lead = walking_poses(np.array([0.3]))  # (1, 15, 3) at the origin, in front of the camera
+    crowd = crowd_poses(400, seed=4)
+    eye = window.camera.eye()
+    # Nobody stands in the lead or within 3 m of the eye (those would be nearer still, and exact too).
+    crowd = crowd[(np.linalg.norm(crowd[:, 0, [0, 2]], axis=1) > 2.0)
+                  & (np.linalg.norm(crowd[:, 0, [0, 2]] - eye[[0, 2]], axis=1) > 3.0)]
+    window.set_scene(SceneFrame())
+    empty = window.render_to_array()
+    window.set_scene(SceneFrame(characters=[Characters(lead, PARENTS, NAMES, (0.86, 0.56, 0.32))]))
+    alone = window.render_to_array()
+    rgba = np.concatenate([[[0.86, 0.56, 0.32, 1.0]], np.tile([0.3, 0.5, 0.8, 1.0], (len(crowd), 1))])
+    window.set_scene(SceneFrame(characters=[Characters(np.concatenate([lead, crowd]), PARENTS, NAMES, rgba)]))
+    in_crowd = window.render_to_array()
+    counts = window.renderer.last_counts
+    body = _changed(alone, empty) & (alone[..., 0].astype(int) - alone[..., 2] > 60)  # its orange pixels
+    assert body.mean() > 0.005 and 1 <= counts["near"] <= MAX_NEAR and counts["mid"] + counts["far"] > 50
+    assert _changed(in_crowd, alone)[body].mean() < 0.01
+
+
+@pytest.mark.display
+def test_recording_n_steps_of_a_crowd_gives_n_frames(x_display, tmp_path):
+    configure_pyglet(headless=False)
+    from app.interactive import App
+    from app.simulation import AppConfig, Simulation
+    from viewer.window import ViewerWindow
+
+    sim = Simulation(AppConfig(vae=VAE, task="target", characters=300, policies_dir=None, seed=0), verbose=False)
+    window = ViewerWindow(320, 240, visible=False)
+    app = App(sim, window, realtime=False)
+    try:
+        path = app.record_video(tmp_path / "crowd.mp4", 12)
+        counts = window.renderer.last_counts
+    finally:
+        app.close()
+        window.close()
+        sim.close()
+    assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == 12
+    assert counts["mid"] + counts["far"] + counts["tiny"] > 0 and counts["near"] <= MAX_NEAR
