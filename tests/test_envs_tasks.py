@@ -345,3 +345,26 @@ def test_joystick_commands_standing_and_strafing_and_rewards_going_where_it_is_t
     still = MotionVecEnv(8, "joystick", ToyManifold(), stand_probability=1.0)
     still.reset(seed=1)
     assert float(still.task.command_speed.abs().max()) == 0.0
+
+
+def test_joystick_standing_still_is_no_escape_from_the_travel_term():
+    """Commanded to go, standing still must score no better than walking the wrong way at the right speed (with
+    cos(e_travel) alone it escaped the travel term, and PPO learned to stand on Bandai-Namco)."""
+    env = MotionVecEnv(2, "joystick", ToyManifold(), array_backend="torch")
+    env.reset(seed=0)
+    env.core.place(yaw=torch.zeros(2))
+    env.task.set_command(torch.tensor([0.0, 1.0]), 1.0)  # go +z at 1 m/s, facing +z
+    ahead = torch.zeros(2, 4)
+    ahead[:, 0] = 0.5  # 1 m/s straight ahead
+    stand = torch.as_tensor(STAND)  # speed 0
+    rewards = {}
+    for name, action in (("ahead", ahead), ("stand", stand)):
+        env.core.place(yaw=torch.zeros(2))
+        env.step(action)
+        _, reward, _, _, _ = env.step(action)
+        rewards[name] = float(reward.mean())
+    alignment_standing = float(env.task.travel_alignment.max())
+    assert alignment_standing == pytest.approx(0.0, abs=1e-6)
+    # Standing: exp(0 + (0 - 1) - 1) = e^-2; walking where told: 1.
+    assert rewards["ahead"] == pytest.approx(1.0, abs=0.02)
+    assert rewards["stand"] == pytest.approx(math.exp(-2.0), abs=0.02)

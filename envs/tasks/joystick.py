@@ -6,9 +6,11 @@ observation         ``[normalised condition frames (C*D), commanded travel direc
                     frame (x, z) unit vector (2), commanded speed (1) m/s]``, and with
                     ``facing_command=True`` also ``[commanded facing in the character frame (2)]``
 action              Box(-1, 1, (Z,)) latent / ``action_scale``, or Discrete(K) code (VQ manifold)
-reward              ``exp((cos(e_face) - 1) + w (cos(e_travel) - 1) - |v - v_cmd|)`` in (0, 1]: e_face is
-                    the angle between the character's facing and the commanded facing, e_travel the angle
-                    between its ground velocity and the commanded travel direction, weighted by
+reward              ``exp((cos(e_face) - 1) + w (a_travel - 1) - |v - v_cmd|)`` in (0, 1]: e_face is
+                    the angle between the character's facing and the commanded facing; a_travel is cos of
+                    e_travel, the angle between its ground velocity and the commanded travel direction, while
+                    it moves faster than 0.3 m/s, and fades to 0 as it stops while commanded to move (so
+                    standing still is no way out of the travel term), weighted by
                     ``w = travel_weight * min(1, v_cmd / 0.5 m/s)`` (direction matters once it moves), v the
                     root's ground speed (m/s) over the step. Without ``facing_command`` the commanded facing
                     is the travel direction. ``travel_weight=0`` is the paper's
@@ -62,7 +64,7 @@ class Joystick(Task):
     default_max_episode_steps = 900
     accepts = frozenset({"command"})
     state_names = ("command_direction", "command_facing", "command_speed", "hold", "heading_error", "travel_error",
-                   "speed", "step_command_speed", "step_strafing")
+                   "travel_alignment", "speed", "step_command_speed", "step_strafing")
 
     def __init__(self, core, *, min_speed: float = 0.0, max_speed: float = 2.0,
                  change_interval: tuple[float, float] = (2.0, 5.0), stand_probability: float = 0.0,
@@ -92,6 +94,7 @@ class Joystick(Task):
         # What the last reward saw (the metrics): signed errors (rad), speed, the command's speed, strafing.
         self.heading_error = torch.zeros(b, device=dev)
         self.travel_error = torch.zeros(b, device=dev)
+        self.travel_alignment = torch.ones(b, device=dev)  # what the reward's travel term sees, see _errors
         self.speed = torch.zeros(b, device=dev)
         self.step_command_speed = torch.zeros(b, device=dev)
         self.step_strafing = torch.zeros(b, dtype=torch.bool, device=dev)
@@ -153,6 +156,13 @@ class Joystick(Task):
         unit = velocity / self.speed.clamp_min(1e-6)[:, None]
         self.travel_error = torch.where(moving, _angle_between(self.command_direction, unit),
                                         torch.zeros_like(self.speed))
+        # The reward's travel term: cos(e_travel) once the character moves faster than TRAVEL_METRIC_SPEED, fading to 0
+        # as it stops while commanded to move. With cos(e_travel) alone, standing still has no travel error at all,
+        # and PPO learned exactly that first (Bandai-Namco, speeds 0-3.85 m/s: 0.13 m/s after 20 minutes).
+        along = (velocity * self.command_direction).sum(dim=1)  # (B,) m/s along the commanded direction
+        self.travel_alignment = torch.where(self.command_speed > TRAVEL_METRIC_SPEED,
+                                            along / self.speed.clamp_min(TRAVEL_METRIC_SPEED),
+                                            torch.ones_like(along))
         self.step_command_speed = self.command_speed
         offset = _angle_between(self.command_direction, self.command_facing).abs()
         self.step_strafing = offset > STRAFE_ANGLE
@@ -160,8 +170,8 @@ class Joystick(Task):
     def reset(self, mask):
         self.core.reset(mask)
         self._new_commands(mask)
-        keep = {name: getattr(self, name) for name in ("heading_error", "travel_error", "speed", "step_command_speed",
-                                                        "step_strafing")}
+        keep = {name: getattr(self, name) for name in ("heading_error", "travel_error", "travel_alignment", "speed",
+                                                        "step_command_speed", "step_strafing")}
         self._errors()
         for name, old in keep.items():
             setattr(self, name, self.where(mask, getattr(self, name), old))
@@ -169,8 +179,8 @@ class Joystick(Task):
     def update(self):
         self._errors()
         weight = self.travel_weight * (self.command_speed / TRAVEL_WEIGHT_SPEED).clamp(0.0, 1.0)
-        # One exp: exp(cos e_face - 1) * exp(w (cos e_travel - 1)) * exp(-|v - v_cmd|).
-        reward = torch.exp(torch.cos(self.heading_error) - 1.0 + weight * (torch.cos(self.travel_error) - 1.0)
+        # One exp: exp(cos e_face - 1) * exp(w (a_travel - 1)) * exp(-|v - v_cmd|).
+        reward = torch.exp(torch.cos(self.heading_error) - 1.0 + weight * (self.travel_alignment - 1.0)
                            - (self.speed - self.command_speed).abs())
         self.hold = self.hold - self.core.dt
         change = self.hold <= 0
