@@ -30,11 +30,12 @@ STAND_PROBABILITY = 0.2
 STRAFE_PROBABILITY = 0.3
 
 
-def task_options(task: str, data: dict) -> dict:
-    """Environment options of ``task`` fitted to the data (the stage data's figures): the joystick commands speeds
-    from standing to the data's dash, standing where the data stands, and strafing (a facing command) where the
-    data steps sideways or back. Other tasks: their defaults."""
-    if task != "joystick":
+def task_options(task: str, data: dict, repertoire: bool = True) -> dict:
+    """Environment options of ``task`` fitted to the data (the stage data's figures): with ``repertoire`` (the
+    build's ``--joystick-repertoire``) the joystick commands speeds from standing to the data's dash, standing where
+    the data stands, and strafing (a facing command) where the data steps sideways or back. Otherwise, and for
+    other tasks: their defaults."""
+    if task != "joystick" or not repertoire:
         return {}
     options = {"min_speed": 0.0, "max_speed": float((data.get("speeds_mps") or {}).get("dash") or 2.0)}
     if data.get("standing_share", 0.0) >= STAND_SHARE:
@@ -48,7 +49,7 @@ def settings(ctx) -> tuple[dict, list[Path]]:
     cfg = ctx.cfg
     data = ctx.results.get("data", {})
     return ({"tasks": cfg.task_list, "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed, "device": cfg.device,
-             "options": {t: task_options(t, data) for t in cfg.task_list}}, [ctx.out / "vae.pt"])
+             "options": {t: task_options(t, data, cfg.joystick_repertoire) for t in cfg.task_list}}, [ctx.out / "vae.pt"])
 
 
 def train_task(ctx, task: str, minutes: float) -> dict:
@@ -58,7 +59,7 @@ def train_task(ctx, task: str, minutes: float) -> dict:
 
     cfg, progress = ctx.cfg, ctx.progress
     run_dir = ctx.work / f"ppo_{task}"
-    options = task_options(task, ctx.results.get("data", {}))
+    options = task_options(task, ctx.results.get("data", {}), cfg.joystick_repertoire)
     if options:
         progress.figure(f"{task}: options from the data: {json.dumps(options)}")
     args = TrainArgs(task=task, vae=str(ctx.out / "vae.pt"), out=str(policy_path(ctx, task)), run_dir=str(run_dir),
@@ -101,7 +102,8 @@ def evaluate_task(ctx, task: str) -> tuple[dict, dict]:
     manifold = load_manifold(ctx.out / "vae.pt")
     episodes = ctx.cfg.eval_episodes
     common = {"task": task, "vae": manifold, "episodes": episodes, "seed": ctx.cfg.seed, "batch_size": episodes,
-              "action_scale": policy.action_scale, "env_options": task_options(task, ctx.results.get("data", {}))}
+              "action_scale": policy.action_scale, "env_options": task_options(task, ctx.results.get("data", {}),
+                                                                               ctx.cfg.joystick_repertoire)}
     trained = evaluate(lambda env: PolicyController(policy), **common)
     scripted = evaluate(lambda env: SamplingController.for_env(env, seed=ctx.cfg.seed), **common)
     quality = data_quality(manifold)

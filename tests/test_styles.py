@@ -258,3 +258,4 @@ def test_the_build_asks_the_joystick_for_what_the_data_shows(style_vae):
     assert task_options("joystick", bandai_like) == {"min_speed": 0.0, "max_speed": 3.85, "stand_probability": 0.2,
                                                       "facing_command": True, "strafe_probability": 0.3}
     assert task_options("target", bandai_like) == {}
+    assert task_options("joystick", bandai_like, repertoire=False) == {}  # the build's default
