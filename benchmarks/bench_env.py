@@ -20,7 +20,10 @@ them alike; each figure is min / median / max over the repeats, and ratios are g
 (least disturbed) and the median repeats. Prints ONE JSON line, with the thread count and the load average::
 
     .venv/bin/python -m benchmarks.bench_env [--threads 2] [--device cpu] [--batches 1 64 256 1024]
-        [--tasks target joystick] [--formulations ours reference decode_reference] [--no-single]
+        [--tasks target joystick] [--formulations ours reference decode_reference] [--no-single] [--vae CKPT]
+
+``--vae assets/characters/deepmimic/vae.pt`` times the shipped character's model (D = 183) in place of the
+untrained 22-joint one.
 
 On a GPU (``--device cuda --batches 4096 16384 --formulations ours --no-single``) the reference formulations would
 materialise (B, in, out) blended weights per layer (5 GB at B = 16,384), so only ours is timed there.
@@ -39,7 +42,7 @@ from benchmarks.common import context, emit, interleaved, spread
 from envs.motion_core import MotionCore
 from envs.single_env import MotionEnv
 from envs.vec_env import MotionVecEnv
-from vae import VAEConfig, build_model
+from vae import VAEConfig, build_model, load_manifold
 from vae.reference import ReferenceMixtureDecoder
 
 JOINTS = 22
@@ -69,11 +72,15 @@ def reference_decoder(decoder):
     return decode
 
 
-def full_size_manifold(device: str, formulation: str = "ours"):
-    """An untrained 22-joint PoseMixtureVAE (the paper's sizes) decoding with ``formulation``."""
+def full_size_manifold(device: str, formulation: str = "ours", vae: str | None = None):
+    """An untrained 22-joint PoseMixtureVAE (the paper's sizes), or the checkpoint ``vae``, decoding with
+    ``formulation``."""
     torch.manual_seed(0)
-    manifold = build_model(VAEConfig(model="mixture", frame_size=3 + 12 * JOINTS)).to(device).eval()
-    manifold.fps = 30.0
+    if vae is not None:
+        manifold = load_manifold(vae, device).eval()
+    else:
+        manifold = build_model(VAEConfig(model="mixture", frame_size=3 + 12 * JOINTS)).to(device).eval()
+        manifold.fps = 30.0
     # An instance attribute shadows the method: manifold.step then decodes the chosen way (style is None: no styles).
     decode = {"reference": reference_decoder, "decode_reference": ReferenceMixtureDecoder}.get(formulation)
     if decode is not None:
@@ -92,12 +99,13 @@ def sync_for(device: str):
 
 
 def throughput(task: str, b: int, device: str, seconds: float, repeats: int,
-               formulations: tuple[str, ...] = FORMULATIONS) -> dict:
-    frames = start_frames(3 + 12 * JOINTS)
+               formulations: tuple[str, ...] = FORMULATIONS, vae: str | None = None) -> dict:
+    # The checkpoint starts from its own start frames; the untrained model from random ones.
+    frames = None if vae is not None else start_frames(3 + 12 * JOINTS)
     actions = (torch.rand(b, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1).to(device)
     envs = {}
     for formulation in formulations:
-        env = MotionVecEnv(b, task, full_size_manifold(device, formulation), start_frames=frames,
+        env = MotionVecEnv(b, task, full_size_manifold(device, formulation, vae), start_frames=frames,
                            array_backend="torch")
         env.reset(seed=0)
         envs[formulation] = env
@@ -149,15 +157,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-single", action="store_true", help="skip the one-character wrapper overhead")
     parser.add_argument("--seconds", type=float, default=0.25, help="length of one timed repeat (default 0.25 s)")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--vae", default=None, help="time this checkpoint (e.g. assets/characters/deepmimic/vae.pt) "
+                                                    "instead of the untrained 22-joint model")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: torch sees no CUDA device (a CPU build of torch, or no GPU)")
     torch.set_num_threads(args.threads)
     formulations = tuple(args.formulations)
-    results = {task: {str(b): throughput(task, b, args.device, args.seconds, args.repeats, formulations)
+    results = {task: {str(b): throughput(task, b, args.device, args.seconds, args.repeats, formulations, args.vae)
                       for b in args.batches} for task in args.tasks}
-    result = {"benchmark": "env_step", "device": args.device,
-              "vae": {"model": "mixture", "joints": JOINTS, "frame_size": 3 + 12 * JOINTS, "latent": 32, "experts": 6},
+    vae = {"model": "mixture", "joints": JOINTS, "frame_size": 3 + 12 * JOINTS, "latent": 32, "experts": 6}
+    if args.vae is not None:
+        config = load_manifold(args.vae).config
+        vae = {"checkpoint": args.vae, "frame_size": config.frame_size, "latent": config.latent_size,
+               "experts": config.num_experts}
+    result = {"benchmark": "env_step", "device": args.device, "vae": vae,
               "env_steps_per_s": results}
     if not args.no_single:
         result["single_env_b1"] = {task: wrapper_overhead(task, args.device, args.seconds / 2, 3 * args.repeats)

@@ -390,3 +390,46 @@ def test_weights_fingerprint_handles_scalar_buffers():
     a.register_buffer("count", torch.tensor(3.0, dtype=torch.float64))
     b.register_buffer("count", torch.tensor(4.0, dtype=torch.float64))
     assert weights_fingerprint(a) != weights_fingerprint(b)
+
+
+def test_bound_calls_return_arrays_the_caller_keeps_and_big_batches_agree(tmp_path):
+    # Every graph and batch size runs through IO bindings after its first call: what a call returned must not change
+    # on the next call, and batches from BATCH_THREADS_MIN rows (sessions with more threads) give the same frames.
+    from controller.runtime import BATCH_THREADS_MIN
+
+    manifold = make_manifold()
+    policy = StandInPolicy(11, 8, action_scale=3.0)
+    exporter.export_onnx(manifold, tmp_path, policy, timing=False)
+    backend = make_backend(manifold, policy, backend="onnx", export_dir=tmp_path, batch_threads=2, verbose=False)
+    for batch in (1, 3, BATCH_THREADS_MIN + 5):
+        cond = manifold.start_frames[torch.arange(batch) % 8].reshape(batch, -1)
+        kept = []
+        for seed in range(3):
+            obs = torch.randn(batch, 11, generator=torch.Generator().manual_seed(seed))
+            z = torch.randn(batch, 8, generator=torch.Generator().manual_seed(seed))
+            with torch.no_grad():
+                action = policy(obs)
+                expected = (manifold.step(z, cond), action, manifold.step(action * 3.0, cond))
+            got = (backend.step(z, cond), backend.act(obs), backend.control(obs, cond)[0])
+            kept.append((expected, got, tuple(g.clone() for g in got)))
+        for expected, got, copy in kept:
+            for e, g, c in zip(expected, got, copy, strict=True):
+                assert torch.equal(g, c) and torch.allclose(g, e, atol=TOL)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_vectorised_elu_computes_elu(alpha):
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    from controller.runtime import vectorised_elu
+
+    node = helper.make_node("Elu", ["x"], ["y"], alpha=alpha)
+    graph = helper.make_graph([node], "elu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5])])
+    model = vectorised_elu(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert "Elu" not in {n.op_type for n in model.graph.node}
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.linspace(-6.0, 3.0, 40, dtype=np.float32).reshape(8, 5)
+    expected = torch.nn.functional.elu(torch.from_numpy(x), alpha=alpha).numpy()
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], expected, atol=1e-6)

@@ -449,3 +449,32 @@ def test_import_envs_does_not_load_torch():
     code = "import sys, envs, gymnasium; gymnasium.spec('MVAE/Maze-v0'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---- the blocked decoder of CPU inference ----------------------------------------------------------------------
+def test_blocked_inference_gives_the_whole_batch_trajectories(mixture, start, monkeypatch):
+    # 200 steps of a block and a partial one of characters, the decoder run block by block, then as one batch.
+    import vae.mixture_vae
+
+    b = vae.mixture_vae.INFERENCE_BLOCK_ROWS + 88
+
+    def rollout():
+        env = MotionVecEnv(b, "target", mixture, start_frames=start, array_backend="torch")
+        env.reset(seed=5)
+        actions = torch.rand(200, b, mixture.latent_size, generator=torch.Generator().manual_seed(6)) * 2 - 1
+        rewards = torch.stack([env.step(a)[1] for a in actions])
+        core = MotionCore(mixture, b, start_frames=start)
+        core.seed(7)
+        core.reset()
+        for z in actions * 3.0:
+            core.step(z)
+        return {"rewards": rewards, **env.state_dict()["core"], **{f"core.{k}": v for k, v in core.state_dict().items()
+                                                                    if k != "generator"}}
+
+    assert vae.mixture_vae.INFERENCE_BLOCK_ROWS >= vae.mixture_vae.BLOCKED_MIN_ROWS
+    blocked = rollout()
+    monkeypatch.setattr(vae.mixture_vae, "BLOCKED_MIN_ROWS", 10**9)
+    whole = rollout()
+    for key, value in whole.items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(blocked[key], value, rtol=1e-6, atol=1e-6, msg=key)

@@ -9,6 +9,14 @@ materialises a (B, in, out) tensor per layer. Blending is linear, so
 
 and the fast path runs all experts of a layer as ONE matmul with the weights stored as (in, E, out),
 then blends the E outputs. :mod:`vae.reference` keeps the reference formulation for tests and benchmarks.
+
+Inference on the CPU (no autograd, not traced, B >= ``BLOCKED_MIN_ROWS``) runs the same operations over blocks of
+``INFERENCE_BLOCK_ROWS`` rows, every intermediate written in place into one workspace per call: nothing is
+allocated per layer (at B = 1024 the whole-batch expert outputs are 6 MB per layer, freshly mapped by the C library
+each time: ~3,000 page faults per step, a fifth of its time), and a block's outputs stay in the caches between the
+matmul that writes them and the blend that reads them. Rows are independent, so the results are bit-identical to the
+whole-batch path. Measured at B = 1024 on the shipped character, in turns: +41 % env-steps/s on one thread, +38 % on
+two (blocks of 512 rows; 256 rows are as fast on one thread, 6 % slower on two).
 With D=267, Z=32: each expert 0.228M parameters, gate 0.024M, decoder 1.39M, whole model 1.70M.
 """
 
@@ -22,6 +30,15 @@ from torch import nn
 
 from vae.config import VAEConfig
 from vae.manifold import GaussianManifold
+
+INFERENCE_BLOCK_ROWS = 512
+BLOCKED_MIN_ROWS = 128  # below, the whole batch fits the cache and the blocked path's extra copies cost more
+
+
+def _blocked_inference(z: torch.Tensor) -> bool:
+    """Whether the decoder may run block by block: CPU inference, nothing recording the graph."""
+    return (z.device.type == "cpu" and not torch.is_grad_enabled() and not torch.jit.is_tracing()
+            and not torch.jit.is_scripting() and not torch.compiler.is_compiling())
 
 
 class MixtureDecoder(nn.Module):
@@ -58,7 +75,12 @@ class MixtureDecoder(nn.Module):
         return F.softmax(self.gate(torch.cat((z, cond), dim=1)), dim=1)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        coef = self.coefficients(z, cond).unsqueeze(1)  # (B, 1, E)
+        if z.shape[0] >= BLOCKED_MIN_ROWS and _blocked_inference(z):
+            return self._forward_blocked(z, cond)
+        return self._forward_rows(z, cond, self.coefficients(z, cond).unsqueeze(1))
+
+    def _forward_rows(self, z: torch.Tensor, cond: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+        """The experts of every layer blended with ``coef`` (B, 1, E) -> (B, F*D)."""
         h = cond
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
@@ -69,6 +91,35 @@ class MixtureDecoder(nn.Module):
             if i < last:
                 h = F.elu(h)
         return h
+
+    def _forward_blocked(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``_forward_rows`` block by block (see the module docstring), every intermediate in one workspace."""
+        b_rows, z_size, n = z.shape[0], z.shape[1], INFERENCE_BLOCK_ROWS
+        widths = [w.shape[0] for w in self.weights]  # layer inputs [z, h]
+        # Per block: the layer input [z, h] (n, max in) and the expert outputs (n, max E*out), written in place; one
+        # allocation per call, reused by every block and layer (no page faults, the block stays in L2).
+        x_all = z.new_empty(n, max(widths))
+        y_all = z.new_empty(n * max(w.shape[1] * w.shape[2] for w in self.weights))
+        out = z.new_empty(b_rows, self.weights[-1].shape[2])  # (B, F*D)
+        last = len(self.weights) - 1
+        for start in range(0, b_rows, n):
+            stop = min(start + n, b_rows)
+            rows = stop - start
+            zb, cb = z[start:stop], cond[start:stop]
+            coef = self.coefficients(zb, cb).unsqueeze(1)  # (n, 1, E)
+            x_all[:rows, :z_size] = zb
+            x_all[:rows, z_size:widths[0]] = cb
+            for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+                x = x_all[:rows, :widths[i]]  # (n, in): a strided view, read in place by the matmul
+                cols = w.shape[1] * w.shape[2]
+                y = torch.addmm(b.flatten(), x, w.flatten(1), out=y_all[:rows * cols].view(rows, cols))
+                y = y.view(rows, self.num_experts, w.shape[2])  # (n, E, out)
+                if i == last:
+                    torch.bmm(coef, y, out=out[start:stop].unsqueeze(1))  # (n, 1, F*D): the result rows
+                else:
+                    # ELU of the blend straight into the next layer's input, after z.
+                    torch._C._nn.elu(torch.bmm(coef, y).squeeze(1), out=x_all[:rows, z_size:widths[i + 1]])
+        return out
 
 
 class PoseMixtureVAE(GaussianManifold):
