@@ -148,9 +148,23 @@ def crowd(args) -> dict:
     return out
 
 
+def app_frame(app, window, last: float, frames: list[float]) -> float:
+    """One frame of the app's whole loop on wall time (``App.tick`` since ``last``, then draw, ``glFinish``, flip);
+    appends its seconds to ``frames`` and returns when it started (the next frame's ``last``)."""
+    from pyglet import gl
+
+    now = time.perf_counter()
+    app.tick(now - last)
+    window.dispatch_events()
+    window.draw_frame()
+    gl.glFinish()
+    window.flip()
+    frames.append(time.perf_counter() - now)
+    return now
+
+
 def app_fps(args) -> dict:
     """One character: the whole app loop with W held (see the module docstring)."""
-    from pyglet import gl
     from pyglet.window import key
 
     from app.interactive import App
@@ -166,14 +180,7 @@ def app_fps(args) -> dict:
     for _ in range(3):
         start = time.perf_counter()
         for _ in range(args.frames):
-            now = time.perf_counter()
-            app.tick(now - last)
-            last = now
-            window.dispatch_events()
-            window.draw_frame()
-            gl.glFinish()
-            window.flip()
-            frames.append(time.perf_counter() - now)
+            last = app_frame(app, window, last, frames)
         rates.append(args.frames / (time.perf_counter() - start))
     steps = sim.step_count
     app.close()
@@ -202,7 +209,6 @@ def render_only(app, window, frames: int) -> dict:
 
 def crowd_fps(args) -> dict:
     """The app's crowd: rendering only as the app starts it and spread over the arena, then the whole loop."""
-    from pyglet import gl
 
     from app.interactive import App
     from viewer.window import ViewerWindow
@@ -218,14 +224,7 @@ def crowd_fps(args) -> dict:
     frames, steps = [], sim.step_count
     begin = last = time.perf_counter()
     while time.perf_counter() - begin < args.crowd_seconds:
-        now = time.perf_counter()
-        app.tick(now - last)
-        last = now
-        window.dispatch_events()
-        window.draw_frame()
-        gl.glFinish()
-        window.flip()
-        frames.append(time.perf_counter() - now)
+        last = app_frame(app, window, last, frames)
     out["crowd_app_fps"] = {**frame_summary(frames), "characters": args.crowd,
                             "sim_hz": round((sim.step_count - steps) / (time.perf_counter() - begin), 1)}
 

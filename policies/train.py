@@ -52,13 +52,14 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from common.paths import output_dir, output_file
+from common.processes import Processes
+from common.processes import join_processes as join
 from envs.registry import canonical_task
 from policies.checkpoint import atomic_torch_save, manifold_fingerprint, save_policy
 from policies.network import PolicyModule, make_config
@@ -130,24 +131,6 @@ def make_env(args: TrainArgs, manifold, num_envs: int, **overrides):
 
 
 # ---- processes (torchrun) ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Processes:
-    """This process's place in the run: rank, world size and torch device (one process: rank 0 of 1)."""
-
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def main(self) -> bool:
-        """Rank 0 alone logs, evaluates and writes files."""
-        return self.rank == 0
-
-
 def cuda_device(device: torch.device) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked but torch sees no CUDA device; use --device cpu")
@@ -155,19 +138,8 @@ def cuda_device(device: torch.device) -> torch.device:
 
 
 def join_processes(args: TrainArgs, cleanup: contextlib.ExitStack) -> Processes:
-    """Under torchrun (``WORLD_SIZE`` > 1) join the process group (gloo on the CPU, NCCL on CUDA, each rank on
-    ``cuda:LOCAL_RANK``); otherwise one process on ``--device``."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    device = cuda_device(torch.device(args.device))
-    if world_size > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        cleanup.callback(dist.destroy_process_group)
-    return Processes(rank, world_size, device)
+    """This process's rank and device under torchrun, or one process on ``--device``."""
+    return join(cuda_device(torch.device(args.device)), cleanup)
 
 
 def all_ranks(x: torch.Tensor, procs: Processes) -> torch.Tensor:

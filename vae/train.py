@@ -78,6 +78,7 @@ from tqdm.auto import tqdm
 
 from common.dataclass_cli import dataclass_parser
 from common.paths import output_file
+from common.processes import Processes, join_processes
 from mocap.dataset import MotionDataset
 from mocap.features import frames_to_world
 from mocap.quality import quality_over, toe_joints
@@ -394,41 +395,14 @@ CSV_FIELDS = ["epoch", "p_student", "beta", "lr", "loss", "recon", "kl_total", "
 
 # ---- stage 1: processes ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Processes:
-    """Where this process sits in the run: its rank among ``world_size`` processes and its device."""
-
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def main(self) -> bool:
-        """Rank 0 alone logs, previews and writes checkpoints."""
-        return self.rank == 0
-
-
 def start_processes(cfg: TrainConfig, cleanup: contextlib.ExitStack) -> Processes:
     """Join the torchrun process group (``WORLD_SIZE`` > 1), pick the device, set the CPU threads."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    device = torch.device(cfg.device)
-    if world_size > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if world_size > 1:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        cleanup.callback(dist.destroy_process_group)
+    procs = join_processes(torch.device(cfg.device), cleanup)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    if cfg.batch_size % world_size != 0:
-        raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the {world_size} processes")
-    return Processes(rank, world_size, device)
+    if cfg.batch_size % procs.world_size != 0:
+        raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the {procs.world_size} processes")
+    return procs
 
 
 # ---- stage 2: data --------------------------------------------------------------------------------------
