@@ -68,3 +68,13 @@ def small_vq_manifold():
         return manifold
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> str:
+    """The pybullet DeepMimic walk and run clips, mirrored, prepared once for the whole session (read only)."""
+    from mocap.prepare import prepare
+
+    path = tmp_path_factory.mktemp("data") / "walk.npz"
+    prepare(["pybullet"], str(path), clips="walk|run", mirror=True, progress=False)
+    return str(path)

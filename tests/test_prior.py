@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from mocap.prepare import prepare
 from mocap.skeleton import Skeleton
 from vae import VAEConfig, build_model, load_manifold, save_checkpoint
 from vae.prior import (
@@ -30,13 +29,6 @@ from vae.train_prior import PriorTrainConfig, main, train_prior
 
 W = 8  # context window of the test priors
 SIZES = dict(context=W, embed_size=32, num_layers=2, num_heads=4, dropout=0.0)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("data") / "walk.npz"
-    prepare(["pybullet"], str(path), clips="walk|run", mirror=True, progress=False)
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from mocap.prepare import prepare
 from policies import PolicyModule, make_config, save_policy
 from vae import load_manifold
 from vae.evaluate import main as evaluate_main
@@ -24,13 +23,6 @@ from vae.train import main as train_main
 TINY = ["--hidden-size", "32", "--latent-size", "8", "--num-experts", "2", "--batch-size", "64",
         "--teacher-epochs", "1", "--ramping-epochs", "0", "--student-epochs", "1", "--holdout-every", "3",
         "--preview-every", "0", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("data") / "walk.npz"
-    prepare(["pybullet"], str(path), clips="walk|run", mirror=True, progress=False)
-    return str(path)
 
 
 @pytest.fixture(scope="module")

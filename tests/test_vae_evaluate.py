@@ -12,7 +12,6 @@ import torch
 from mocap.dataset import MotionDataset
 from mocap.features import frames_to_world, integrate_root
 from mocap.pose_layout import PoseLayout
-from mocap.prepare import prepare
 from mocap.skeleton import Skeleton
 from vae.evaluate import main
 from vae.metrics import (
@@ -109,13 +108,6 @@ def test_divergence_is_the_first_blown_up_frame():
 
 
 # ---- evaluate ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("data") / "walk.npz"
-    prepare(["pybullet"], str(path), clips="walk|run", mirror=True, progress=False)
-    return str(path)
 
 
 @pytest.mark.parametrize("model", ["mixture", "vae", "vq"])

@@ -15,7 +15,6 @@ import torch
 from common.dataclass_cli import field_docs
 from mocap.bvh import read_bvh
 from mocap.dataset import MotionDataset
-from mocap.prepare import prepare
 from vae import load_manifold
 from vae.data import (
     WindowDataset,
@@ -28,13 +27,6 @@ from vae.train import TrainConfig, main, train
 
 TINY = dict(hidden_size=32, latent_size=8, num_experts=2, num_codes=16, batch_size=64, teacher_epochs=1,
             ramping_epochs=1, student_epochs=1, preview_every=0, progress=False, holdout_every=3)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("data") / "walk.npz"
-    prepare(["pybullet"], str(path), clips="walk|run", mirror=True, progress=False)
-    return str(path)
 
 
 def tiny_config(data: str, out, **overrides) -> TrainConfig:
