@@ -39,5 +39,14 @@ def join_processes(device: torch.device, cleanup: contextlib.ExitStack) -> Proce
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        cleanup.callback(dist.destroy_process_group)
+        cleanup.push(_leave_process_group)
     return Processes(rank, world_size, device)
+
+
+def _leave_process_group(exc_type, exc, traceback) -> bool:
+    """Leave the group: after a barrier when the run ended normally, so that no rank closes its connections while
+    another still reads the last collective's data (gloo then aborts the reader with SIGABRT)."""
+    if exc_type is None:
+        dist.barrier()
+    dist.destroy_process_group()
+    return False
