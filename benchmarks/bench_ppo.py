@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -163,9 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-sb3", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="bench_ppo_") as scratch:  # the trainers' output paths: a folder removed at the end
+        return measure(args, Path(scratch))
+
+
+def measure(args: argparse.Namespace, scratch: Path) -> int:
     manifold, vae_name = load_vae(args.vae, args.device)
     common = {"task": args.task, "device": args.device, "progress": False, "tensorboard": False, "eval_every": 0,
-              "threads": args.threads, "out": "/dev/null", "run_dir": "/tmp/bench_ppo"}
+              "threads": args.threads, "out": str(scratch / "policy.pt"), "run_dir": str(scratch / "run")}
     ours_args = TrainArgs(num_envs=args.num_envs, rollout_steps=args.rollout_steps, minibatch_size=args.minibatch_size,
                           epochs=args.epochs, hidden_sizes=tuple(args.hidden), critic_hidden_sizes=tuple(args.hidden),
                           **common)

@@ -21,6 +21,8 @@ PY="${PYTHON:-.venv/bin/python}"
 RESULTS="${1:-}"
 PART_TIMEOUT="${PART_TIMEOUT:-150}"
 export PYTHONWARNINGS=ignore
+WORK=$(mktemp -d)  # logs and videos of the parts, removed at the end
+trap 'rm -rf "$WORK"' EXIT
 
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     version=$("$PY" -c "import torch; print(torch.__version__)" 2>/dev/null || echo "not importable")
@@ -41,7 +43,7 @@ record() {  # record NAME JSON-LINE
 json_part() {  # json_part NAME COMMAND...: a benchmark printing one JSON line; status 3 means "cannot run here"
     local name=$1; shift
     local out status
-    out=$(timeout "$PART_TIMEOUT" "$@" 2>/tmp/gpu_check_$name.err)
+    out=$(timeout "$PART_TIMEOUT" "$@" 2>"$WORK/gpu_check_$name.err")
     status=$?
     local line
     line=$(printf '%s\n' "$out" | grep '^{' | tail -n 1)
@@ -50,7 +52,7 @@ json_part() {  # json_part NAME COMMAND...: a benchmark printing one JSON line; 
     elif [ $status -eq 3 ]; then  # the benchmark's own line says why it cannot run here
         record "$name" "$line"; skipped+=("$name")
     else
-        record "$name" "{\"part\": \"$name\", \"error\": \"exit status $status\", \"stderr\": $(as_json < "/tmp/gpu_check_$name.err")}"
+        record "$name" "{\"part\": \"$name\", \"error\": \"exit status $status\", \"stderr\": $(as_json < "$WORK/gpu_check_$name.err")}"
         failed+=("$name")
     fi
 }
@@ -61,11 +63,11 @@ as_json() {  # the last 3 lines of stdin as one JSON string
 
 # 1. The CUDA tests.
 start=$(date +%s)
-if timeout "$PART_TIMEOUT" "$PY" -m pytest -q -p no:cacheprovider -k cuda -rs tests/ > /tmp/gpu_check_tests.out 2>&1; then
-    record tests "{\"part\": \"cuda_tests\", \"result\": \"$(tail -n 1 /tmp/gpu_check_tests.out)\", \"seconds\": $(( $(date +%s) - start ))}"
-    if grep -q "skipped" /tmp/gpu_check_tests.out; then failed+=("cuda_tests (some skipped)"); else passed+=(cuda_tests); fi
+if timeout "$PART_TIMEOUT" "$PY" -m pytest -q -p no:cacheprovider -k cuda -rs tests/ > "$WORK"/gpu_check_tests.out 2>&1; then
+    record tests "{\"part\": \"cuda_tests\", \"result\": \"$(tail -n 1 "$WORK"/gpu_check_tests.out)\", \"seconds\": $(( $(date +%s) - start ))}"
+    if grep -q "skipped" "$WORK"/gpu_check_tests.out; then failed+=("cuda_tests (some skipped)"); else passed+=(cuda_tests); fi
 else
-    record tests "{\"part\": \"cuda_tests\", \"error\": \"$(tail -n 1 /tmp/gpu_check_tests.out)\"}"
+    record tests "{\"part\": \"cuda_tests\", \"error\": \"$(tail -n 1 "$WORK"/gpu_check_tests.out)\"}"
     failed+=(cuda_tests)
 fi
 
@@ -90,7 +92,7 @@ else
     for seconds in 1 2; do
         t0=$(date +%s.%N)
         if ! timeout "$PART_TIMEOUT" "$PY" play.py --headless --characters 1000 --task random_walk --device cuda \
-                --record "/tmp/gpu_check_crowd_$seconds.mp4" --seconds "$seconds" > /tmp/gpu_check_crowd.out 2>&1; then
+                --record "$WORK/gpu_check_crowd_$seconds.mp4" --seconds "$seconds" > "$WORK"/gpu_check_crowd.out 2>&1; then
             crowd_ok=0
             break
         fi
@@ -101,7 +103,7 @@ else
         record crowd "{\"part\": \"crowd_frame\", \"characters\": 1000, \"frame_ms\": $frame_ms, \"record_1s_wall_s\": ${walls[0]}, \"record_2s_wall_s\": ${walls[1]}}"
         passed+=(crowd_frame)
     else
-        record crowd "{\"part\": \"crowd_frame\", \"error\": $(as_json < /tmp/gpu_check_crowd.out)}"
+        record crowd "{\"part\": \"crowd_frame\", \"error\": $(as_json < "$WORK"/gpu_check_crowd.out)}"
         failed+=(crowd_frame)
     fi
 fi
