@@ -97,6 +97,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from envs import manifold_source
+from envs.foot_slide import contact_slide_cm, toe_floor_heights
 from envs.motion_core import MotionCore
 from envs.tasks import make_task
 
@@ -301,8 +302,6 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
             self.core.step(self.task.latent(action))
             reward, terminated = self.task.update()
             if self._foot_slide is not None:
-                from envs.foot_slide import contact_slide_cm
-
                 weight, toes, floor = self._foot_slide
                 slide = contact_slide_cm(self.core.frame, self.core.layout, toes, floor, self.core.fps)  # (B,)
                 reward = torch.where(reward > 0, reward * torch.exp(-weight * slide), reward)
@@ -327,7 +326,6 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
             raise ValueError(f"foot_slide_weight must be >= 0 (per cm the toes slide per frame), got {weight}")
         if weight == 0.0:
             return None
-        from envs.foot_slide import toe_floor_heights
         from mocap.quality import toe_joints
 
         skeleton = getattr(self.manifold, "skeleton", None)
