@@ -383,8 +383,11 @@ class Simulation:
             self.user_command = (facing[0].tolist(), 0.0)
             return
         speed = command_speed(control, self.config.speeds)
-        # Strafing looks where the camera looks (its forward on the ground) while going where the keys say.
+        # Strafing looks where the camera looks (its forward on the ground) while going where the keys say, no faster
+        # than the policy learned to strafe (mocap sidesteps and walks back slower than it runs).
         facing = torch.tensor([world_direction((0.0, 1.0), azimuth)]) if control.strafe else None
+        if control.strafe:
+            speed = min(speed, float(getattr(self.env.task, "strafe_max_speed", speed)))
         self.env.task.set_command(torch.tensor([direction]), torch.full((b,), speed), facing=facing)
         self.user_command = (list(direction), speed)
 

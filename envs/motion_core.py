@@ -223,6 +223,11 @@ class MotionCore:
     @torch.no_grad()
     def step(self, latent: torch.Tensor) -> torch.Tensor:
         """Advance every character by one frame with ``latent`` (B, Z) float or (B,) long codes -> new frame (B, D)."""
+        return self.differentiable_step(latent)
+
+    def differentiable_step(self, latent: torch.Tensor) -> torch.Tensor:
+        """``step`` that records the graph when grad mode is on: the new frame, root and facing are differentiable
+        functions of ``latent`` and of the state before (analytic policy gradients, :mod:`policies.apg`)."""
         if self.num_styles:
             nxt = self.manifold.step(latent, self.cond, style=self.style).to(torch.float32)  # (B, D)
             self.style_progress = (self.style_progress + self.dt / self.style_blend_s.clamp_min(1e-6)).clamp(max=1.0)

@@ -18,7 +18,8 @@ may then be tensors too). Truncation: an episode ends after ``max_episode_steps`
 default).
 
 Foot sliding: with ``foot_slide_weight`` w > 0 the positive part of every reward is scaled by ``exp(-w * slide)``,
-``slide`` the centimetres the toes in contact slide over the step (:mod:`envs.foot_slide`).
+``slide`` the centimetres the toes in contact slide over the step in the world plus those the lower toe floats above
+the contact height (:mod:`envs.foot_slide`).
 
 Styles: with ``style_change_s`` > 0 every character of a model with styles switches to a random style on average
 every ``style_change_s`` seconds (faded in; policies train this way so that a live switch does not throw them).
@@ -97,7 +98,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from envs import manifold_source
-from envs.foot_slide import contact_slide_cm, toe_floor_heights
+from envs.foot_slide import contact_slide_cm, hover_cm, toe_floor_heights, world_toes
 from envs.motion_core import MotionCore
 from envs.tasks import make_task
 
@@ -297,27 +298,62 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
             raise RuntimeError("step() called before reset(): call env.reset() (optionally with seed=...) first")
         action = self._action_tensor(actions)
         with torch.no_grad():
-            if self.style_change_s > 0:
-                self._random_style_changes()
-            self.core.step(self.task.latent(action))
-            reward, terminated = self.task.update()
-            if self._foot_slide is not None:
-                weight, toes, floor = self._foot_slide
-                slide = contact_slide_cm(self.core.frame, self.core.layout, toes, floor, self.core.fps)  # (B,)
-                reward = torch.where(reward > 0, reward * torch.exp(-weight * slide), reward)
-            obs = self._observe()
-            nonfinite = self.core.nonfinite() | torch.isnan(reward - reward)  # NaN exactly where reward is NaN / inf
-            # NaN compares False, so non-finite rows are caught by the line above, not this one.
-            diverged = nonfinite | (obs[:, self._current_frame].abs() > self.divergence_limits).any(dim=1)
-            diverged = diverged | (reward.abs() > REWARD_LIMIT)
-            if bool(diverged.any()):
-                reward = torch.where(diverged, torch.full_like(reward, -self.divergence_penalty), reward)
-                terminated = terminated | diverged
-                obs = torch.nan_to_num(obs, nan=0.0, posinf=OBS_LIMIT, neginf=-OBS_LIMIT).clamp(-OBS_LIMIT, OBS_LIMIT)
-            reward = reward.to(torch.float32)
-            truncated = (self.core.steps >= self.max_episode_steps) & ~terminated
-            self._returns = self._returns + reward
-            metrics = self.task.metrics()
+            return self._advance(action)
+
+    def step_differentiable(self, action: torch.Tensor) -> StepTensors:
+        """One frame for analytic policy gradients (:mod:`policies.apg`): ``action`` (B, Z) float tensor (clipped to
+        [-1, 1]; Gaussian manifolds only). The returned obs and reward keep the graph back through the task, the root
+        and the manifold to ``action`` and to the states of earlier steps, until ``detach_state()``. Finished
+        characters restart within the step (SAME_STEP: their obs is the first of the new episode); no info dict, but on
+        a step that ends episodes ``metrics`` also holds ``episode_return`` and ``episode_length`` (masked to them)."""
+        if self._needs_reset:
+            raise RuntimeError("step_differentiable() called before reset(): call env.reset() first")
+        if self.core.discrete:
+            raise ValueError("step_differentiable needs a Gaussian manifold (a VQ manifold's codes have no gradient)")
+        with torch.enable_grad():
+            out = self._advance(action.to(device=self.device, dtype=torch.float32).clamp(-1.0, 1.0))
+            done = out.terminated | out.truncated
+            if bool(done.any()):
+                metrics = {**out.metrics, "episode_return": (self._returns.clone(), done),
+                           "episode_length": (self.core.steps.clone(), done)}
+                self._restart(done)  # torch.where keeps the graph of the characters that go on
+                out = out._replace(obs=self._observe(), metrics=metrics)
+        return out
+
+    def detach_state(self) -> None:
+        """Cut the graph that ``step_differentiable`` recorded: the state stays, its history is forgotten."""
+        for owner, names in ((self.core, self.core.STATE_NAMES), (self.task, self.task.state_names)):
+            for name in names:
+                setattr(owner, name, getattr(owner, name).detach())
+        self._returns = self._returns.detach()
+
+    def _advance(self, action: torch.Tensor) -> StepTensors:
+        """The step itself on a checked action; records the graph only where the caller enables grad."""
+        if self.style_change_s > 0:
+            self._random_style_changes()
+        core = self.core
+        if self._foot_slide is not None:
+            weight, toes, floor = self._foot_slide
+            toes_before = world_toes(core.frame, core.layout, toes, core.root_xz, core.rotation)  # (B, F, 3)
+        core.differentiable_step(self.task.latent(action))
+        reward, terminated = self.task.update()
+        if self._foot_slide is not None:
+            toes_after = world_toes(core.frame, core.layout, toes, core.root_xz, core.rotation)  # (B, F, 3)
+            slide = contact_slide_cm(toes_before, toes_after, floor) + hover_cm(toes_after, floor)  # (B,) cm
+            reward = torch.where(reward > 0, reward * torch.exp(-weight * slide), reward)
+        obs = self._observe()
+        nonfinite = self.core.nonfinite() | torch.isnan(reward - reward)  # NaN exactly where reward is NaN / inf
+        # NaN compares False, so non-finite rows are caught by the line above, not this one.
+        diverged = nonfinite | (obs[:, self._current_frame].abs() > self.divergence_limits).any(dim=1)
+        diverged = diverged | (reward.abs() > REWARD_LIMIT)
+        if bool(diverged.any()):
+            reward = torch.where(diverged, torch.full_like(reward, -self.divergence_penalty), reward)
+            terminated = terminated | diverged
+            obs = torch.nan_to_num(obs, nan=0.0, posinf=OBS_LIMIT, neginf=-OBS_LIMIT).clamp(-OBS_LIMIT, OBS_LIMIT)
+        reward = reward.to(torch.float32)
+        truncated = (self.core.steps >= self.max_episode_steps) & ~terminated
+        self._returns = self._returns + reward.detach()
+        metrics = self.task.metrics()
         return StepTensors(obs, reward, terminated, truncated, nonfinite, diverged, metrics)
 
     def _foot_slide_term(self, weight: float):

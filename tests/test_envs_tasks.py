@@ -347,6 +347,17 @@ def test_joystick_commands_standing_and_strafing_and_rewards_going_where_it_is_t
     assert float(still.task.command_speed.abs().max()) == 0.0
 
 
+def test_joystick_strafes_are_commanded_no_faster_than_strafe_max_speed():
+    env = MotionVecEnv(256, "joystick", ToyManifold(), array_backend="torch", facing_command=True, max_speed=3.5,
+                       strafe_probability=0.5, strafe_max_speed=1.2)
+    env.reset(seed=0)
+    task = env.task
+    strafing = (task.command_direction * task.command_facing).sum(1) < 0.99
+    assert float(task.command_speed[strafing].max()) <= 1.2 + 1e-6 and float(task.command_speed[~strafing].max()) > 2.5
+    with pytest.raises(ValueError, match="strafe_max_speed must be > 0"):
+        MotionVecEnv(2, "joystick", ToyManifold(), facing_command=True, strafe_max_speed=0.0)
+
+
 def test_joystick_standing_still_is_no_escape_from_the_travel_term():
     """Commanded to go, standing still must score no better than walking the wrong way at the right speed (with
     cos(e_travel) alone it escaped the travel term, and PPO learned to stand on Bandai-Namco)."""

@@ -9,31 +9,39 @@ import pytest
 import torch
 
 from characters.bundle import load_character
-from envs.foot_slide import CONTACT_HEIGHT_M, contact_slide_cm
+from envs.foot_slide import CONTACT_HEIGHT_M, contact_slide_cm, hover_cm, world_toes
 from envs.vec_env import MotionVecEnv
 from mocap.pose_layout import PoseLayout
 
 
-def frames_with_toes(heights, speeds, num_joints: int = 3) -> torch.Tensor:
-    """(B, D) raw frames whose joints 1 and 2 (the "toes") stand at ``heights`` (B, 2) m and slide along x at
-    ``speeds`` (B, 2) m/s."""
-    layout = PoseLayout(num_joints)
-    frames = torch.zeros(len(heights), layout.frame_size)
-    pos = layout.positions(frames)  # (B, J, 3) view into frames
-    vel = layout.velocities(frames)
-    pos[:, 1:, 1] = torch.as_tensor(heights, dtype=torch.float32)
-    vel[:, 1:, 0] = torch.as_tensor(speeds, dtype=torch.float32)
-    return frames
-
-
 def test_slide_counts_toes_on_the_floor_and_fades_out_by_five_centimetres():
-    layout = PoseLayout(3)
-    toes, floor = torch.tensor([1, 2]), torch.zeros(2)
+    floor = torch.zeros(2)
     half = CONTACT_HEIGHT_M / 2
-    frames = frames_with_toes([[0.0, 0.0], [half, half], [0.06, 0.06], [0.0, 0.1]],
-                              [[0.3, 0.3], [0.3, 0.3], [0.3, 0.3], [0.3, 3.0]])
-    slide = contact_slide_cm(frames, layout, toes, floor, fps=30.0)  # 0.3 m/s at 30 fps = 1 cm per frame
-    torch.testing.assert_close(slide, torch.tensor([1.0, 0.5, 0.0, 0.5]))
+    heights = torch.tensor([[0.0, 0.0], [half, half], [0.06, 0.06], [0.0, 0.1]])
+    moved_m = torch.tensor([[0.01, 0.01], [0.01, 0.01], [0.01, 0.01], [0.01, 0.1]])  # along x
+    before = torch.zeros(4, 2, 3)
+    before[..., 1] = heights
+    after = before.clone()
+    after[..., 0] += moved_m
+    torch.testing.assert_close(contact_slide_cm(before, after, floor), torch.tensor([1.0, 0.5, 0.0, 0.5]))
+
+
+def test_floating_with_both_feet_up_costs_what_the_lower_toe_floats_above_the_contact_height():
+    floor = torch.full((2,), 0.04)
+    toes = torch.zeros(3, 2, 3)
+    toes[..., 1] = torch.tensor([[0.04, 0.30], [0.04 + CONTACT_HEIGHT_M, 0.2], [0.12 + CONTACT_HEIGHT_M, 0.2]])
+    torch.testing.assert_close(hover_cm(toes, floor), torch.tensor([0.0, 0.0, 8.0]))
+
+
+def test_toes_are_placed_in_the_world_by_the_root():
+    layout = PoseLayout(3)
+    frame = torch.zeros(1, layout.frame_size)
+    layout.positions(frame)[:, 1] = torch.tensor([0.1, 0.0, 0.2])  # 10 cm left of the root, 20 cm ahead
+    yaw = torch.tensor([math.pi / 2])
+    rotation = torch.stack((torch.cos(yaw), torch.sin(yaw), -torch.sin(yaw), torch.cos(yaw)), dim=1).view(1, 2, 2)
+    toes = world_toes(frame, layout, torch.tensor([1]), torch.tensor([[1.0, 2.0]]), rotation)
+    # Facing +x (yaw 90 deg): ahead is +x, the character's left is -z.
+    torch.testing.assert_close(toes, torch.tensor([[[1.2, 0.0, 1.9]]]), atol=1e-6, rtol=0)
 
 
 def test_the_env_scales_positive_rewards_by_the_slide():
@@ -44,11 +52,14 @@ def test_the_env_scales_positive_rewards_by_the_slide():
     sliding.reset(seed=3)
     weight, toes, floor = sliding._foot_slide
     generator = torch.Generator().manual_seed(0)
+    core = sliding.core
     for _ in range(20):
         action = (torch.randn(16, plain.core.latent_size, generator=generator) * 0.5).clamp(-1, 1)
+        before = world_toes(core.frame, core.layout, toes, core.root_xz, core.rotation)
         reward = plain.step(action)[1]
         penalised = sliding.step(action)[1]
-        slide = contact_slide_cm(sliding.core.frame, sliding.core.layout, toes, floor, sliding.core.fps)
+        after = world_toes(core.frame, core.layout, toes, core.root_xz, core.rotation)
+        slide = contact_slide_cm(before, after, floor) + hover_cm(after, floor)
         torch.testing.assert_close(penalised, torch.where(reward > 0, reward * torch.exp(-0.5 * slide), reward))
     assert weight == 0.5 and math.isfinite(float(floor.sum()))
     with pytest.raises(ValueError, match="foot_slide_weight must be >= 0"):

@@ -22,7 +22,10 @@ reward              ``exp((cos(e_face) - 1) + w (a_travel - 1) - |v - v_cmd|)`` 
 commands            travel direction uniform in [-pi, pi); speed 0 with probability
                     ``stand_probability`` (0), else uniform in ``min_speed``..``max_speed`` (0-2 m/s);
                     with ``facing_command``, a strafe (facing = travel turned by an angle uniform in
-                    [-pi, pi)) with probability ``strafe_probability`` (0.3), else facing = travel; a new
+                    [-pi, pi)) with probability ``strafe_probability`` (0.3), its speed uniform in
+                    ``min_speed``..``strafe_max_speed`` (None: max_speed; mocap sidesteps and walks back
+                    slower than it runs),
+                    else facing = travel; a new
                     command after a hold drawn uniformly from ``change_interval`` (2-5 s); the reward of a
                     step uses the command in force during it
 termination         none (only a non-finite character state, see the environment)
@@ -68,7 +71,8 @@ class Joystick(Task):
 
     def __init__(self, core, *, min_speed: float = 0.0, max_speed: float = 2.0,
                  change_interval: tuple[float, float] = (2.0, 5.0), stand_probability: float = 0.0,
-                 facing_command: bool = False, strafe_probability: float = 0.3, travel_weight: float = 1.0):
+                 facing_command: bool = False, strafe_probability: float = 0.3, travel_weight: float = 1.0,
+                 strafe_max_speed: float | None = None):
         super().__init__(core)
         if not 0 <= min_speed <= max_speed:
             raise ValueError(f"need 0 <= min_speed <= max_speed (m/s), got {min_speed}, {max_speed}")
@@ -77,6 +81,10 @@ class Joystick(Task):
             raise ValueError(f"change_interval must be (low, high) seconds with 0 < low <= high, got {change_interval}")
         if not 0 <= stand_probability <= 1 or not 0 <= strafe_probability <= 1:
             raise ValueError("stand_probability and strafe_probability must lie in [0, 1]")
+        if strafe_max_speed is not None and not strafe_max_speed > 0:
+            raise ValueError(f"strafe_max_speed must be > 0 m/s (or None: max_speed), got {strafe_max_speed}")
+        self.strafe_max_speed = float(max_speed) if strafe_max_speed is None else min(float(strafe_max_speed),
+                                                                                       float(max_speed))
         if not travel_weight >= 0:
             raise ValueError(f"travel_weight must be >= 0, got {travel_weight}")
         self.travel_weight = float(travel_weight)
@@ -108,8 +116,11 @@ class Joystick(Task):
         facing_angle = angle
         if self.strafe_probability > 0:
             turn = self.uniform_angle()
-            facing_angle = angle + torch.where(self.uniform(0.0, 1.0) < self.strafe_probability, turn,
-                                               torch.zeros_like(turn))
+            strafe = self.uniform(0.0, 1.0) < self.strafe_probability
+            facing_angle = angle + torch.where(strafe, turn, torch.zeros_like(turn))
+            if self.strafe_max_speed < self.max_speed:  # the same draw, squeezed: uniform up to strafe_max_speed
+                squeeze = (self.strafe_max_speed - self.min_speed) / (self.max_speed - self.min_speed)
+                speed = torch.where(strafe, self.min_speed + (speed - self.min_speed) * squeeze, speed)
         self.command_direction = self.where(mask, heading_vector(angle), self.command_direction)
         self.command_facing = self.where(mask, heading_vector(facing_angle), self.command_facing)
         self.command_speed = self.where(mask, speed, self.command_speed)
