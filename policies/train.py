@@ -49,6 +49,7 @@ import contextlib
 import copy
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -61,6 +62,7 @@ from common.paths import output_dir, output_file
 from common.processes import Processes
 from common.processes import join_processes as join
 from envs.registry import canonical_task
+from policies.apg import apg_update
 from policies.checkpoint import atomic_torch_save, manifold_fingerprint, save_policy
 from policies.network import PolicyModule, make_config
 from policies.normalizer import RunningMeanVar
@@ -209,6 +211,17 @@ class Trainer:
                              critic_hidden_sizes=args.critic_hidden_sizes, init_action_std=args.init_action_std,
                              action_scale=self.env.action_scale)
         self.policy = PolicyModule(config).to(self.device)
+        self.apg = args.algo == "apg"
+        if self.apg:
+            if self.procs.distributed:
+                raise ValueError("--algo apg runs in one process; start it without torchrun (or use --algo ppo)")
+            if discrete:
+                raise ValueError("--algo apg needs a Gaussian manifold: a VQ manifold's codes have no gradient; use "
+                                 "--algo ppo")
+            with torch.no_grad():  # the saved policy's distribution is the one it learned under
+                self.policy.log_std.fill_(math.log(max(args.exploration_std, 1e-6)))
+            if isinstance(self.env.manifold, torch.nn.Module):
+                self.env.manifold.requires_grad_(False)  # gradients flow through the decoder, never into it
         self.scorer = None  # the PPO loss scores through it under torchrun (its backward all-reduces the gradients)
         if self.procs.distributed:
             # Buffers are synced once, at construction; after that the observation normaliser is merged over the
@@ -216,7 +229,8 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.scorer = torch.nn.parallel.DistributedDataParallel(_ActionScorer(self.policy), device_ids=device_ids,
                                                                     forward_sync_buffers=False)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=args.learning_rate, eps=1e-5)
+        learned = self.policy.actor.parameters() if self.apg else self.policy.parameters()
+        self.optimizer = torch.optim.Adam(learned, lr=args.learning_rate, eps=1e-5)
         self.return_rms = RunningMeanVar(1).to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)  # action noise
         self.cpu_generator = torch.Generator().manual_seed(self.seed + 1)  # minibatch order
@@ -377,30 +391,59 @@ class Trainer:
         frac = min(self.global_step / self.args.steps, 1.0)
         return self.args.learning_rate * (1.0 - (1.0 - self.args.final_lr_fraction) * frac)
 
+    def apg_update(self) -> tuple[dict, dict]:
+        """One analytic-policy-gradient update (:mod:`policies.apg`) -> (the window's metric sums, APG stats)."""
+        args = self.args
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, torch.Tensor] = {}
+
+        def on_step(out) -> None:
+            every = torch.ones_like(out.terminated)
+            for key, (values, mask) in out.metrics.items():
+                _accumulate(sums, counts, key, values, every if mask is None else mask)
+            _accumulate(sums, counts, "nonfinite", out.nonfinite, every)
+            _accumulate(sums, counts, "diverged", out.diverged, every)
+
+        self.obs, seen, stats = apg_update(self.policy, self.optimizer, self.env, self.obs,
+                                           horizon=args.rollout_steps, exploration_std=args.exploration_std,
+                                           latent_penalty=args.latent_penalty, max_grad_norm=args.max_grad_norm,
+                                           smoothness_penalty=args.smoothness_penalty, generator=self.generator,
+                                           on_step=on_step)
+        self.rollout.obs.copy_(seen.view(self.rollout.obs.shape))  # what diagnosis() reads after a bad update
+        if not stats.skipped:
+            self.update_normalizer(self.policy.obs_rms, seen)
+        return {"sums": sums, "counts": counts}, stats.as_dict()
+
     def train_update(self) -> dict:
         """Collect, learn, update the observation statistics -> metrics of this update (plain floats)."""
         args = self.args
         t0 = time.perf_counter()
-        collected = self.collect()
-        t1 = time.perf_counter()
         lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        stats = ppo_update(self.policy, self.optimizer, self.rollout, epochs=args.epochs,
-                           minibatch_size=args.minibatch_size, clip_coef=args.clip_coef, vf_coef=args.vf_coef,
-                           ent_coef=args.ent_coef, max_grad_norm=args.max_grad_norm, target_kl=args.target_kl,
-                           generator=self.cpu_generator, scorer=self.scorer, mean_across=self._mean_across)
-        if stats.skipped:
-            self.skipped_total += stats.skipped
+        if self.apg:
+            collected, learned = self.apg_update()  # collecting and learning are one pass
+            t1 = t0
+        else:
+            collected = self.collect()
+            t1 = time.perf_counter()
+            learned = ppo_update(self.policy, self.optimizer, self.rollout, epochs=args.epochs,
+                                 minibatch_size=args.minibatch_size, clip_coef=args.clip_coef, vf_coef=args.vf_coef,
+                                 ent_coef=args.ent_coef, max_grad_norm=args.max_grad_norm, target_kl=args.target_kl,
+                                 generator=self.cpu_generator, scorer=self.scorer,
+                                 mean_across=self._mean_across).as_dict()
+        if learned["skipped"]:
+            self.skipped_total += learned["skipped"]
             if self.procs.main:  # the ranks skip the same minibatches (their averaged gradients are the same)
-                print(f"warning: update {self.update + 1}: {stats.skipped} minibatch(es) with a non-finite loss or "
-                      f"gradient skipped ({self.skipped_total} so far)", file=sys.stderr)
+                print(f"warning: update {self.update + 1}: {learned['skipped']} minibatch(es) with a non-finite loss "
+                      f"or gradient skipped ({self.skipped_total} so far)", file=sys.stderr)
         if not all(bool(torch.isfinite(p).all()) for p in self.policy.parameters()):
             self._undo_update()
         else:
             self.bad_updates = 0
-            # The statistics move only between updates, so each update sees the inputs its actions were chosen on.
-            self.update_normalizer(self.policy.obs_rms, self.rollout.obs.reshape(-1, self.rollout.obs.shape[-1]))
+            if not self.apg:  # (apg_update merged its own)
+                # The statistics move only between updates, so each update sees the inputs its actions were chosen on.
+                self.update_normalizer(self.policy.obs_rms, self.rollout.obs.reshape(-1, self.rollout.obs.shape[-1]))
         t2 = time.perf_counter()
         processes = self.procs.world_size
         samples = args.rollout_steps * args.num_envs * processes  # every rank's rollout
@@ -410,9 +453,9 @@ class Trainer:
         metrics = {"update": self.update, "global_step": self.global_step, "minutes": self.elapsed_s / 60.0,
                    "env_steps_per_s": samples / (t2 - t0), "rollout_s": t1 - t0, "learn_s": t2 - t1, "lr": lr,
                    "processes": processes, "envs_per_process": args.num_envs, "samples_per_update": samples}
-        ranks = all_objects({"totals": _metric_totals(collected), "ppo": stats.as_dict()}, self.procs)
+        ranks = all_objects({"totals": _metric_totals(collected), "learned": learned}, self.procs)
         metrics.update(_rollout_metrics(_sum_totals([r["totals"] for r in ranks]), samples, self.env.core.dt))
-        metrics.update({"ppo_" + k: sum(r["ppo"][k] for r in ranks) / processes for k in stats.as_dict()})
+        metrics.update({f"{args.algo}_{k}": sum(r["learned"][k] for r in ranks) / processes for k in learned})
         metrics["bad_updates"] = self.bad_updates
         if not self.policy.discrete:
             metrics["action_std"] = float(self.policy.log_std.detach().exp().mean())
@@ -578,7 +621,7 @@ def _progress_bar(args: TrainArgs, initial: int):
     from tqdm import tqdm
 
     return tqdm(total=args.steps, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True,
-                desc=f"PPO {args.task}")
+                desc=f"{args.algo.upper()} {args.task}")
 
 
 HEADLINE = {"target": "time_to_target_per_min", "timed_target": "time_to_target_per_min",
