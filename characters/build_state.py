@@ -4,7 +4,7 @@ Each stage records the fingerprint of its inputs and settings (:func:`fingerprin
 input files by content), whether it finished, its figures, gates and seconds. A rerun skips a finished stage whose
 fingerprint is unchanged; a changed input or flag reruns that stage and, through their fingerprints (which include
 the earlier stages' outputs), every stage after it and nothing else. A stage interrupted half-way resumes from its
-own checkpoint (the VAE and PPO trainers write one), since its fingerprint is the same.
+own checkpoint (the VAE and policy trainers write one), since its fingerprint is the same.
 """
 
 from __future__ import annotations
@@ -77,6 +77,12 @@ class BuildState:
         if stage in self.data["stages"]:
             self.data["stages"][stage]["seconds"] = self.data["stages"][stage].get("seconds", 0.0) + seconds
             self.save()
+
+    def forget(self, stages: list[str]) -> float:
+        """Drop the records of ``stages`` (they start over) -> the seconds their earlier runs had spent."""
+        seconds = sum(float(self.data["stages"].pop(stage, {}).get("seconds", 0.0)) for stage in stages)
+        self.save()
+        return seconds
 
     def spent_seconds(self) -> float:
         return float(sum(r.get("seconds", 0.0) for r in self.data["stages"].values()))

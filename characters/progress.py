@@ -56,6 +56,10 @@ class BuildProgress:
             print(f"==== build started {time.strftime('%Y-%m-%d %H:%M:%S')} ====", flush=True)
             yield
 
+    def give_back(self, seconds: float) -> None:
+        """Take ``seconds`` an earlier run spent off the clock (its stage starts over, so that time bought nothing)."""
+        self.started += seconds
+
     @property
     def elapsed_s(self) -> float:
         return time.perf_counter() - self.started

@@ -98,7 +98,7 @@ def figures(ctx) -> dict[str, tuple[str, str]]:
             continue
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.plot([r["minutes"] for r in rows], [r.get("episode_return") for r in rows])
-        ax.set(title=f"{task}: PPO learning curve", xlabel="training minutes", ylabel="episode return")
+        ax.set(title=f"{task}: learning curve", xlabel="training minutes", ylabel="episode return")
         out[f"policy-{task}-curve"] = (f"{task} training", _figure_uri(fig))
     strip = ctx.work / "preview_strip.png"
     if strip.is_file():

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from characters.stage_data import figures
+
 LICENCE_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "LICENCE", "COPYING")
 
 
@@ -15,8 +17,11 @@ def settings(ctx) -> tuple[dict, list[Path]]:
 
     tasks = ctx.cfg.task_list
     cfg = ctx.cfg
+    data = figures(ctx)  # character.json carries them
     return ({"tasks": tasks, "name": cfg.name, "title": cfg.title, "licence": cfg.licence,
-             "attribution": cfg.attribution}, [ctx.out / "vae.pt", *(policy_path(ctx, t) for t in tasks)])
+             "attribution": cfg.attribution, "speeds_mps": data.get("speeds_mps"),
+             "figures_version": data.get("figures_version")},
+            [ctx.out / "vae.pt", *(policy_path(ctx, t) for t in tasks)])
 
 
 def data_licence_file(inputs: list[str]) -> Path | None:
@@ -56,14 +61,14 @@ def write_meta(ctx) -> None:
     from characters.stage_policies import policy_path
     from vae.checkpoint import load_manifold
 
-    cfg, data, vae = ctx.cfg, ctx.results["data"], ctx.results["vae"]
+    cfg, data, vae = ctx.cfg, figures(ctx), ctx.results["vae"]
     model = load_manifold(ctx.out / "vae.pt")
     tasks = {}
     for task in cfg.task_list:
-        figures = ctx.results.get("policies", {}).get(task, {})
+        measured = ctx.results.get("policies", {}).get(task, {})
         tasks[task] = {"policy": str(policy_path(ctx, task).relative_to(ctx.out)),
-                       "train_minutes": round(figures.get("train_minutes", 0.0), 2),
-                       "evaluation": {k: v for k, v in figures.get("policy", {}).items()
+                       "train_minutes": round(measured.get("train_minutes", 0.0), 2),
+                       "evaluation": {k: v for k, v in measured.get("policy", {}).items()
                                       if isinstance(v, (int, float)) and not isinstance(v, bool)}}
     write_character(ctx.out, {
         "name": cfg.name,

@@ -1,9 +1,9 @@
-"""Build stage 3, policies: one PPO policy per task, each within its share of the budget, judged against the
-scripted baseline.
+"""Build stage 3, policies: one policy per task (``--algo``: PPO, APG, or by default APG for the joystick and PPO
+for the rest), each within its share of the budget, judged against the scripted baseline.
 
 Each task trains with ``train_policy.py``'s defaults on the bundle's ``vae.pt`` (its action scale: the latent bound
 from the aggregate posterior) for the stage's minutes: the first update measures the environment-steps per second,
-and the learning-rate schedule is set to end with the budget. The run folder ``<bundle>/build/ppo_<task>`` holds the
+and the learning-rate schedule is set to end with the budget. The run folder ``<bundle>/build/<algo>_<task>`` holds the
 training checkpoint, so an interrupted build resumes the task. Then ``policies.evaluate`` runs the policy and the
 scripted baseline on ``--eval-episodes`` episodes each; the policy gates compare them (and the METRICS.md figures
 against the data's). The policy goes to ``<bundle>/policies/<task>.pt``.
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from characters.gates import policy_gates
+from characters.stage_data import figures
 
 PLANNED_STEPS_PER_S = 15000  # until the first update has measured this machine
 
@@ -42,13 +43,16 @@ def task_options(task: str, data: dict, repertoire: bool = True) -> dict:
         options["stand_probability"] = STAND_PROBABILITY
     if data.get("sideways_share", 0.0) >= SIDEWAYS_SHARE:
         options.update(facing_command=True, strafe_probability=STRAFE_PROBABILITY)
+        if data.get("sideways_speed_mps"):
+            options["strafe_max_speed"] = float(data["sideways_speed_mps"])
     return options
 
 
 def settings(ctx) -> tuple[dict, list[Path]]:
     cfg = ctx.cfg
-    data = ctx.results.get("data", {})
-    return ({"tasks": cfg.task_list, "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed, "device": cfg.device,
+    data = figures(ctx)
+    return ({"tasks": cfg.task_list, "algo": {t: cfg.algo_for(t) for t in cfg.task_list},
+             "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed, "device": cfg.device,
              "options": {t: task_options(t, data, cfg.joystick_repertoire) for t in cfg.task_list}}, [ctx.out / "vae.pt"])
 
 
@@ -58,11 +62,13 @@ def train_task(ctx, task: str, minutes: float) -> dict:
     from policies.train_args import TrainArgs
 
     cfg, progress = ctx.cfg, ctx.progress
-    run_dir = ctx.work / f"ppo_{task}"
-    options = task_options(task, ctx.results.get("data", {}), cfg.joystick_repertoire)
+    algo = cfg.algo_for(task)
+    run_dir = ctx.work / f"{algo}_{task}"
+    options = task_options(task, figures(ctx), cfg.joystick_repertoire)
     if options:
         progress.figure(f"{task}: options from the data: {json.dumps(options)}")
-    args = TrainArgs(task=task, vae=str(ctx.out / "vae.pt"), out=str(policy_path(ctx, task)), run_dir=str(run_dir),
+    args = TrainArgs(task=task, algo=algo, vae=str(ctx.out / "vae.pt"), out=str(policy_path(ctx, task)),
+                     run_dir=str(run_dir),
                      env_options=json.dumps(options),
                      minutes=minutes, steps=int(PLANNED_STEPS_PER_S * 60 * minutes), seed=cfg.seed,
                      device=cfg.device, threads=cfg.threads, progress=False, tensorboard=False, eval_every=0,
@@ -102,8 +108,8 @@ def evaluate_task(ctx, task: str) -> tuple[dict, dict]:
     manifold = load_manifold(ctx.out / "vae.pt")
     episodes = ctx.cfg.eval_episodes
     common = {"task": task, "vae": manifold, "episodes": episodes, "seed": ctx.cfg.seed, "batch_size": episodes,
-              "action_scale": policy.action_scale, "env_options": task_options(task, ctx.results.get("data", {}),
-                                                                               ctx.cfg.joystick_repertoire)}
+              "action_scale": policy.action_scale,
+              "env_options": task_options(task, figures(ctx), ctx.cfg.joystick_repertoire)}
     trained = evaluate(lambda env: PolicyController(policy), **common)
     scripted = evaluate(lambda env: SamplingController.for_env(env, seed=ctx.cfg.seed), **common)
     quality = data_quality(manifold)
@@ -117,7 +123,7 @@ def run(ctx):
     results, gates = {}, []
     for k, task in enumerate(tasks):
         minutes = remaining_policy_minutes(ctx.budget, ctx.progress.elapsed_s / 60.0, len(tasks) - k)
-        ctx.progress.stage("policies", f"{task}: PPO for {minutes:.1f} min")
+        ctx.progress.stage("policies", f"{task}: {ctx.cfg.algo_for(task).upper()} for {minutes:.1f} min")
         started = time.perf_counter()
         summary = train_task(ctx, task, minutes)
         ctx.progress.figure(f"{task}: evaluating the policy and the scripted baseline ({ctx.cfg.eval_episodes} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from characters.build import BuildConfig, build, main
 from characters.bundle import load_character
@@ -112,6 +114,22 @@ def test_rerunning_continues_and_only_changed_stages_run_again(built, tmp_path):
     assert all(skipped(log, stage) for stage in ("data", "vae", "policies")), log
     assert not skipped(log, "export"), "a changed flag reruns the stage that uses it"
     assert load_character(out).title == "Renamed"
+
+
+def test_a_stage_that_starts_over_gets_its_budget_back_and_apg_trains_the_policies(built, tmp_path):
+    """Time an earlier run spent in a stage that now starts over (a changed flag) is not held against the rerun."""
+    out = tmp_path / "apg"
+    shutil.copytree(built, out)
+    (out / "build.log").unlink()
+    state = json.loads((out / "build" / "state.json").read_text())
+    state["stages"]["policies"]["seconds"] = 3600.0  # as if the first policies run had taken an hour
+    (out / "build" / "state.json").write_text(json.dumps(state))
+    assert main(["pybullet", "--out", str(out), "--name", "tiny", *TINY, "--algo", "apg"]) == 0
+    log = (out / "build.log").read_text()
+    assert all(skipped(log, stage) for stage in ("data", "vae")) and not skipped(log, "policies"), log
+    minutes = float(re.search(r"target: APG for ([0-9.]+) min", log).group(1))
+    assert minutes > 0.1, "the hour of the discarded policies run was held against the new one"
+    assert torch.load(out / "policies" / "target.pt", weights_only=True)["train_args"]["algo"] == "apg"
 
 
 def test_an_interrupted_build_resumes_where_it_stopped(built, tmp_path, monkeypatch):
