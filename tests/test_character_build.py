@@ -132,6 +132,23 @@ def test_a_stage_that_starts_over_gets_its_budget_back_and_apg_trains_the_polici
     assert torch.load(out / "policies" / "target.pt", weights_only=True)["train_args"]["algo"] == "apg"
 
 
+def test_a_build_recorded_by_an_older_version_gets_its_data_figures_measured_again(built, tmp_path):
+    out = tmp_path / "older"
+    shutil.copytree(built, out)
+    (out / "build.log").unlink()
+    state = json.loads((out / "build" / "state.json").read_text())
+    record = state["stages"]["data"]["metrics"]
+    current = dict(record["speeds_mps"])
+    del record["figures_version"]
+    record["speeds_mps"] = {"walk": 0.1, "run": 0.2, "dash": 0.3}  # what an older definition would have said
+    state["stages"]["export"]["fingerprint"] = "older-settings"  # its settings did not name the speeds then
+    (out / "build" / "state.json").write_text(json.dumps(state))
+    assert main(["pybullet", "--out", str(out), "--name", "tiny", *TINY]) == 0
+    log = (out / "build.log").read_text()
+    assert all(skipped(log, stage) for stage in ("data", "vae", "policies")) and not skipped(log, "export"), log
+    assert load_character(out).meta["speeds_mps"] == current
+
+
 def test_an_interrupted_build_resumes_where_it_stopped(built, tmp_path, monkeypatch):
     """Ctrl-C in the middle of the policy training; the rerun resumes that training from its checkpoint."""
     import policies.train as training
