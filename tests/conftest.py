@@ -51,6 +51,27 @@ def x_display():
 
 
 @pytest.fixture
+def interrupt_on_call(monkeypatch):
+    """``interrupt_on_call(owner, name, call)`` makes method ``owner.name`` raise KeyboardInterrupt on its ``call``-th
+    call (Ctrl-C in the middle of a run) -> the original, to put back with ``monkeypatch.setattr``."""
+
+    def patch(owner, name: str, call: int):
+        original = getattr(owner, name)
+        calls = {"n": 0}
+
+        def interrupted(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == call:
+                raise KeyboardInterrupt
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(owner, name, interrupted)
+        return original
+
+    return patch
+
+
+@pytest.fixture
 def small_vq_manifold():
     """A factory of small untrained PoseVQVAE manifolds (normalised, with start frames), the same every call."""
     import torch

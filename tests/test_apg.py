@@ -57,21 +57,12 @@ def test_apg_learns_the_toy_joystick_in_seconds_and_writes_the_same_policy_file(
     assert rand["heading_error_deg"] > 60.0
 
 
-def test_apg_resumes_after_ctrl_c_exactly(tmp_path, monkeypatch):
+def test_apg_resumes_after_ctrl_c_exactly(tmp_path, monkeypatch, interrupt_on_call):
     def args(folder, **changes):
         return apg_args(folder, task="joystick", steps=64 * 16 * 4, checkpoint_every=1, **changes)
 
     train(args(tmp_path / "a"), quiet=True, on_update=lambda metrics: None)
-    calls = {"n": 0}
-    original = Trainer.apg_update
-
-    def interrupted(self):
-        calls["n"] += 1
-        if calls["n"] == 3:  # Ctrl-C in the middle of the third window
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "apg_update", interrupted)
+    original = interrupt_on_call(Trainer, "apg_update", 3)  # Ctrl-C in the middle of the third window
     with pytest.raises(KeyboardInterrupt):
         train(args(tmp_path / "b"), quiet=True, on_update=lambda metrics: None)
     monkeypatch.setattr(Trainer, "apg_update", original)

@@ -149,7 +149,7 @@ def test_a_build_recorded_by_an_older_version_gets_its_data_figures_measured_aga
     assert load_character(out).meta["speeds_mps"] == current
 
 
-def test_an_interrupted_build_resumes_where_it_stopped(built, tmp_path, monkeypatch):
+def test_an_interrupted_build_resumes_where_it_stopped(built, tmp_path, monkeypatch, interrupt_on_call):
     """Ctrl-C in the middle of the policy training; the rerun resumes that training from its checkpoint."""
     import policies.train as training
 
@@ -159,16 +159,7 @@ def test_an_interrupted_build_resumes_where_it_stopped(built, tmp_path, monkeypa
     for stage in ("policies", "export", "preview", "report"):
         state["stages"].pop(stage)
     (out / "build" / "state.json").write_text(json.dumps(state))
-    real = training.Trainer.train_update
-    calls = {"n": 0}
-
-    def interrupted_at_update_3(self):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(training.Trainer, "train_update", interrupted_at_update_3)
+    real = interrupt_on_call(training.Trainer, "train_update", 3)
     with pytest.raises(KeyboardInterrupt):
         build(["pybullet"], tiny_config(out, name="tiny"))
     checkpoint = out / "build" / "ppo_target" / "checkpoint.pt"

@@ -71,19 +71,10 @@ def test_every_training_argument_is_documented_on_the_command_line():
     assert "Characters simulated together" in help_text and "--no-normalize-reward" in help_text
 
 
-def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, monkeypatch, interrupt_on_call):
     whole = train(tiny_args(tmp_path / "a"), quiet=True)
     assert whole["update"] == 4
-    calls = {"n": 0}
-    original = Trainer.collect
-
-    def interrupted(self):
-        calls["n"] += 1
-        if calls["n"] == 3:  # Ctrl-C in the middle of the third rollout
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "collect", interrupted)
+    original = interrupt_on_call(Trainer, "collect", 3)  # Ctrl-C in the middle of the third rollout
     with pytest.raises(KeyboardInterrupt):
         train(tiny_args(tmp_path / "b"), quiet=True)
     state = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=True)
