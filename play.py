@@ -3,12 +3,12 @@
     python play.py                                    # interactive: joystick task, WASD / gamepad / mouse
     python play.py --character characters/mine       # a character built with `python -m characters.build`
     python play.py --task target --characters 64      # a crowd, each with its own target
-    python play.py --input-script assets/demos/joystick_tour.json --record demo.mp4   # the scripted demo video
+    python play.py --input-script assets/demos/tour.json --record demo.mp4   # the scripted demo video
     python play.py --record-input mine.json           # save what you do, replay it with --input-script
     python play.py --record-bvh session.bvh           # the followed character's motion as BVH, for Blender
 
 Without a display (no $DISPLAY, or one that cannot be reached) and without ``--record``, it says so in one
-line and renders ``demo.mp4`` (``--seconds``, default 10 s, of the shipped scripted demo) offscreen instead.
+line and renders ``demo.mp4`` (the shipped scripted tour, 32 s, or ``--seconds``) offscreen instead.
 Recording is offscreen (a hidden window, or pyglet's headless EGL without a display), one video frame per
 simulation step at the VAE's frame rate: a seed plus an input script give the same video every time.
 Keys and mouse: see ``app/inputs.py`` (F1 in the app). The app itself: the ``app`` package.
@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
-DEMO_SCRIPT = REPO / "assets" / "demos" / "joystick_tour.json"
+DEMO_SCRIPT = REPO / "assets" / "demos" / "tour.json"
 DEFAULT_SECONDS = 10.0
 NO_DISPLAY_VIDEO = "demo.mp4"
 MAX_SIZE = (7680, 4320)  # 8K: beyond it software GL runs out of framebuffer
@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         if script is None:
             script = InputScript.load(DEMO_SCRIPT)
         record = next_free_path(Path(NO_DISPLAY_VIDEO))  # never overwrite an earlier demo
-        seconds = args.seconds if args.seconds is not None else DEFAULT_SECONDS
+        seconds = args.seconds if args.seconds is not None else (
+            script.steps / script.fps if script.steps > 0 else DEFAULT_SECONDS)  # the whole tour by default
         print(f"play.py: {why}: recording {seconds:g} s of the scripted demo to {record.resolve()} instead "
               "(run with a display for the interactive app)", flush=True)
         args.seconds = seconds

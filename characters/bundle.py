@@ -4,7 +4,7 @@ Layout::
 
     <name>/character.json     what the character is (below)
     <name>/vae.pt             the Motion VAE (a slim checkpoint: weights, normalisation, skeleton, start poses)
-    <name>/policies/<task>.pt one PPO policy per task (file names from envs.registry)
+    <name>/policies/<task>.pt one policy per task (file names from envs.registry)
     <name>/LICENSE.txt        the licence of the weights, with the data's attribution (where the data needs one)
     <name>/report.html, ...   what ``python -m characters.build`` adds: report, preview video, build log
 
@@ -42,7 +42,7 @@ FORMAT = "mvae-character"
 VERSION = 1
 META_FILE = "character.json"
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "characters"
-DEFAULT_CHARACTER = "deepmimic"
+DEFAULT_CHARACTER = "bandai-namco"
 MANIFOLDS = ("gaussian", "vq")
 REQUIRED = ("name", "manifold", "vae", "fps", "tasks")
 

@@ -168,7 +168,7 @@ def policy_gates(task: str, m: dict, baseline: dict | None) -> list[Gate]:
     gates.append(_ratio_gate(stage, "jitter", m.get("jitter"), m.get("data_jitter"), None, 2.0, " m/s2",
                              "an exploiting policy shakes: more training, or a smaller action scale"))
     gates.append(_ratio_gate(stage, "foot sliding", m.get("foot_sliding"), m.get("data_foot_sliding"), None, 3.0, "",
-                             "foot locking in the app hides it; a foot-sliding reward term would reduce it"))
+                             "foot locking in the app hides most of it; a larger train_policy.py --foot-slide-weight reduces it"))
     return gates
 
 
