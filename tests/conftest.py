@@ -51,6 +51,31 @@ def x_display():
 
 
 @pytest.fixture
+def window_app(x_display):
+    """``window_app(sim, size=(320, 240), visible=False, **app_kwargs)`` -> the app over ``sim`` in a real (hidden)
+    window; every app, window and simulation made is closed after the test."""
+    from viewer.display import configure_pyglet
+
+    configure_pyglet(headless=False)  # raises if a test imported pyglet's window module headless: our bug
+    from app.interactive import App
+    from viewer.window import ViewerWindow
+
+    made = []
+
+    def make(sim, size=(320, 240), visible=False, **app_kwargs):
+        window = ViewerWindow(*size, visible=visible)
+        app = App(sim, window, **app_kwargs)
+        made.append((app, window, sim))
+        return app
+
+    yield make
+    for app, window, sim in made:
+        app.close()
+        window.close()
+        sim.close()
+
+
+@pytest.fixture
 def interrupt_on_call(monkeypatch):
     """``interrupt_on_call(owner, name, call)`` makes method ``owner.name`` raise KeyboardInterrupt on its ``call``-th
     call (Ctrl-C in the middle of a run) -> the original, to put back with ``monkeypatch.setattr``."""

@@ -16,33 +16,19 @@ import torch
 
 from app.simulation import AppConfig, Simulation
 from characters.bundle import DEFAULT_CHARACTER, load_character
-from viewer.display import configure_pyglet
 
 SIZE = (320, 240)
 SPEED_WINDOW = 10  # frames: ground speed over a third of a second (a gait cycle's sway averages out)
 
 
 @pytest.fixture
-def drive(x_display):
-    """A factory of (app, window) on the default character's joystick policy, in a hidden window."""
-    configure_pyglet(headless=False)
-    from app.interactive import App
-    from viewer.window import ViewerWindow
-
-    made = []
+def drive(window_app):
+    """A factory of apps on the default character's joystick policy, in a hidden window."""
 
     def make(seed: int = 0, style: str | None = None):
-        sim = Simulation(AppConfig(task="joystick", seed=seed, style=style), verbose=False)
-        window = ViewerWindow(*SIZE, visible=False)
-        app = App(sim, window)
-        made.append((app, window, sim))
-        return app
+        return window_app(Simulation(AppConfig(task="joystick", seed=seed, style=style), verbose=False), size=SIZE)
 
-    yield make
-    for app, window, sim in made:
-        app.close()
-        window.close()
-        sim.close()
+    return make
 
 
 def keys(app, *symbols, release: bool = False, modifiers: int = 0) -> None:

@@ -26,7 +26,7 @@ import pytest
 from app.hud import simulation_lines
 from app.input_script import InputRecorder, InputScript
 from app.simulation import AppConfig, Simulation
-from viewer.display import configure_pyglet, egl_available
+from viewer.display import egl_available
 
 REPO = Path(__file__).resolve().parents[1]
 VAE = Path(os.environ.get("MVAE_TEST_VAE", REPO / "assets" / "characters" / "deepmimic" / "vae.pt"))
@@ -53,25 +53,12 @@ def make_sim(backend, vae_path, task="joystick", seed=0, characters=1) -> Simula
 
 
 @pytest.fixture
-def make_app(x_display, backend, vae_path):
-    configure_pyglet(headless=False)  # raises if a test imported pyglet's window module headless: our bug
-    from app.interactive import App
-    from viewer.window import ViewerWindow
-
-    made = []
-
+def make_app(window_app, backend, vae_path):
     def make(task="joystick", seed=0, characters=1, visible=False, size=SIZE, **app_kwargs):
-        sim = make_sim(backend, vae_path, task, seed, characters)
-        window = ViewerWindow(*size, visible=visible)
-        app = App(sim, window, **app_kwargs)
-        made.append((app, window, sim))
-        return app
+        return window_app(make_sim(backend, vae_path, task, seed, characters), size=size, visible=visible,
+                          **app_kwargs)
 
-    yield make
-    for app, window, sim in made:
-        app.close()
-        window.close()
-        sim.close()
+    return make
 
 
 def press(window, *symbols, release=False):
