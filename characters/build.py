@@ -74,8 +74,8 @@ class BuildConfig:
     (walk and run, 0-2 m/s): measured on Bandai-Namco with 15 styles, 21 minutes reach 37 deg / 0.51 m/s."""
     algo: str = "auto"
     """How the policies learn: ppo, apg (analytic policy gradients through the VAE's decoder, policies.apg), or auto:
-    apg for the joystick (measured: far ahead of PPO on Bandai-Namco and DeepMimic) and ppo for the other tasks
-    (their rewards in metres of progress learn slower through the gradient with the default penalties)."""
+    apg where it was measured ahead of PPO (the joystick, on Bandai-Namco and DeepMimic; README, section 5) and ppo
+    for the other tasks."""
     title: str = ""
     """A human title for the character (default: the name)."""
     licence: str = ""
