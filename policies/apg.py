@@ -47,7 +47,7 @@ def apg_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, env, obs:
                exploration_std: float, latent_penalty: float, max_grad_norm: float, generator: torch.Generator,
                smoothness_penalty: float = 0.0, on_step=None) -> tuple[torch.Tensor, torch.Tensor, APGStats]:
     """One APG update from the current observations ``obs`` (B, O) -> (next obs (B, O) detached, every observation
-    the actor saw (T*B, O) for the normaliser, stats). ``on_step(step_tensors)`` sees each frame's detached results
+    the actor saw (T, B, O), stats). ``on_step(step_tensors)`` sees each frame's detached results
     (metrics, episode ends)."""
     total_reward = torch.zeros((), device=obs.device)
     total_latent_sq = torch.zeros((), device=obs.device)
@@ -65,8 +65,9 @@ def apg_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, env, obs:
         if previous is not None:
             total_change_sq = total_change_sq + ((mean - previous) * env.action_scale).pow(2).mean()
         previous = mean
-        if on_step is not None:
-            on_step(out._replace(obs=out.obs.detach(), reward=out.reward.detach()))
+        if on_step is not None:  # detached: logging must neither record graph nor keep the window's alive
+            metrics = {key: (values.detach(), mask) for key, (values, mask) in out.metrics.items()}
+            on_step(out._replace(obs=out.obs.detach(), reward=out.reward.detach(), metrics=metrics))
         obs = out.obs
     loss = (-total_reward + latent_penalty * total_latent_sq + smoothness_penalty * total_change_sq) / horizon
     optimizer.zero_grad(set_to_none=True)
@@ -80,7 +81,7 @@ def apg_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, env, obs:
     stats = APGStats(loss=float(loss.detach()), reward=float(total_reward.detach()) / horizon,
                      latent_sq=float(total_latent_sq.detach()) / horizon, grad_norm=float(grad_norm),
                      skipped=0 if finite else 1)
-    return obs.detach(), torch.cat(seen), stats
+    return obs.detach(), torch.stack(seen), stats
 
 
 __all__ = ["APGStats", "apg_update"]

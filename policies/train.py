@@ -409,9 +409,9 @@ class Trainer:
                                            latent_penalty=args.latent_penalty, max_grad_norm=args.max_grad_norm,
                                            smoothness_penalty=args.smoothness_penalty, generator=self.generator,
                                            on_step=on_step)
-        self.rollout.obs.copy_(seen.view(self.rollout.obs.shape))  # what diagnosis() reads after a bad update
+        self.rollout.obs = seen  # (T, B, O): what diagnosis() reads after a bad update
         if not stats.skipped:
-            self.update_normalizer(self.policy.obs_rms, seen)
+            self.update_normalizer(self.policy.obs_rms, seen.reshape(-1, seen.shape[-1]))
         return {"sums": sums, "counts": counts}, stats.as_dict()
 
     def train_update(self) -> dict:

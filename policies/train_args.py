@@ -38,7 +38,7 @@ class TrainArgs:
     algo: str = "ppo"
     """Learning algorithm: ppo (model-free; any manifold, torchrun) or apg (analytic policy gradients: the reward's
     gradient back through the Motion VAE's decoder over rollout_steps frames, policies.apg; Gaussian manifolds, one
-    process; on Bandai-Namco's joystick it learns in minutes what PPO does not reach in 25)."""
+    process; Bandai-Namco's joystick: 14 deg / 0.10 m/s after 10 minutes, PPO 37 deg / 0.51 m/s after 21)."""
     num_envs: int | None = None
     """Characters simulated together (one batched environment; under torchrun, per process; default: 512 for ppo,
     256 for apg)."""

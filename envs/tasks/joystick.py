@@ -24,10 +24,8 @@ commands            travel direction uniform in [-pi, pi); speed 0 with probabil
                     with ``facing_command``, a strafe (facing = travel turned by an angle uniform in
                     [-pi, pi)) with probability ``strafe_probability`` (0.3), its speed uniform in
                     ``min_speed``..``strafe_max_speed`` (None: max_speed; mocap sidesteps and walks back
-                    slower than it runs),
-                    else facing = travel; a new
-                    command after a hold drawn uniformly from ``change_interval`` (2-5 s); the reward of a
-                    step uses the command in force during it
+                    slower than it runs), else facing = travel; a new command after a hold drawn uniformly
+                    from ``change_interval`` (2-5 s); the reward of a step uses the command in force during it
 termination         none (only a non-finite character state, see the environment)
 truncation          ``max_episode_steps`` (default 900 = 30 s at 30 fps)
 info metrics        ``heading_error_deg`` (|e_face|, degrees), ``travel_error_deg`` (|e_travel|, degrees, while
