@@ -13,6 +13,7 @@ Layout::
     name, title           short id and a human title
     manifold              "gaussian" (PoseMixtureVAE) or "vq" (discrete codes)
     vae                   "vae.pt"
+    prior                 "prior.pt": the code prior of a "vq" character (vae.prior; optional, absent for Gaussian)
     action_scale          latent = action * action_scale for this VAE's policies (from its aggregate posterior)
     fps                   frames per second of the motion
     skeleton              {"joints": J, "joint_names": [...], "height_m": h}
@@ -73,6 +74,12 @@ class Character:
     @property
     def manifold(self) -> str:
         return str(self.meta["manifold"])
+
+    @property
+    def prior(self) -> Path | None:
+        """The code prior of a VQ character (its next-code transformer), or None."""
+        name = self.meta.get("prior")
+        return None if not name else self.root / name
 
     @property
     def action_scale(self) -> float | None:
@@ -158,6 +165,9 @@ def load_character(spec=None) -> Character:
     character = Character(root, meta)
     if not character.vae.is_file():
         raise CharacterError(f"{where}: its VAE {character.vae} is missing; rebuild the bundle")
+    if character.prior is not None and not character.prior.is_file():
+        raise CharacterError(f"{where}: its code prior {character.prior} is missing; rebuild the bundle or remove "
+                             "'prior'")
     for task in character.tasks:
         policy = character.policy(task)
         if policy is not None and not policy.is_file():

@@ -76,6 +76,27 @@ def resolve_manifold(vae, device: str | torch.device | None):
     return vae
 
 
+def resolve_code_prior(code_prior, manifold):
+    """``code_prior`` (None, a prior file's path, a :class:`vae.prior.CodePrior` or a stand-in with its
+    ``step_logits``) -> the prior on the manifold's device, checked to belong to ``manifold``; None stays None."""
+    if code_prior is None:
+        return None
+    if not getattr(manifold, "discrete", False):
+        raise ValueError("code_prior= drives a VQ Motion VAE (model 'vq'); this model is Gaussian: drop code_prior")
+    from vae.prior import CodePrior, check_prior_fits, load_prior
+
+    if isinstance(code_prior, (str, os.PathLike)):
+        return load_prior(code_prior, manifold if isinstance(manifold, torch.nn.Module) else None,
+                          device=manifold_device(manifold))
+    missing = [name for name in ("step_context", "config", "step_logits") if not hasattr(code_prior, name)]
+    if missing:
+        raise TypeError(f"code_prior= is a {type(code_prior).__name__}, which lacks {missing}; pass a prior file "
+                        "(python -m vae.train_prior) or a vae.prior.CodePrior")
+    if isinstance(code_prior, CodePrior) and isinstance(manifold, torch.nn.Module):
+        check_prior_fits(code_prior, manifold, "code_prior")
+    return code_prior
+
+
 def manifold_device(manifold) -> torch.device:
     device = getattr(manifold, "device", None)
     return torch.device(device) if device is not None else torch.device("cpu")

@@ -12,7 +12,16 @@ rotation        (B, 2, 2)   ``[[cos, sin], [-sin, cos]]`` of yaw: ground vectors
 steps           (B,) int64  frames since the character's last reset
 style           (B, S)      the style weights the manifold is stepped with (S = 0 without styles); each row
                             blends ``style_from`` into ``style_to`` as ``style_progress`` (B,) goes 0 -> 1
+prior_codes     (B, W) i64  a code prior's context (VQ manifold with ``code_prior`` only): the last W codes taken, PAD
+                            (= K) before the first; ``prior_conds`` (B, W, C*D) the normalised condition window
+                            each led to
 =============== =========== =================================================================
+
+Code prior (``code_prior``, a VQ manifold only: a :class:`vae.prior.CodePrior` or anything with its ``context``,
+``config.pad_code`` and ``step_logits(codes, conds, style)``): the core keeps the prior's context of every character
+(restarted with W copies of (PAD, the start window) wherever a character restarts or is placed in a new pose, one
+(code, new window) pair pushed per step) and gives the next code's log-probabilities (``prior_log_probs``, computed
+once per state) and samples (``sample_prior``) from it.
 
 Styles (a manifold with ``num_styles`` S > 0): a restart takes the style of its start window (a random one where
 the windows' styles are unknown); ``set_style`` asks for another, which fades in linearly over ``blend_s``
@@ -35,6 +44,7 @@ import torch
 from envs import manifold_source
 from envs.geometry import heading_vector, rot6d_to_matrix, yaw_matrix
 from mocap.root_motion import char_to_world, char_to_world_xz, step_root
+from vae.prior import push_context
 
 DEFAULT_STYLE_BLEND_S = 0.5
 
@@ -42,7 +52,7 @@ DEFAULT_STYLE_BLEND_S = 0.5
 class MotionCore:
     """Batched character state + manifold stepping (no task, no Gymnasium)."""
 
-    def __init__(self, manifold, num_envs: int, *, start_frames=None, fps: float | None = None):
+    def __init__(self, manifold, num_envs: int, *, start_frames=None, fps: float | None = None, code_prior=None):
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         num_envs = int(num_envs)
@@ -70,6 +80,14 @@ class MotionCore:
         self.style_progress = torch.ones(b, device=self.device)  # (B,)
         self.style_blend_s = torch.full((b,), DEFAULT_STYLE_BLEND_S, device=self.device)  # (B,) s, each row's fade
         self.default_style_blend_s = DEFAULT_STYLE_BLEND_S
+        self.code_prior = code_prior
+        if code_prior is not None:
+            if not self.discrete:
+                raise ValueError("code_prior drives a VQ Motion VAE (model 'vq'); this manifold is Gaussian")
+            w = int(code_prior.step_context)
+            self.prior_codes = torch.zeros(b, w, dtype=torch.int64, device=self.device)  # (B, W)
+            self.prior_conds = torch.zeros(b, w, c * d, device=self.device)  # (B, W, C*D)
+        self._prior_log_probs: torch.Tensor | None = None  # (B, K) of the current state, computed on demand
 
     @property
     def yaw(self) -> torch.Tensor:
@@ -118,11 +136,12 @@ class MotionCore:
         if mask is None:
             self.cond, self.root_xz, self.yaw = new_cond, new_xz.clone(), new_yaw.clone()
             self.steps = torch.zeros_like(self.steps)
-            return
-        self.cond = torch.where(mask[:, None, None], new_cond, self.cond)
-        self.root_xz = torch.where(mask[:, None], new_xz, self.root_xz)
-        self.yaw = torch.where(mask, new_yaw, self.yaw)
-        self.steps = torch.where(mask, torch.zeros_like(self.steps), self.steps)
+        else:
+            self.cond = torch.where(mask[:, None, None], new_cond, self.cond)
+            self.root_xz = torch.where(mask[:, None], new_xz, self.root_xz)
+            self.yaw = torch.where(mask, new_yaw, self.yaw)
+            self.steps = torch.where(mask, torch.zeros_like(self.steps), self.steps)
+        self._restart_prior_context(mask)
 
     # ---- styles ----------------------------------------------------------------------------------
     @property
@@ -171,6 +190,7 @@ class MotionCore:
         self.style_to = torch.where(mask[:, None], target, self.style_to)
         self.style_progress = torch.where(mask, progress, self.style_progress)
         self.style_blend_s = torch.where(mask, duration_b, self.style_blend_s)
+        self._prior_log_probs = None
 
     def current_style(self) -> torch.Tensor:
         """(B,) int64 the style each character is heading to (the largest target weight)."""
@@ -193,21 +213,57 @@ class MotionCore:
             old = getattr(self, name)
             keep = mask.reshape(mask.shape + (1,) * (old.dim() - 1)) if mask is not None else None
             setattr(self, name, value.clone() if keep is None else torch.where(keep, value, old))
+        if cond is not None:  # a new pose: the codes that led to the old one no longer apply
+            self._restart_prior_context(mask)
+
+    # ---- the code prior ----------------------------------------------------------------------------
+    def _restart_prior_context(self, mask: torch.Tensor | None) -> None:
+        """W copies of (PAD, the current window) where ``mask`` is set (all when None), as the prior was trained."""
+        self._prior_log_probs = None
+        if self.code_prior is None:
+            return
+        b, w = self.num_envs, self.prior_codes.shape[1]
+        pad = torch.full_like(self.prior_codes, int(self.code_prior.config.pad_code))  # (B, W)
+        conds = self.normalized_condition().unsqueeze(1).expand(b, w, -1)  # (B, W, C*D)
+        if mask is None:
+            self.prior_codes, self.prior_conds = pad, conds.clone()
+            return
+        self.prior_codes = torch.where(mask[:, None], pad, self.prior_codes)
+        self.prior_conds = torch.where(mask[:, None, None], conds, self.prior_conds)
+
+    def prior_log_probs(self) -> torch.Tensor:
+        """(B, K) log-probabilities of each character's next code under the code prior (computed once per state)."""
+        if self.code_prior is None:
+            raise ValueError("this environment has no code prior (pass code_prior= with a VQ model's prior)")
+        if self._prior_log_probs is None:
+            style = self.style if self.num_styles else None
+            with torch.no_grad():
+                logits = self.code_prior.step_logits(self.prior_codes, self.prior_conds, style)  # (B, K)
+            self._prior_log_probs = torch.log_softmax(logits.to(torch.float32), dim=1)
+        return self._prior_log_probs
 
     # ---- state -----------------------------------------------------------------------------------
     STATE_NAMES = ("cond", "root_xz", "yaw", "steps", "style_from", "style_to", "style_progress", "style_blend_s")
+    PRIOR_STATE_NAMES = ("prior_codes", "prior_conds")
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The names of every changing state tensor (with a code prior, its context too)."""
+        return self.STATE_NAMES + (self.PRIOR_STATE_NAMES if self.code_prior is not None else ())
 
     def state_dict(self) -> dict:
         """The characters' state (CPU tensors) and the generator's: what ``load_state_dict`` puts back exactly."""
-        state = {name: getattr(self, name).detach().cpu().clone() for name in self.STATE_NAMES}
+        state = {name: getattr(self, name).detach().cpu().clone() for name in self.state_names}
         state["generator"] = self.generator.get_state()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        missing = [k for k in (*self.STATE_NAMES, "generator") if k not in state]
+        missing = [k for k in (*self.state_names, "generator") if k not in state]
         if missing:
-            raise ValueError(f"character state lacks {missing}; it was not written by MotionCore.state_dict")
-        for name in self.STATE_NAMES:
+            raise ValueError(f"character state lacks {missing}; it was not written by MotionCore.state_dict (with a "
+                             "code prior, by one with a code prior)")
+        self._prior_log_probs = None
+        for name in self.state_names:
             old, new = getattr(self, name), state[name]
             if tuple(old.shape) != tuple(new.shape):
                 raise ValueError(f"character state {name} has shape {tuple(new.shape)}, this environment "
@@ -217,7 +273,11 @@ class MotionCore:
 
     # ---- step -----------------------------------------------------------------------------------
     def sample_prior(self) -> torch.Tensor:
-        """(B, Z) standard-normal latents, or (B,) codes for a discrete manifold, from the core's generator."""
+        """(B, Z) standard-normal latents, or (B,) codes for a discrete manifold (drawn from the code prior given each
+        character's context where there is one, else uniformly), from the core's generator."""
+        if self.code_prior is not None:
+            probs = self.prior_log_probs().exp()  # (B, K)
+            return torch.multinomial(probs, 1, generator=self.generator)[:, 0]  # (B,)
         return self.manifold.sample_prior(self.num_envs, generator=self.generator)
 
     @torch.no_grad()
@@ -241,6 +301,10 @@ class MotionCore:
         # (B, C, D): drop the oldest frame, append the new one.
         self.cond = nxt[:, None] if self.cond.shape[1] == 1 else torch.cat((self.cond[:, 1:], nxt[:, None]), dim=1)
         self.steps = self.steps + 1
+        self._prior_log_probs = None
+        if self.code_prior is not None:
+            self.prior_codes, self.prior_conds = push_context(self.prior_codes, self.prior_conds, latent,
+                                                              self.normalized_condition())
         return nxt
 
     # ---- views ----------------------------------------------------------------------------------

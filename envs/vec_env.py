@@ -5,7 +5,8 @@ Spaces (one character; the batched spaces add a leading B):
 * observation: ``Box(-inf, inf, (C*D + S + F,), float32)``: the condition frames normalised with the
   manifold's statistics, flattened oldest first, then the S style weights of a manifold with styles (none
   otherwise; see ``envs.motion_core``), then the task's F features (see each task's docstring;
-  ``observation_layout`` names the slices ``condition``, ``style`` and ``task``);
+  ``observation_layout`` names the slices ``condition``, ``style`` and ``task``), then, with a code prior
+  (``code_prior``, VQ manifolds), the K log-probabilities the prior gives each next code (slice ``prior``);
 * action: ``Box(-1, 1, (Z,), float32)`` for a Gaussian manifold: the latent is ``action_scale * action``
   (default: the character's / model's own bound, measured from where its decoder was trained
   (:func:`envs.manifold_source.action_scale_of`), else 4.0, the prior's +-4 sigma; values outside [-1, 1] are
@@ -20,6 +21,12 @@ default).
 Foot sliding: with ``foot_slide_weight`` w > 0 the positive part of every reward is scaled by ``exp(-w * slide)``,
 ``slide`` the centimetres the toes in contact slide over the step in the world plus those the lower toe floats above
 the contact height (:mod:`envs.foot_slide`).
+
+Code prior: ``code_prior=`` (a :class:`vae.prior.CodePrior` of this VQ model, a path to its file, or a stand-in with
+the same ``step_logits``; a character bundle's own ``prior.pt`` by default) makes the environment keep each
+character's context of codes (:mod:`envs.motion_core`), observe the prior's next-code log-probabilities, and makes
+RandomWalk draw its codes from the prior instead of uniformly. Prior-residual policies (:mod:`policies.network`) add
+their logits to these.
 
 Styles: with ``style_change_s`` > 0 every character of a model with styles switches to a random style on average
 every ``style_change_s`` seconds (faded in; policies train this way so that a live switch does not throw them).
@@ -152,15 +159,17 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
                  array_backend: str = "numpy", action_scale: float | None = None,
                  max_episode_steps: int | None = None, start_frames=None, fps: float | None = None,
                  autoreset_mode=AutoresetMode.SAME_STEP, divergence_penalty: float = 1.0,
-                 style_change_s: float = 0.0, foot_slide_weight: float = 0.0, **task_options):
+                 style_change_s: float = 0.0, foot_slide_weight: float = 0.0, code_prior=None, **task_options):
         if array_backend not in ARRAY_BACKENDS:
             raise ValueError(f"array_backend={array_backend!r}; choose one of {', '.join(ARRAY_BACKENDS)}")
         if character is not None:
             from characters.bundle import load_character
 
             bundle = load_character(character)
-            vae = bundle.vae if vae is None else vae
+            own_vae = vae is None
+            vae = bundle.vae if own_vae else vae
             action_scale = bundle.action_scale if action_scale is None else action_scale
+            code_prior = bundle.prior if code_prior is None and own_vae else code_prior
         self.manifold = manifold_source.resolve_manifold(vae, device)
         if action_scale is None:
             action_scale = manifold_source.action_scale_of(self.manifold)
@@ -170,7 +179,8 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.array_backend = array_backend
-        self.core = MotionCore(self.manifold, num_envs, start_frames=start_frames, fps=fps)
+        self.core = MotionCore(self.manifold, num_envs, start_frames=start_frames, fps=fps,
+                               code_prior=manifold_source.resolve_code_prior(code_prior, self.manifold))
         self.task = make_task(task, self.core, task_options)
         self.task.action_scale = float(action_scale)
         self.action_scale = float(action_scale)
@@ -191,9 +201,10 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
 
         cond_size = self.core.num_condition_frames * self.core.frame_size
         style_end = cond_size + self.core.num_styles
-        obs_size = style_end + self.task.feature_size
+        task_end = style_end + self.task.feature_size
+        obs_size = task_end + (self.core.num_codes if self.core.code_prior is not None else 0)
         self.observation_layout = {"condition": slice(0, cond_size), "style": slice(cond_size, style_end),
-                                   "task": slice(style_end, obs_size)}
+                                   "task": slice(style_end, task_end), "prior": slice(task_end, obs_size)}
         self._current_frame = slice(cond_size - self.core.frame_size, cond_size)  # normalised, in the observation
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
         if self.core.discrete:
@@ -322,7 +333,7 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
 
     def detach_state(self) -> None:
         """Cut the graph that ``step_differentiable`` recorded: the state stays, its history is forgotten."""
-        for owner, names in ((self.core, self.core.STATE_NAMES), (self.task, self.task.state_names)):
+        for owner, names in ((self.core, self.core.state_names), (self.task, self.task.state_names)):
             for name in names:
                 setattr(owner, name, getattr(owner, name).detach())
         self._returns = self._returns.detach()
@@ -384,9 +395,13 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
             core.set_style(style, change)
 
     def _observe(self) -> torch.Tensor:
+        parts = [self.core.normalized_condition()]  # (B, C*D)
         if self.core.num_styles:
-            return torch.cat((self.core.normalized_condition(), self.core.style, self.task.features()), dim=1)
-        return torch.cat((self.core.normalized_condition(), self.task.features()), dim=1)  # (B, O)
+            parts.append(self.core.style)  # (B, S)
+        parts.append(self.task.features())  # (B, F)
+        if self.core.code_prior is not None:
+            parts.append(self.core.prior_log_probs())  # (B, K)
+        return torch.cat(parts, dim=1)  # (B, O)
 
     def observation_feature_name(self, index: int) -> str:
         """A readable name for observation feature ``index``, e.g. ``"frame 1/1 joint_vel[LeftHand].y"``."""
@@ -394,6 +409,9 @@ class MotionVecEnv(gymnasium.vector.VectorEnv):
         style = self.observation_layout["style"]
         if style.start <= index < style.stop:
             return f"style[{self.core.style_names[index - style.start]}]"
+        prior = self.observation_layout["prior"]
+        if prior.start <= index < prior.stop:
+            return f"prior log-probability of code {index - prior.start}"
         if index >= style.stop:
             return f"task feature {index - style.stop} ({self.task.name})"
         frame, i = divmod(index, d)

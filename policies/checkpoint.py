@@ -12,6 +12,8 @@ Layout (plain types and tensors only)::
     vae_weights       str, sha256 prefix of the manifold's weights (which VAE exactly: latents differ per training)
     vae_path          str or None, the VAE checkpoint it was trained with, relative to the policy file's folder
                       (inside a character bundle ``../vae.pt``); tools use it when no VAE is given
+    prior_path        str or None, a prior-residual policy's code prior file (vae.prior), relative like vae_path
+    prior_weights     str, sha256 prefix of that prior's weights ("" without)
     train_args        dict, the TrainArgs of the run
     stats             dict, training summary (steps, wall time, last metrics)
 
@@ -51,9 +53,10 @@ def manifold_fingerprint(manifold) -> str:
 
 
 def save_policy(path, policy: PolicyModule, *, manifold, train_args: dict | None = None,
-                stats: dict | None = None, vae_path=None) -> None:
+                stats: dict | None = None, vae_path=None, code_prior=None, prior_path=None) -> None:
     """Write the policy file atomically (temp file in the same folder, fsync, os.replace). ``vae_path``: the VAE
-    checkpoint file it steers (recorded relative to the policy's folder; no machine paths)."""
+    checkpoint file it steers, ``prior_path`` the code prior file (``code_prior`` the loaded prior) of a
+    prior-residual policy (both recorded relative to the policy's folder; no machine paths)."""
     state = {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}
     payload = {
         "format": FORMAT,
@@ -67,10 +70,18 @@ def save_policy(path, policy: PolicyModule, *, manifold, train_args: dict | None
         "vae_weights": weights_fingerprint(manifold),
         "train_args": {k: portable_path(v) for k, v in (train_args or {}).items()},
         "stats": dict(stats or {}),
-        "vae_path": None if vae_path is None else os.path.relpath(Path(vae_path).resolve(),
-                                                                  Path(path).resolve().parent),
+        "vae_path": _relative(vae_path, path),
+        "prior_path": _relative(prior_path, path),
+        "prior_weights": weights_fingerprint(code_prior) if isinstance(code_prior, torch.nn.Module) else "",
     }
     atomic_torch_save(payload, path)
+
+
+def _relative(target, policy_path) -> str | None:
+    """``target`` relative to the policy file's folder (None stays None)."""
+    if target is None:
+        return None
+    return os.path.relpath(Path(target).resolve(), Path(policy_path).resolve().parent)
 
 
 def atomic_torch_save(payload: dict, path) -> None:
@@ -123,8 +134,12 @@ def load_policy(path, device: str | torch.device = "cpu") -> PolicyModule:
     policy.vae_weights = str(ckpt.get("vae_weights", ""))
     policy.train_args = dict(ckpt.get("train_args", {}))
     policy.source = str(path)
+    folder = Path(path).resolve().parent
     recorded = ckpt.get("vae_path")
-    policy.vae_path = None if not recorded else (Path(path).resolve().parent / recorded).resolve()
+    policy.vae_path = None if not recorded else (folder / recorded).resolve()
+    recorded = ckpt.get("prior_path")
+    policy.prior_path = None if not recorded else (folder / recorded).resolve()
+    policy.prior_weights = str(ckpt.get("prior_weights", ""))
     return policy.to(device).eval()
 
 
@@ -142,6 +157,34 @@ def trained_vae(policy) -> Path:
     return Path(path)
 
 
+def trained_prior(policy) -> Path | None:
+    """The code prior file a prior-residual policy was trained with (None for other policies); a clear error when
+    it is not there any more."""
+    if not getattr(policy, "prior_residual", False):
+        return None
+    where = getattr(policy, "source", "policy")
+    path = getattr(policy, "prior_path", None)
+    if path is None or not Path(path).is_file():
+        raise FileNotFoundError(f"{where} steers through a code prior ({path or 'not recorded'}) that is not there; "
+                                "pass the prior file explicitly (--prior PRIOR.pt)")
+    return Path(path)
+
+
+def check_prior_matches(policy, code_prior) -> None:
+    """Raise ValueError when a prior-residual policy gets no prior, another prior, or a plain policy gets one."""
+    where = getattr(policy, "source", "policy")
+    if not getattr(policy, "prior_residual", False):
+        return
+    if code_prior is None:
+        raise ValueError(f"{where}: a prior-residual policy needs its code prior (--prior PRIOR.pt, or the character's "
+                         "prior.pt)")
+    recorded = getattr(policy, "prior_weights", "")
+    if recorded and isinstance(code_prior, torch.nn.Module) and weights_fingerprint(code_prior) != recorded:
+        raise ValueError(f"{where}: trained through another code prior (weights {recorded}, this one's "
+                         f"{weights_fingerprint(code_prior)}); its residual means nothing over this prior's logits: "
+                         f"retrain it ({TRAIN_HINT} --prior PRIOR.pt)")
+
+
 def policy_env_options(policy) -> dict:
     """The task options the policy was trained with (its TrainArgs ``env_options``), as a dict."""
     options = getattr(policy, "train_args", {}).get("env_options", "{}")
@@ -157,7 +200,8 @@ def expected_obs_size(policy, manifold) -> int | None:
     task = getattr(policy, "task", None)
     if task not in task_names():
         return None
-    return observation_size(manifold, task, policy_env_options(policy))
+    prior_logits = policy.num_actions if getattr(policy, "prior_residual", False) else 0  # the prior's K log-probs
+    return observation_size(manifold, task, policy_env_options(policy)) + prior_logits
 
 
 def check_policy_fits(policy: PolicyModule, manifold, obs_size: int | None = None, *, strict: bool = False) -> None:

@@ -5,7 +5,9 @@ PolicyController    a trained policy, run by an inference backend's ``act`` (ONN
                     module; Gaussian actions are rescaled from the policy's ``action_scale`` to the
                     environment's (the latent is action * scale on both sides)
 PriorController     latents drawn from the VAE's prior (the paper's random-walk baseline; uniform actions in the
-                    [-1, 1] box would be latents of up to 4 sigma the VAE never saw), or uniform codes (VQ)
+                    [-1, 1] box would be latents of up to 4 sigma the VAE never saw), or codes (VQ): drawn
+                    from the environment's code prior given each character's context where it has one, else
+                    uniform
 SamplingController  the scripted baseline (:mod:`policies.sampling_controller`)
 =================== ========================================================================================
 
@@ -42,7 +44,8 @@ class PolicyController:
 
 
 class PriorController:
-    """z ~ N(0, I) from the VAE's prior -> action z / action_scale, or a uniform code; seeded."""
+    """z ~ N(0, I) from the VAE's prior -> action z / action_scale, or a code (from the code prior, else uniform);
+    seeded."""
 
     label = "prior samples"
 
@@ -51,6 +54,9 @@ class PriorController:
 
     @torch.no_grad()
     def __call__(self, env, obs=None) -> torch.Tensor:
+        if env.core.code_prior is not None:
+            probs = env.core.prior_log_probs().exp()  # (B, K)
+            return torch.multinomial(probs, 1, generator=self.generator)[:, 0]  # (B,)
         z = env.manifold.sample_prior(env.num_envs, generator=self.generator).to(env.device)
         return z.long() if env.core.discrete else (z / env.action_scale).clamp(-1.0, 1.0)
 

@@ -71,7 +71,14 @@ from gymnasium.vector import AutoresetMode
 from envs.manifold_source import pose_layout
 from envs.registry import canonical_task, task_choices, task_names
 from mocap.quality import SPEED_BANDS, WINDOW_S, quality_over, toe_joints
-from policies.checkpoint import check_policy_fits, load_policy, policy_env_options, trained_vae
+from policies.checkpoint import (
+    check_policy_fits,
+    check_prior_matches,
+    load_policy,
+    policy_env_options,
+    trained_prior,
+    trained_vae,
+)
 from policies.controllers import PolicyController, PriorController, SamplingController
 from vae.metrics import CONTACT_MARGIN_M, foot_contact_displacements
 
@@ -430,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"task: {', '.join(task_names())} (default: the policy's; required for baselines)")
     p.add_argument("--vae", help="VAE checkpoint (default: the policy's own, else --character's, else the default "
                    "character's); 'toy' = envs.ToyManifold")
+    p.add_argument("--prior", help="code prior of a VQ VAE (default: a prior-residual policy's own, else --character's "
+                   "when its VAE is used); RandomWalk and the baselines then draw codes from it")
     p.add_argument("--episodes", type=int, default=100, help="episodes (characters), each one task episode long")
     p.add_argument("--batch-size", type=int, default=256, help="characters simulated together")
     p.add_argument("--seed", type=int, default=0, help="seed of the environments and the baselines")
@@ -464,12 +473,14 @@ def main(argv: list[str] | None = None) -> int:
         options = json.loads(args.env_options)
         if not isinstance(options, dict):
             raise ValueError("--env-options must be a JSON object")
-        policy_file, vae, scale = args.policy_file, args.vae, None
+        policy_file, vae, scale, prior = args.policy_file, args.vae, None, args.prior
         bundle = None
         if args.character is not None:
             from characters.bundle import load_character
 
             bundle = load_character(args.character)
+            if vae is None and prior is None and bundle.prior is not None:
+                prior = str(bundle.prior)
             vae = vae or str(bundle.vae)
             scale = bundle.action_scale
             if policy_file is None and args.policy is None:
@@ -491,12 +502,19 @@ def main(argv: list[str] | None = None) -> int:
             vae = vae or str(trained_vae(policy))  # the VAE it was trained with, unless told otherwise
             scale = policy.action_scale
             options = {**policy_env_options(policy), **options}
+            recorded = trained_prior(policy) if prior is None else None
+            prior = str(recorded) if recorded is not None else prior
         else:
             if args.task is None:
                 raise ValueError(f"--policy {args.policy} needs --task ({', '.join(task_names())})")
             task = canonical_task(args.task)
         manifold = resolve_vae(vae, args.device)
+        if prior is not None:
+            from envs.manifold_source import resolve_code_prior
+
+            options["code_prior"] = resolve_code_prior(prior, manifold)
         if policy is not None:
+            check_prior_matches(policy, options.get("code_prior"))
             probe = make_eval_env(task, manifold, 1, action_scale=scale, env_options=options)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")

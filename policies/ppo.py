@@ -77,6 +77,7 @@ class UpdateStats:
     entropy: float
     approx_kl: float
     clip_fraction: float
+    prior_kl: float  # KL(policy || code prior) of a prior-residual policy (0 otherwise)
     explained_variance: float
     epochs: int
     skipped: int = 0  # minibatches skipped for a non-finite loss or gradient
@@ -88,10 +89,12 @@ class UpdateStats:
 def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: Rollout, *, epochs: int,
                minibatch_size: int, clip_coef: float, vf_coef: float, ent_coef: float, max_grad_norm: float,
                target_kl: float, generator: torch.Generator, scorer: Callable | None = None,
-               mean_across: Callable[[torch.Tensor], torch.Tensor] | None = None) -> UpdateStats:
-    """Clipped-surrogate PPO epochs over the rollout; ``generator`` (CPU) orders the minibatches.
+               mean_across: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               prior_kl_coef: float = 0.0) -> UpdateStats:
+    """Clipped-surrogate PPO epochs over the rollout; ``generator`` (CPU) orders the minibatches. A prior-residual
+    policy's loss adds ``prior_kl_coef * KL(policy || code prior)``: the cost of leaving the data's next-code choices.
 
-    ``scorer(x, actions) -> (log_prob, entropy, value)``: ``policy.evaluate_actions`` by default (one process), its
+    ``scorer(x, actions) -> (log_prob, entropy, value, prior_kl)``: ``policy.evaluate_actions`` by default (one process), its
     DistributedDataParallel wrapper under torchrun; ``mean_across(t)``: the mean of ``t`` over the processes
     (identity by default). See the module docstring.
     """
@@ -106,7 +109,7 @@ def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: 
     returns = rollout.returns.reshape(n)
     device = obs.device
     mb = min(minibatch_size, n)
-    totals = torch.zeros(5, device=device)  # policy loss, value loss, entropy, kl, clip fraction
+    totals = torch.zeros(6, device=device)  # policy loss, value loss, entropy, kl, clip fraction, prior kl
     count, epochs_run, skipped = 0, 0, 0
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator).to(device)
@@ -114,7 +117,7 @@ def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: 
         batches = 0
         for start in range(0, n - mb + 1, mb):
             idx = order[start:start + mb]
-            logp, entropy, value = scorer(x_all[idx], actions[idx])
+            logp, entropy, value, prior_kl = scorer(x_all[idx], actions[idx])
             adv = advantages[idx]
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
             log_ratio = logp - old_logp[idx]
@@ -122,7 +125,8 @@ def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: 
             policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
             value_loss = 0.5 * (value - returns[idx]).pow(2).mean()
             entropy_mean = entropy.mean()
-            loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean
+            prior_kl_mean = prior_kl.mean()
+            loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean + prior_kl_coef * prior_kl_mean
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
@@ -134,7 +138,8 @@ def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: 
             with torch.no_grad():
                 kl = ((ratio - 1) - log_ratio).mean()  # k3 estimator: unbiased, >= 0
                 clipped = ((ratio - 1).abs() > clip_coef).float().mean()
-                totals += torch.stack((policy_loss.detach(), value_loss.detach(), entropy_mean.detach(), kl, clipped))
+                totals += torch.stack((policy_loss.detach(), value_loss.detach(), entropy_mean.detach(), kl, clipped,
+                                       prior_kl_mean.detach()))
                 kl_sum += kl
             count += 1
             batches += 1
@@ -143,7 +148,7 @@ def ppo_update(policy: PolicyModule, optimizer: torch.optim.Optimizer, rollout: 
             kl_mean = kl_sum / max(batches, 1)
             if float(kl_mean if mean_across is None else mean_across(kl_mean)) > target_kl:
                 break
-    means = (totals / max(count, 1)).tolist() if count else [float("nan")] * 5
+    means = (totals / max(count, 1)).tolist() if count else [float("nan")] * 6
     with torch.no_grad():
         values = rollout.values.reshape(n)
         var_returns = returns.var()

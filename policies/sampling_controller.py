@@ -4,7 +4,8 @@ Every frame, for each of the B characters, it draws K latents from the manifold'
 candidate next frames in ONE batched ``manifold.step`` call, and keeps the candidate whose root motion best
 matches what the task wants now: a turn rate toward the desired direction and a ground speed. No training,
 no loops over characters; it works for every manifold the environments accept (Gaussian: it returns the
-latent as an action ``z / action_scale``; discrete VQ: the chosen code).
+latent as an action ``z / action_scale``; discrete VQ: the chosen code, its candidates drawn from the environment's
+code prior given each character's context where it has one, else uniformly).
 
 The desired motion is the task's own (:meth:`envs.tasks.base.Task.desired_motion`: a world direction and a
 speed, e.g. toward the target, the joystick's command, the path's look-ahead point, the free way through the
@@ -50,15 +51,22 @@ class SamplingController:
         direction, speed = env.task.desired_motion()  # (B, 2) world, (B,) m/s
         char = env.core.vectors_to_char(direction[:, None])[:, 0]  # (B, 2): (sin theta, cos theta)
         theta = torch.atan2(char[:, 0], char[:, 1])
-        return self.act(env.core.cond, theta.to(self.device), speed.to(self.device))
+        code_probs = env.core.prior_log_probs().exp() if env.core.code_prior is not None else None  # (B, K)
+        return self.act(env.core.cond, theta.to(self.device), speed.to(self.device), code_probs)
 
     # ---- sampling -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def act(self, cond_raw: torch.Tensor, theta: torch.Tensor, speed: torch.Tensor) -> torch.Tensor:
+    def act(self, cond_raw: torch.Tensor, theta: torch.Tensor, speed: torch.Tensor,
+            code_probs: torch.Tensor | None = None) -> torch.Tensor:
         """Raw condition windows (B, C, D), desired direction ``theta`` (B,) rad from the facing (+ left) and speed
-        (B,) m/s -> actions (B, Z) in [-1, 1] or codes (B,)."""
+        (B,) m/s -> actions (B, Z) in [-1, 1] or codes (B,); ``code_probs`` (B, codes): a code prior's next-code
+        probabilities to draw the candidates from (VQ)."""
         b, k = cond_raw.shape[0], self.num_candidates
-        candidates = self.manifold.sample_prior(b * k, generator=self.generator)  # (B*K, Z) or (B*K,)
+        if code_probs is not None:
+            drawn = torch.multinomial(code_probs.to(self.device), k, replacement=True, generator=self.generator)
+            candidates = drawn.reshape(b * k)  # (B, K) -> (B*K,)
+        else:
+            candidates = self.manifold.sample_prior(b * k, generator=self.generator)  # (B*K, Z) or (B*K,)
         if hasattr(candidates, "to"):
             candidates = candidates.to(self.device)
         cond = cond_raw.repeat_interleave(k, dim=0)  # (B*K, C, D)

@@ -102,6 +102,18 @@ def action_scale_for(args: TrainArgs) -> float | None:
     return load_character(args.character).action_scale
 
 
+def prior_source(args: TrainArgs) -> str | None:
+    """The code prior the run steers through: --prior, else --character's own when the VAE is its own, else None."""
+    if args.prior is not None:
+        return None if args.prior.lower() == "none" else args.prior
+    if args.character is None or args.vae is not None:
+        return None
+    from characters.bundle import load_character
+
+    prior = load_character(args.character).prior
+    return None if prior is None else str(prior)
+
+
 def make_manifold(vae: str | None, device: torch.device):
     """``'toy'`` -> envs.ToyManifold; a path or None (the default character's VAE) -> the manifold on ``device``."""
     if vae == "toy":
@@ -113,7 +125,7 @@ def make_manifold(vae: str | None, device: torch.device):
     return resolve_manifold(vae, device)
 
 
-def make_env(args: TrainArgs, manifold, num_envs: int, **overrides):
+def make_env(args: TrainArgs, manifold, num_envs: int, code_prior=None, **overrides):
     from envs.vec_env import MotionVecEnv
 
     slide = args.foot_slide_weight
@@ -129,7 +141,7 @@ def make_env(args: TrainArgs, manifold, num_envs: int, **overrides):
     options = {"style_change_s": args.style_change_s, "foot_slide_weight": slide, **args.env_option_dict(),
                **overrides}
     return MotionVecEnv(num_envs, args.task, manifold, array_backend="torch", action_scale=action_scale_for(args),
-                        **options)
+                        code_prior=code_prior, **options)
 
 
 # ---- processes (torchrun) ---------------------------------------------------------------------------------
@@ -202,15 +214,24 @@ class Trainer:
             from envs.manifold_source import DEFAULT_VAE
 
             self.vae_file = Path(vae) if vae is not None else DEFAULT_VAE
-        self.env = make_env(args, self.manifold, args.num_envs)
+        self.prior_file = prior_source(args)  # recorded in the policy file, like the VAE
+        self.code_prior = None
+        if self.prior_file is not None:
+            from envs.manifold_source import resolve_code_prior
+
+            self.code_prior = resolve_code_prior(self.prior_file, self.manifold)
+        self.env = make_env(args, self.manifold, args.num_envs, code_prior=self.code_prior)
         torch.manual_seed(args.seed)  # network initialisation
         obs_size = int(self.env.single_observation_space.shape[0])
         discrete = bool(self.env.core.discrete)
         config = make_config(obs_size=obs_size, latent_size=self.env.core.latent_size, discrete=discrete,
                              num_actions=self.env.core.num_codes, task=args.task, hidden_sizes=args.hidden_sizes,
                              critic_hidden_sizes=args.critic_hidden_sizes, init_action_std=args.init_action_std,
-                             action_scale=self.env.action_scale)
+                             action_scale=self.env.action_scale, prior_residual=self.code_prior is not None,
+                             residual=args.residual)
         self.policy = PolicyModule(config).to(self.device)
+        if self.policy.codebook is not None:
+            self.policy.set_codebook(self.manifold.codebook)
         self.apg = args.algo == "apg"
         if self.apg:
             if self.procs.distributed:
@@ -260,7 +281,7 @@ class Trainer:
             steps = torch.randint(0, limit, (self.args.num_envs,), generator=self.cpu_generator)
             self.env.core.steps = steps.to(self.env.core.steps)
         self.obs = obs
-        self.update_normalizer(self.policy.obs_rms, obs)
+        self.update_normalizer(self.policy.obs_rms, self.policy.features(obs))
         self._snapshot = self.state()
 
     def update_normalizer(self, rms: RunningMeanVar, x: torch.Tensor) -> None:
@@ -330,7 +351,7 @@ class Trainer:
         stats = {"update": state["update"], "global_step": state["global_step"],
                  "train_minutes": state["elapsed_s"] / 60.0, "last_metrics": state.get("last_metrics", {})}
         save_policy(self.args.out, policy, manifold=self.manifold, train_args=self.args.to_dict(), stats=stats,
-                    vae_path=self.vae_file)
+                    vae_path=self.vae_file, code_prior=self.code_prior, prior_path=self.prior_file)
 
     # ---- one update -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -411,7 +432,7 @@ class Trainer:
                                            on_step=on_step)
         self.rollout.obs = seen  # (T, B, O): what diagnosis() reads after a bad update
         if not stats.skipped:
-            self.update_normalizer(self.policy.obs_rms, seen.reshape(-1, seen.shape[-1]))
+            self.update_normalizer(self.policy.obs_rms, self.policy.features(seen.reshape(-1, seen.shape[-1])))
         return {"sums": sums, "counts": counts}, stats.as_dict()
 
     def train_update(self) -> dict:
@@ -430,8 +451,8 @@ class Trainer:
             learned = ppo_update(self.policy, self.optimizer, self.rollout, epochs=args.epochs,
                                  minibatch_size=args.minibatch_size, clip_coef=args.clip_coef, vf_coef=args.vf_coef,
                                  ent_coef=args.ent_coef, max_grad_norm=args.max_grad_norm, target_kl=args.target_kl,
-                                 generator=self.cpu_generator, scorer=self.scorer,
-                                 mean_across=self._mean_across).as_dict()
+                                 generator=self.cpu_generator, scorer=self.scorer, mean_across=self._mean_across,
+                                 prior_kl_coef=args.prior_kl).as_dict()
         if learned["skipped"]:
             self.skipped_total += learned["skipped"]
             if self.procs.main:  # the ranks skip the same minibatches (their averaged gradients are the same)
@@ -443,7 +464,8 @@ class Trainer:
             self.bad_updates = 0
             if not self.apg:  # (apg_update merged its own)
                 # The statistics move only between updates, so each update sees the inputs its actions were chosen on.
-                self.update_normalizer(self.policy.obs_rms, self.rollout.obs.reshape(-1, self.rollout.obs.shape[-1]))
+                obs = self.rollout.obs.reshape(-1, self.rollout.obs.shape[-1])  # (T*B, O)
+                self.update_normalizer(self.policy.obs_rms, self.policy.features(obs))
         t2 = time.perf_counter()
         processes = self.procs.world_size
         samples = args.rollout_steps * args.num_envs * processes  # every rank's rollout
@@ -503,7 +525,7 @@ class Trainer:
 
         args = self.args
         steps = max(1, int(round(args.eval_seconds * self.env.core.fps)))
-        options = {**args.env_option_dict(), "max_episode_steps": steps}
+        options = {**args.env_option_dict(), "max_episode_steps": steps, "code_prior": self.code_prior}
         result = evaluate(lambda env: PolicyController(self.policy), task=args.task, vae=self.manifold,
                           episodes=args.eval_envs, seed=10_000 + args.seed, batch_size=args.eval_envs,
                           action_scale=self.env.action_scale, env_options=options)

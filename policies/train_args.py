@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from common.dataclass_cli import dataclass_parser
 from envs.registry import canonical_task, task_choices
+from policies.network import RESIDUALS
 
 ALGORITHMS = ("ppo", "apg")
 DEFAULT_LEARNING_RATE = {"ppo": 3e-4, "apg": 1e-3}
@@ -31,6 +32,17 @@ class TrainArgs:
     vae: str | None = None
     """Motion VAE checkpoint the policy steers (default: --character's, else the default character's); 'toy' is
     envs.ToyManifold."""
+    prior: str | None = None
+    """Code prior of a VQ VAE (python -m vae.train_prior; default: --character's own prior.pt when it steers the
+    character's VAE; 'none': no prior). With one the policy is prior-residual: its logits are the prior's next-code
+    log-probabilities plus a learned residual, and the PPO loss adds prior_kl x KL(policy || prior)."""
+    prior_kl: float = 0.02
+    """Weight of KL(policy || code prior) per frame in the PPO loss of a prior-residual policy (0: none; larger
+    keeps the motion closer to what the prior would do, smaller lets the task pull harder)."""
+    residual: str = "latent"
+    """What a prior-residual policy adds to the prior's logits: latent (a direction q in the latent space, code k
+    gets e_k . q from its code vector e_k, so codes that decode alike gain alike) or codes (one free logit per
+    code)."""
     out: str = "policy.pt"
     """Where the policy file goes (rewritten at every checkpoint and at the end; load it with policies.load_policy)."""
     run_dir: str | None = None
@@ -157,6 +169,10 @@ class TrainArgs:
             raise ValueError("--exploration-std, --latent-penalty and --smoothness-penalty must be >= 0")
         if self.learning_rate <= 0 or not 0 <= self.final_lr_fraction <= 1:
             raise ValueError("--learning-rate must be positive and --final-lr-fraction in [0, 1]")
+        if self.residual not in RESIDUALS:
+            raise ValueError(f"--residual {self.residual!r}: choose one of {', '.join(RESIDUALS)}")
+        if not 0 <= self.prior_kl < float("inf"):
+            raise ValueError(f"--prior-kl {self.prior_kl}: must be >= 0 (0: no KL term)")
         if self.minutes < 0 or self.eval_every < 0 or self.threads < 0 or self.stop_after_update < 0:
             raise ValueError("--minutes, --stop-after-update, --eval-every and --threads must be >= 0")
         self.env_option_dict()
@@ -178,7 +194,8 @@ class TrainArgs:
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     """argparse parser with one flag per TrainArgs field, its docstring as help and its default."""
-    return dataclass_parser(TrainArgs, description=description, choices={"task": task_choices(), "algo": ALGORITHMS})
+    return dataclass_parser(TrainArgs, description=description, choices={"task": task_choices(), "algo": ALGORITHMS,
+                                                                     "residual": RESIDUALS})
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> TrainArgs:

@@ -116,6 +116,31 @@ def small_vq_manifold():
     return make
 
 
+TINY_VAE = dict(hidden_size=32, latent_size=8, num_experts=2, batch_size=64, teacher_epochs=1, ramping_epochs=0,
+                student_epochs=0, preview_every=0, progress=False, holdout_every=3, final_checks=False)
+TINY_PRIOR_CONTEXT = 8
+
+
+@pytest.fixture(scope="session")
+def tiny_vq_paths(tmp_path_factory) -> dict:
+    """Paths of the data, a VQ model (16 codes), its code prior (context 8) and a Gaussian model, each trained briefly
+    on the pybullet DeepMimic walk and run clips (read only)."""
+    from mocap.prepare import prepare
+    from vae.train import TrainConfig, train
+    from vae.train_prior import PriorTrainConfig, train_prior
+
+    root = tmp_path_factory.mktemp("walk")
+    paths = {name: str(root / f"{name}.npz" if name == "data" else root / f"{name}.pt")
+             for name in ("data", "vq", "prior", "gaussian")}
+    prepare(["pybullet"], paths["data"], clips="walk|run", mirror=True, progress=False)
+    train(TrainConfig(data=paths["data"], out=paths["vq"], model="vq", num_codes=16, **TINY_VAE))
+    train(TrainConfig(data=paths["data"], out=paths["gaussian"], model="mixture", **TINY_VAE))
+    train_prior(PriorTrainConfig(vae=paths["vq"], data=paths["data"], out=paths["prior"], context=TINY_PRIOR_CONTEXT,
+                                 embed_size=32, num_layers=2, num_heads=4, epochs=2, batch_size=64,
+                                 learning_rate=3e-3, holdout_every=3, progress=False))
+    return paths
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> str:
     """The pybullet DeepMimic walk and run clips, mirrored, prepared once for the whole session (read only)."""

@@ -125,7 +125,7 @@ def test_log_prob_is_that_of_the_unclipped_sample():
     mean = policy(x * torch.sqrt(policy.obs_rms.var + 1e-8) + policy.obs_rms.mean)  # tanh mean via forward
     expected = torch.distributions.Normal(mean, 2.0).log_prob(action).sum(-1)
     assert torch.allclose(logp, expected, atol=1e-4)
-    again, _, _ = policy.evaluate_actions(x, action)
+    again, _, _, _ = policy.evaluate_actions(x, action)
     assert torch.allclose(again, logp, atol=1e-5)
     assert torch.allclose(gaussian_log_prob(action, mean, policy.log_std), expected, atol=1e-4)
 

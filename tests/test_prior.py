@@ -15,6 +15,7 @@ import torch
 from mocap.skeleton import Skeleton
 from vae import VAEConfig, build_model, load_manifold, save_checkpoint
 from vae.prior import (
+    STEP_CONTEXT_TOLERANCE,
     CodePrior,
     check_prior_fits,
     load_prior,
@@ -25,7 +26,7 @@ from vae.prior import (
 )
 from vae.prior_onnx import export_prior_step, step_inputs, step_latency_ms
 from vae.train import TrainConfig, train
-from vae.train_prior import PriorTrainConfig, main, train_prior
+from vae.train_prior import PriorTrainConfig, choose_step_context, main, train_prior
 
 W = 8  # context window of the test priors
 SIZES = dict(context=W, embed_size=32, num_layers=2, num_heads=4, dropout=0.0)
@@ -199,6 +200,12 @@ def test_training_lowers_the_loss_and_resumes_exactly(tiny_data, tiny_vq, tmp_pa
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(1, 9))
     prior = load_prior(whole, load_manifold(tiny_vq))
     assert prior.config.num_codes == 16 and prior.config.cond_size == 183
+    # The finished prior measured how much of its window a rollout step needs, and steps with that much.
+    curve = raw["extra"]["context_ce"]
+    assert sorted(curve, key=int) == ["1", "2", "4", "8"]
+    assert prior.step_context == raw["extra"]["step_context"] == choose_step_context(
+        {int(w): ce for w, ce in curve.items()}, W)
+    assert curve[str(prior.step_context)] <= curve[str(W)] + STEP_CONTEXT_TOLERANCE
 
     part = tmp_path / "part.pt"
     train_prior(PriorTrainConfig(out=str(part), stop_after_epoch=3, **common))
@@ -208,3 +215,10 @@ def test_training_lowers_the_loss_and_resumes_exactly(tiny_data, tiny_vq, tmp_pa
     assert [h["epoch"] for h in resumed["extra"]["history"]] == list(range(1, 9))
     for name, value in raw["state_dict"].items():
         assert torch.equal(resumed["state_dict"][name], value), name
+
+
+def test_the_step_context_is_the_shortest_within_the_tolerance():
+    curve = {1: 2.0, 2: 1.80, 4: 1.705, 8: 1.70, 16: 1.71}
+    assert choose_step_context(curve, 16) == 4  # 1.705 <= 1.71 + tolerance; 1.80 is not
+    assert choose_step_context({1: 1.0, 2: 1.0}, 2) == 1
+    assert choose_step_context({}, 16) == 16

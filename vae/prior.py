@@ -56,6 +56,7 @@ FORMAT = "mvae-prior"
 VERSION = 1
 TRAIN_HINT = "python -m vae.train_prior --vae VQ.pt --data DATA.npz --out PRIOR.pt"
 IGNORE = -100  # target of a padding position: F.cross_entropy's default ignore_index
+STEP_CONTEXT_TOLERANCE = 0.01  # nats per code a shorter rollout context may cost (vae.train_prior's choice)
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,19 @@ class CodePrior(nn.Module):
     def num_codes(self) -> int:
         return self.config.num_codes
 
+    @property
+    def step_context(self) -> int:
+        """W' <= W, the last (code, pose) pairs a rollout step looks at: chosen by ``vae.train_prior`` as the shortest
+        context whose held-out cross-entropy is within ``STEP_CONTEXT_TOLERANCE`` of the whole window's (a step costs
+        about W' positions; on Bandai-Namco 4 of 16 lose nothing). W for priors trained before the choice."""
+        return int(self.extra.get("step_context") or self.config.context)
+
     def forward(self, codes: torch.Tensor, cond_norm: torch.Tensor, style=None) -> torch.Tensor:
         """codes (B, T) int64 in [0, K] (K: PAD), cond_norm (B, T, CD) -> logits (B, T, K) of each next code."""
+        return self.head(self.ln_f(self.hidden(codes, cond_norm, style)))  # (B, T, K)
+
+    def hidden(self, codes: torch.Tensor, cond_norm: torch.Tensor, style=None) -> torch.Tensor:
+        """(B, T, E) the last block's output at every position (before the final LayerNorm and the head)."""
         t = codes.shape[1]
         if not torch.jit.is_tracing():  # traced: the graph's inputs have the export's fixed shapes
             self._check_inputs(codes, cond_norm)
@@ -216,7 +228,7 @@ class CodePrior(nn.Module):
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)  # (B, T, E)
-        return self.head(self.ln_f(x))  # (B, T, K)
+        return x
 
     def _check_inputs(self, codes: torch.Tensor, cond_norm: torch.Tensor) -> None:
         b, t = codes.shape
@@ -232,7 +244,8 @@ class CodePrior(nn.Module):
     def step_logits(self, codes: torch.Tensor, cond_norm: torch.Tensor, style=None) -> torch.Tensor:
         """(B, K) logits of the next code from the last W positions of ``codes`` (B, T) and ``cond_norm`` (B, T, CD)."""
         w = self.config.context
-        return self(codes[:, -w:], cond_norm[:, -w:], style)[:, -1]  # (B, K)
+        # The head on the last position only: a rollout step needs no other position's logits.
+        return self.head(self.ln_f(self.hidden(codes[:, -w:], cond_norm[:, -w:], style)[:, -1]))  # (B, K)
 
     @torch.no_grad()
     def sample_next(self, codes: torch.Tensor, cond_norm: torch.Tensor, style=None, *, temperature: float = 1.0,
@@ -247,8 +260,9 @@ class CodePrior(nn.Module):
         return torch.multinomial(probs.to(where), 1, generator=generator)[:, 0].to(probs.device)  # (B,)
 
     def start_context(self, cond_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The context of a rollout starting at ``cond_norm`` (B, CD): (codes (B, W) all PAD, conds (B, W, CD))."""
-        b, w = cond_norm.shape[0], self.config.context
+        """The context of a rollout starting at ``cond_norm`` (B, CD): (codes (B, W') all PAD, conds (B, W', CD)),
+        W' = ``step_context``."""
+        b, w = cond_norm.shape[0], self.step_context
         codes = torch.full((b, w), self.config.pad_code, dtype=torch.long, device=cond_norm.device)  # (B, W)
         return codes, cond_norm.unsqueeze(1).expand(b, w, cond_norm.shape[1]).clone()  # (B, W, CD)
 

@@ -4,7 +4,7 @@
 
 ``prior_step.onnx``: (``codes`` (B, W) int64 in [0, K] (K: PAD), ``cond_raw`` (B, W, C*D) float32 raw condition
 windows, and for a model with styles ``style`` (B, S) float32 blend weights) -> ``logits`` (B, K) of the next code:
-the last W (code, pose) pairs of :mod:`vae.prior` with a fixed W, the condition normalised inside with the VQ
+the last W' (code, pose) pairs of :mod:`vae.prior` with a fixed W' (the prior's ``step_context``), the condition normalised inside with the VQ
 model's statistics (raw frames in, as every graph of :mod:`controller.graphs`). A fixed window recomputes W
 positions per step instead of keeping a KV cache: at W = 16 that is one small matmul per layer, and the graph
 stays one input shape with no state to carry.
@@ -45,7 +45,7 @@ class PriorStepGraph(nn.Module):
 
     def forward(self, codes: torch.Tensor, cond_raw: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         cond_norm = (cond_raw - self.cond_mean) / self.cond_std  # (B, W, C*D)
-        return self.prior(codes, cond_norm, style)[:, -1]  # (B, K)
+        return self.prior.step_logits(codes, cond_norm, style)  # (B, K)
 
 
 def step_inputs(prior: CodePrior, manifold, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -56,8 +56,8 @@ def step_inputs(prior: CodePrior, manifold, batch: int, generator: torch.Generat
     mean = manifold.data_mean.detach().cpu().float().repeat(c)  # (C*D,)
     std = manifold.data_std.detach().cpu().float().repeat(c)  # (C*D,)
     inputs = {
-        "codes": torch.randint(cfg.num_codes + 1, (batch, cfg.context), generator=generator),  # (B, W)
-        "cond_raw": mean + std * torch.randn(batch, cfg.context, cfg.cond_size, generator=generator),  # (B, W, CD)
+        "codes": torch.randint(cfg.num_codes + 1, (batch, prior.step_context), generator=generator),  # (B, W')
+        "cond_raw": mean + std * torch.randn(batch, prior.step_context, cfg.cond_size, generator=generator),  # (B, W', CD)
     }
     if cfg.num_styles:
         weights = torch.rand(batch, cfg.num_styles, generator=generator) ** 4  # (B, S)

@@ -78,7 +78,7 @@ def prior_walk(manifold, prior: CodePrior, start_windows: torch.Tensor, steps: i
     """(B, T, D) raw frames of ``manifold`` driven by its ``prior`` from ``start_windows`` (B, C, D) raw."""
     check_prior_fits(prior, manifold)
     pick = prior_picker(prior, generator, style, temperature, top_k)
-    frames, _ = code_walk(manifold, start_windows, steps, pick, style, prior.context, prior.config.pad_code)
+    frames, _ = code_walk(manifold, start_windows, steps, pick, style, prior.step_context, prior.config.pad_code)
     return frames
 
 

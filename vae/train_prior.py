@@ -46,7 +46,16 @@ from mocap.dataset import MotionDataset
 from vae.checkpoint import load_manifold
 from vae.data import holdout_split
 from vae.metrics import code_usage
-from vae.prior import IGNORE, CodePrior, PriorConfig, prior_config_for, read_prior, save_prior, vae_fingerprint
+from vae.prior import (
+    IGNORE,
+    STEP_CONTEXT_TOLERANCE,
+    CodePrior,
+    PriorConfig,
+    prior_config_for,
+    read_prior,
+    save_prior,
+    vae_fingerprint,
+)
 from vae.train import default_log_dir, epoch_seed, to_cpu
 
 logger = logging.getLogger("vae.train_prior")
@@ -325,6 +334,33 @@ def evaluate(prior: CodePrior, windows: CodeWindows, batch_size: int, styled: bo
     return {"heldout_ce": ce, "heldout_perplexity": math.exp(ce), "heldout_accuracy": correct / count}
 
 
+@torch.no_grad()
+def context_curve(prior: CodePrior, windows: CodeWindows, batch_size: int, styled: bool) -> dict[int, float]:
+    """Held-out cross-entropy of the next code (nats) as a rollout step sees it, from only the last w pairs, for w = 1,
+    2, 4 ... W: a window's last w slots are exactly the w-pair window (both are padded the same way before a clip)."""
+    was_training = prior.training
+    prior.eval()
+    widths = sorted({min(2 ** i, prior.context) for i in range(prior.context.bit_length() + 1)})
+    curve = {}
+    for w in widths:
+        total = 0.0
+        for start in range(0, len(windows), batch_size):
+            which = torch.arange(start, min(start + batch_size, len(windows)))
+            codes, conds, targets, style = windows.batch(which)
+            logits = prior.step_logits(codes[:, -w:], conds[:, -w:], style if styled else None)  # (B, K)
+            total += float(F.cross_entropy(logits, targets[:, -1], reduction="sum"))
+        curve[w] = total / max(len(windows), 1)
+    prior.train(was_training)
+    return curve
+
+
+def choose_step_context(curve: dict[int, float], context: int) -> int:
+    """The shortest context whose cross-entropy is within STEP_CONTEXT_TOLERANCE of the whole window's."""
+    if not curve:
+        return context
+    return min(w for w, ce in curve.items() if ce <= curve[context] + STEP_CONTEXT_TOLERANCE)
+
+
 @dataclass
 class PriorRun:
     """What a training run carries from epoch to epoch."""
@@ -338,6 +374,7 @@ class PriorRun:
     style_names: list
     unigram_ce: float
     history: list
+    context_ce: dict | None = None  # {w: held-out CE from the last w pairs} of the finished prior
 
     @property
     def batches_per_epoch(self) -> int:
@@ -385,6 +422,9 @@ def save_run(run: PriorRun, path: Path, epochs_done: int, interrupted: bool) -> 
         "unigram_ce": run.unigram_ce,
         "interrupted": interrupted,
     }
+    if run.context_ce:
+        extra["context_ce"] = {str(w): ce for w, ce in run.context_ce.items()}
+        extra["step_context"] = choose_step_context(run.context_ce, run.prior.context)
     save_prior(path, run.prior, vae=run.vae, style_names=run.style_names, extra=extra)
 
 
@@ -477,6 +517,8 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
                             train_ce, heldout, run.unigram_ce, row["seconds"])
                 epochs.set_postfix(ce=f"{train_ce:.3f}", heldout=f"{row['heldout_ce']:.3f}")
                 done = epoch + 1
+                if done == cfg.epochs:
+                    finish(run)
                 save_run(run, out_path, done, interrupted=False)
         except KeyboardInterrupt:
             save_run(run, out_path, done, interrupted=True)
@@ -484,8 +526,20 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
                            "--resume %s", out_path, done, out_path)
             raise
     if start >= last:
+        if start >= cfg.epochs:
+            finish(run)
         save_run(run, out_path, start, interrupted=False)
     return out_path
+
+
+def finish(run: PriorRun) -> None:
+    """Measure the context a rollout step needs (``step_context``, stored in the file)."""
+    if len(run.heldout_windows) == 0:
+        return
+    run.context_ce = context_curve(run.prior, run.heldout_windows, run.cfg.batch_size, run.styled)
+    chosen = choose_step_context(run.context_ce, run.prior.context)
+    logger.info("held-out CE from the last w pairs: %s; rollout steps use the last %d",
+                ", ".join(f"w={w} {ce:.3f}" for w, ce in run.context_ce.items()), chosen)
 
 
 def main(argv: list[str] | None = None) -> int:
