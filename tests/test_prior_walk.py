@@ -12,33 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-from mocap.prepare import prepare
+from policies.train import main as train_policy
 from vae import VAEConfig, build_model, load_manifold
 from vae.compare_manifolds import COLUMNS, ROWS, main, wasserstein_1d
 from vae.metrics import code_usage
 from vae.prior import CodePrior, load_prior, prior_config_for
 from vae.prior_walk import code_walk, prior_picker, prior_walk, uniform_picker, uniform_walk
-from vae.train import TrainConfig, train
-from vae.train_prior import PriorTrainConfig, train_prior
 
-W = 8  # context window of the test prior
-TINY_VAE = dict(hidden_size=32, latent_size=8, num_experts=2, batch_size=64, teacher_epochs=1, ramping_epochs=0,
-                student_epochs=0, preview_every=0, progress=False, holdout_every=3, final_checks=False)
+W = 8  # context window of the test prior (conftest.TINY_PRIOR_CONTEXT)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict:
-    """Paths of the data, a VQ model (16 codes), its prior and a Gaussian model, each trained briefly."""
-    root = tmp_path_factory.mktemp("walk")
-    paths = {name: str(root / f"{name}.npz" if name == "data" else root / f"{name}.pt")
-             for name in ("data", "vq", "prior", "gaussian")}
-    prepare(["pybullet"], paths["data"], clips="walk|run", mirror=True, progress=False)
-    train(TrainConfig(data=paths["data"], out=paths["vq"], model="vq", num_codes=16, **TINY_VAE))
-    train(TrainConfig(data=paths["data"], out=paths["gaussian"], model="mixture", **TINY_VAE))
-    train_prior(PriorTrainConfig(vae=paths["vq"], data=paths["data"], out=paths["prior"], context=W, embed_size=32,
-                                 num_layers=2, num_heads=4, epochs=2, batch_size=64, learning_rate=3e-3,
-                                 holdout_every=3, progress=False))
-    return paths
+def tiny(tiny_vq_paths) -> dict:
+    return tiny_vq_paths
 
 
 @pytest.fixture(scope="module")
@@ -110,22 +96,39 @@ def test_wasserstein_1d():
     assert wasserstein_1d(np.zeros(3), np.ones(7)) == pytest.approx(1.0)
 
 
-def test_compare_manifolds_prints_the_whole_table(tiny, capsys):
+def test_compare_manifolds_prints_the_whole_table(tiny, tmp_path, capsys):
+    policy = tmp_path / "target.pt"  # a prior-residual Target policy of the VQ model, trained briefly
+    assert train_policy(["--task", "target", "--vae", tiny["vq"], "--prior", tiny["prior"], "--num-envs", "8",
+                         "--rollout-steps", "8", "--steps", "128", "--out", str(policy), "--run-dir",
+                         str(tmp_path / "run"), "--eval-every", "0", "--no-progress", "--no-tensorboard"]) == 0
     args = ["--gaussian", tiny["gaussian"], "--vq", tiny["vq"], "--prior", tiny["prior"], "--data", tiny["data"],
-            "--characters", "3", "--steps", "40", "--latency-steps", "3"]
+            "--characters", "3", "--steps", "40", "--latency-steps", "3", "--target", f"vq_prior={policy}",
+            "--policy-episodes", "4"]
+    capsys.readouterr()
     assert main(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
     assert set(result["rows"]) == set(ROWS)
+    policy_columns = {c for c in COLUMNS if c.startswith(("target", "joystick"))}
     for key, row in result["rows"].items():
         assert set(row) == set(COLUMNS), key
-        missing = [c for c, v in row.items() if v is None and not (key == "gaussian" and c.startswith("code"))]
+        evaluated = {"target_success", "target_minutes"} if key == "vq_prior" else set()
+        missing = [c for c, v in row.items() if v is None and not (key == "gaussian" and c.startswith("code"))
+                   and c not in policy_columns - evaluated]
         assert not missing, (key, missing)
+        assert row["train_minutes"] > 0
         assert row["walk_frames"] == 3 * 40 and row["nonfinite_frames"] == 0 and row["step_ms"] > 0
     assert result["rows"]["vq_uniform"]["recon_teacher"] == result["rows"]["vq_prior"]["recon_teacher"]
     assert all(result["data"][k] is not None for k in ("foot_sliding", "jitter", "pose_diversity"))
     table = [line for line in lines[:-1] if line.startswith("|")]
     assert len(table) == 2 + len(ROWS) + 1 and all(name in "\n".join(table) for name in ROWS.values())
+    assert 0.0 <= result["rows"]["vq_prior"]["target_success"] <= 1.0 and " %" in table[2 + 2]
+
+    # A policy file that is not there, or for another task, is refused by its flag before any walk.
+    assert main([*args[:-4], "--joystick", f"vq_prior={tmp_path / 'none.pt'}"]) == 2
+    assert "--joystick" in capsys.readouterr().err
+    assert main([*args[:-4], "--target", f"nowhere={policy}"]) == 2
+    assert "--target" in capsys.readouterr().err
 
 
 def test_bad_input_names_the_flag(tiny, tmp_path, capsys):

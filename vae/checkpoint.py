@@ -159,13 +159,15 @@ def load_manifold(path, device: str | torch.device = "cpu") -> MotionManifold:
 
 # Training-only state that a shipped model does not need (Adam moments are twice the weights' size).
 TRAINING_ONLY_KEYS = ("optimizer", "rng_state")
+# Not needed to run the model either, but only present in runs with the adversarial loss (so not a resume requirement).
+SHIP_DROPS = (*TRAINING_ONLY_KEYS, "adversarial")
 
 
 def slim_checkpoint(src, dst, extra: dict | None = None) -> dict:
     """Copy a checkpoint without its training-only state (a shipped model), adding ``extra`` entries (e.g. the
     measured ``action_scale``); returns the sizes in bytes."""
     ckpt = read_checkpoint(src)
-    ckpt["extra"] = {k: v for k, v in ckpt["extra"].items() if k not in TRAINING_ONLY_KEYS}
+    ckpt["extra"] = {k: v for k, v in ckpt["extra"].items() if k not in SHIP_DROPS}
     ckpt["extra"].update(extra or {})
     ckpt["extra"]["slimmed_from"] = portable_path(str(src))
     config = ckpt["extra"].get("train_config")

@@ -3,9 +3,12 @@
 Usage::
 
     python -m vae.compare_manifolds --gaussian G.pt --vq VQ.pt --prior PRIOR.pt --data DATA.npz [--json]
+        [--vq-adversarial VQ_ADV.pt --prior-adversarial PRIOR_ADV.pt]
 
 Rows: the Gaussian MVAE with z ~ N(0, I) every frame (the random walk of ``vae.evaluate``), the VQ model with
-uniformly random codes, the VQ model with codes from its transformer prior (:mod:`vae.prior_walk`), and the data.
+uniformly random codes, the VQ model with codes from its transformer prior (:mod:`vae.prior_walk`), optionally a
+second VQ model trained with ``vae.train --adversarial-weight`` walking with codes from its own prior (measured as the
+VQ + prior row), and the data.
 Every walk starts from the same data windows (in their clip's style), ``--characters`` characters of ``--steps``
 frames each (16 x 18,000: ten minutes each). Columns (the JSON keys of each row):
 
@@ -24,9 +27,17 @@ frames each (16 x 18,000: ten minutes each). Columns (the JSON keys of each row)
 - ``codes_used``, ``code_perplexity``: distinct codes the walks took and exp(entropy) of their histogram (VQ rows).
 - ``step_ms``: milliseconds per frame of one character (batch 1, torch, one step of the walk's loop: the latent or
   code choice and the decoder), the median of 3 runs.
+- ``train_minutes``: wall minutes the model's training took (its recorded epochs), plus its prior's for the prior rows.
+- With ``--target ROW=POLICY.pt,...`` / ``--joystick ROW=POLICY.pt,...`` (a policy trained on that row's model; a
+  prior-residual policy steers through the row's prior), each evaluated with ``policies.evaluate`` on
+  ``--policy-episodes`` episodes: ``target_success`` (share of targets reached within 10 s), ``joystick_heading_deg``
+  and ``joystick_speed_mps`` (errors after 1 s settling), and each policy's training minutes
+  (``target_minutes``, ``joystick_minutes``, from its file).
 
 Prints a markdown table (unless ``--json``) and ONE JSON line last: ``{"rows": {"gaussian", "vq_uniform",
-"vq_prior": {column: value}}, "data": {...}, "settings": {...}, "seconds": s}``.
+"vq_prior"[, "vq_adv_prior"]: {column: value}}, "data": {...}, "settings": {...}, "seconds": s}``. The three
+rows are drawn from the seed in the same order with or without the optional row, so adding it leaves their values
+unchanged.
 """
 
 from __future__ import annotations
@@ -51,17 +62,23 @@ from vae.data import holdout_split, valid_window_starts
 from vae.evaluate import motion_metrics, random_walks, reconstruction_errors
 from vae.metrics import code_usage, divergence_frame, nonfinite_frames, world_positions
 from vae.prior import check_prior_fits, load_prior
-from vae.prior_walk import code_walk, prior_picker, uniform_picker
+from vae.prior_walk import CodePicker, code_walk, prior_picker, uniform_picker
 
 logger = logging.getLogger("vae.compare_manifolds")
 
 ROWS = {"gaussian": "Gaussian MVAE, z ~ N(0, I)", "vq_uniform": "VQ + uniform codes",
         "vq_prior": "VQ + transformer prior"}
+# Present only with --vq-adversarial and --prior-adversarial.
+OPTIONAL_ROWS = {"vq_adv_prior": "VQ + prior + adversarial"}
 COLUMNS = ("recon_teacher", "recon_rollout8", "foot_sliding", "jitter", "speed_w1_mps", "turn_w1_deg_s",
            "pose_diversity", "nonfinite_frames", "walk_frames", "diverged_walks", "codes_used", "code_perplexity",
-           "step_ms")
+           "step_ms", "train_minutes", "target_success", "target_minutes", "joystick_heading_deg",
+           "joystick_speed_mps", "joystick_minutes")
+POLICY_TASKS = ("target", "joystick")
 LATENCY_REPEATS = 3
 LATENCY_WARMUP = 10
+# Pose features (in data stds) the prior sees at most: far beyond vae.metrics.DIVERGENCE_STD, where a walk is cut.
+PRIOR_COND_LIMIT = 1e4
 
 
 @dataclass
@@ -76,6 +93,13 @@ class CompareConfig:
 
     prior: str = ""
     """Code prior of the --vq model (`python -m vae.train_prior`). Required."""
+
+    vq_adversarial: str = ""
+    """Optional: a VQ Motion VAE trained with `python -m vae.train --adversarial-weight W` (needs
+    --prior-adversarial): adds the row "VQ + prior + adversarial"."""
+
+    prior_adversarial: str = ""
+    """Code prior of the --vq-adversarial model (`python -m vae.train_prior`)."""
 
     data: str = ""
     """Prepared dataset (.npz) both models were trained on: held-out clips, start windows, the data's metrics."""
@@ -107,10 +131,40 @@ class CompareConfig:
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
 
+    target: str = ""
+    """Target policies to evaluate per row: comma-separated ROW=POLICY.pt (rows: gaussian, vq_uniform, vq_prior,
+    vq_adv_prior), each trained on that row's model."""
+
+    joystick: str = ""
+    """Joystick policies to evaluate per row, as --target."""
+
+    policy_episodes: int = 64
+    """Episodes each policy is evaluated on."""
+
+
+def policy_specs(cfg: CompareConfig) -> dict[str, dict[str, str]]:
+    """{task: {row: policy file}} from --target / --joystick; a ValueError naming the flag for a bad entry."""
+    specs: dict[str, dict[str, str]] = {}
+    for task in POLICY_TASKS:
+        specs[task] = {}
+        for entry in filter(None, (e.strip() for e in getattr(cfg, task).split(","))):
+            row, sep, path = entry.partition("=")
+            if not sep or row not in {**ROWS, **OPTIONAL_ROWS}:
+                raise ValueError(f"--{task} {entry!r}: write ROW=POLICY.pt with ROW one of "
+                                 f"{', '.join({**ROWS, **OPTIONAL_ROWS})}")
+            if row == "vq_adv_prior" and not cfg.vq_adversarial:
+                raise ValueError(f"--{task} {entry!r}: the row vq_adv_prior needs --vq-adversarial")
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"--{task} {entry!r}: no such policy file {path}")
+            specs[task][row] = path
+    return specs
+
 
 def check_config(cfg: CompareConfig) -> None:
     """Raise ValueError naming the flag of every value that cannot work."""
     problems = [f"--{name} is required" for name in ("gaussian", "vq", "prior", "data") if not getattr(cfg, name)]
+    if bool(cfg.vq_adversarial) != bool(cfg.prior_adversarial):
+        problems.append("--vq-adversarial and --prior-adversarial go together (the adversarial VQ model and its prior)")
     if cfg.characters < 1:
         problems.append(f"--characters must be >= 1, got {cfg.characters}")
     if cfg.steps < 3:
@@ -142,6 +196,18 @@ def load_model(path: str, flag: str, discrete: bool):
         raise ValueError(f"--{flag} {path}: a {'VQ' if model.discrete else 'Gaussian'} Motion VAE (model "
                          f"{model.config.model!r}); --{flag} takes a {kind} one (`{train}`)")
     return model
+
+
+def load_code_prior(path: str, flag: str, vq, vq_flag: str, vq_path: str):
+    """The code prior of ``--flag path``, checked against the VQ model of ``--vq_flag``; errors name the flag."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--{flag} {path}: no such file; train one with `python -m vae.train_prior`")
+    try:
+        prior = load_prior(path)
+        check_prior_fits(prior, vq, f"--{flag} {path} (for --{vq_flag} {vq_path})")
+    except ValueError as e:
+        raise ValueError(str(e) if str(e).startswith(f"--{flag}") else f"--{flag} {e}") from None
+    return prior
 
 
 def load_data(path: str, models: dict) -> MotionDataset:
@@ -255,6 +321,16 @@ def start_windows(dataset: MotionDataset, models, count: int, generator) -> tupl
     return windows, None if styles is None else torch.from_numpy(styles[pick])
 
 
+def finite_conditions(pick: CodePicker) -> CodePicker:
+    """``pick`` seeing a non-finite pose feature as 0 and the others clamped to +-PRIOR_COND_LIMIT: only a character
+    that diverged has such poses (its walk is measured up to the divergence), and the NaN logits they would give
+    stop every character's walk in the prior's multinomial draw."""
+    def pick_finite(codes: torch.Tensor, conds: torch.Tensor) -> torch.Tensor:
+        safe = torch.where(torch.isfinite(conds), conds, torch.zeros_like(conds))
+        return pick(codes, safe.clamp(-PRIOR_COND_LIMIT, PRIOR_COND_LIMIT))
+    return pick_finite
+
+
 def step_ms(walk, steps: int) -> float:
     """Milliseconds per frame of ``walk(frames)`` (one character), the median of 3 timed runs after a warm-up."""
     walk(LATENCY_WARMUP)
@@ -272,21 +348,24 @@ def step_ms(walk, steps: int) -> float:
 def compare(cfg: CompareConfig) -> dict:
     """The table as a JSON-ready dict (see the module docstring)."""
     check_config(cfg)
+    policy_specs(cfg)  # bad --target / --joystick entries fail now, not after the walks
     t_start = time.perf_counter()
     gaussian = load_model(cfg.gaussian, "gaussian", discrete=False)
     vq = load_model(cfg.vq, "vq", discrete=True)
-    if not Path(cfg.prior).is_file():
-        raise FileNotFoundError(f"--prior {cfg.prior}: no such file; train one with `python -m vae.train_prior`")
-    try:
-        prior = load_prior(cfg.prior)
-        check_prior_fits(prior, vq, f"--prior {cfg.prior} (for --vq {cfg.vq})")
-    except ValueError as e:
-        raise ValueError(str(e) if str(e).startswith("--prior") else f"--prior {e}") from None
-    dataset = load_data(cfg.data, {"gaussian": gaussian, "vq": vq})
+    prior = load_code_prior(cfg.prior, "prior", vq, "vq", cfg.vq)
+    # The optional row: (row key, VQ model, its prior).
+    vq_models = [("vq_prior", vq, prior)]
+    if cfg.vq_adversarial:
+        vq_adv = load_model(cfg.vq_adversarial, "vq-adversarial", discrete=True)
+        prior_adv = load_code_prior(cfg.prior_adversarial, "prior-adversarial", vq_adv, "vq-adversarial",
+                                    cfg.vq_adversarial)
+        vq_models.append(("vq_adv_prior", vq_adv, prior_adv))
+    dataset = load_data(cfg.data, {"gaussian": gaussian, "vq": vq,
+                                   **({"vq-adversarial": vq_models[1][1]} if len(vq_models) > 1 else {})})
     generator = torch.Generator().manual_seed(cfg.seed)
 
     data_row, data_moves = data_metrics(dataset, generator)
-    windows, styles = start_windows(dataset, (gaussian, vq), cfg.characters, generator)
+    windows, styles = start_windows(dataset, (gaussian, *(m for _, m, _ in vq_models)), cfg.characters, generator)
     g_style = styles if gaussian.num_styles else None
     v_style = styles if vq.num_styles else None
     g_start = windows[:, windows.shape[1] - gaussian.num_condition_frames:]  # (B, C, D): the last C frames
@@ -304,7 +383,8 @@ def compare(cfg: CompareConfig) -> dict:
 
     vq_recon = reconstruction(vq, dataset, cfg.holdout_every, cfg.seed)
     pickers = {"vq_uniform": (uniform_picker(vq.num_codes, generator), 1, vq.num_codes),
-               "vq_prior": (prior_picker(prior, generator, v_style, cfg.temperature, cfg.top_k), prior.context,
+               "vq_prior": (finite_conditions(prior_picker(prior, generator, v_style, cfg.temperature, cfg.top_k)),
+                            prior.step_context,
                             prior.config.pad_code)}
     for key, (pick, context, pad) in pickers.items():
         t0 = time.perf_counter()
@@ -317,6 +397,22 @@ def compare(cfg: CompareConfig) -> dict:
         del frames, walks
         logger.info("%s done in %.0f s", ROWS[key], time.perf_counter() - t0)
 
+    for key, model, model_prior in vq_models[1:]:
+        t0 = time.perf_counter()
+        logger.info("%s: reconstruction and %d x %d frames", OPTIONAL_ROWS[key], cfg.characters, cfg.steps)
+        start = windows[:, windows.shape[1] - model.num_condition_frames:]  # (B, C, D)
+        style = styles if model.num_styles else None
+        pick = finite_conditions(prior_picker(model_prior, generator, style, cfg.temperature, cfg.top_k))
+        frames, codes = code_walk(model, start, cfg.steps, pick, style, model_prior.step_context,
+                                  model_prior.config.pad_code)  # (B, T, D), (B, T)
+        walks = torch.cat((start, frames), dim=1)  # (B, C + T, D)
+        perplexity, used = code_usage(codes, model.num_codes)
+        rows[key] = {**reconstruction(model, dataset, cfg.holdout_every, cfg.seed),
+                     **walk_metrics(model, walks, dataset, data_moves, generator),
+                     "codes_used": used, "code_perplexity": perplexity}
+        del frames, walks
+        logger.info("%s done in %.0f s", OPTIONAL_ROWS[key], time.perf_counter() - t0)
+
     # Latency: the first character alone (batch 1), through the same loops.
     latency = torch.Generator().manual_seed(cfg.seed)
     g_style1 = None if g_style is None else g_style[:1]
@@ -327,15 +423,79 @@ def compare(cfg: CompareConfig) -> dict:
         lambda n: code_walk(vq, v_start[:1], n, uniform_picker(vq.num_codes, latency), v_style1), cfg.latency_steps)
     prior_pick1 = prior_picker(prior, latency, v_style1, cfg.temperature, cfg.top_k)
     rows["vq_prior"]["step_ms"] = step_ms(
-        lambda n: code_walk(vq, v_start[:1], n, prior_pick1, v_style1, prior.context, prior.config.pad_code),
+        lambda n: code_walk(vq, v_start[:1], n, prior_pick1, v_style1, prior.step_context, prior.config.pad_code),
         cfg.latency_steps)
+    for key, model, model_prior in vq_models[1:]:
+        start1 = windows[:1, windows.shape[1] - model.num_condition_frames:]  # (1, C, D)
+        style1 = styles[:1] if styles is not None and model.num_styles else None
+        pick1 = prior_picker(model_prior, latency, style1, cfg.temperature, cfg.top_k)
+        rows[key]["step_ms"] = step_ms(
+            lambda n, m=model, s=start1, p=pick1, st=style1, mp=model_prior: code_walk(
+                m, s, n, p, st, mp.step_context, mp.config.pad_code), cfg.latency_steps)
+
+    # What each row cost to train, and its policies.
+    models = {"gaussian": (gaussian, None), "vq_uniform": (vq, None), "vq_prior": (vq, prior)}
+    models.update({key: (model, model_prior) for key, model, model_prior in vq_models[1:]})
+    for key, (model, model_prior) in models.items():
+        rows[key]["train_minutes"] = training_minutes(model, *([model_prior] if model_prior is not None else []))
+    for task, entries in policy_specs(cfg).items():
+        for key, path in entries.items():
+            t0 = time.perf_counter()
+            model, model_prior = models[key]
+            rows[key].update(policy_metrics(task, path, model, model_prior, cfg.policy_episodes, cfg.seed))
+            logger.info("%s: %s policy %s evaluated in %.0f s", key, task, path, time.perf_counter() - t0)
 
     settings = asdict(cfg)
-    settings.update({"fps": dataset.fps, "vq_codes": vq.num_codes, "prior_context": prior.context,
+    settings.update({"fps": dataset.fps, "vq_codes": vq.num_codes, "prior_context": prior.step_context,
                      "gaussian_epochs": gaussian.extra.get("epoch"), "vq_epochs": vq.extra.get("epoch"),
                      "prior_epochs": prior.extra.get("epoch"), "threads_used": torch.get_num_threads()})
-    return {"rows": {key: {col: rows[key].get(col) for col in COLUMNS} for key in ROWS}, "data": data_row,
+    if len(vq_models) > 1:
+        settings.update({"vq_adversarial_epochs": vq_models[1][1].extra.get("epoch"),
+                         "prior_adversarial_epochs": vq_models[1][2].extra.get("epoch")})
+    return {"rows": {key: {col: rows[key].get(col) for col in COLUMNS} for key in rows}, "data": data_row,
             "settings": settings, "seconds": round(time.perf_counter() - t_start, 1)}
+
+
+def training_minutes(*files) -> float | None:
+    """Wall minutes of the recorded epochs of a model (and of its prior): their ``extra["history"]`` seconds."""
+    total = 0.0
+    for module in files:
+        history = getattr(module, "extra", {}).get("history") or []
+        if not history:
+            return None
+        total += sum(float(row.get("seconds", 0.0)) for row in history)
+    return total / 60.0
+
+
+def policy_metrics(task: str, path: str, model, prior, episodes: int, seed: int) -> dict:
+    """``task``'s columns for the policy file ``path`` driving ``model`` (through ``prior`` if prior-residual)."""
+    from policies.checkpoint import (
+        check_policy_fits,
+        check_prior_matches,
+        load_policy,
+        policy_env_options,
+        read_policy_checkpoint,
+    )
+    from policies.controllers import PolicyController
+    from policies.evaluate import evaluate
+
+    policy = load_policy(path)
+    if policy.task != task:
+        raise ValueError(f"--{task} {path}: a {policy.task} policy, not a {task} one")
+    code_prior = prior if policy.prior_residual else None
+    try:
+        check_policy_fits(policy, model, strict=True)
+        check_prior_matches(policy, code_prior)
+    except ValueError as e:
+        raise ValueError(f"--{task} {e}") from None
+    options = {**policy_env_options(policy), "code_prior": code_prior}
+    result = evaluate(lambda env: PolicyController(policy), task=task, vae=model, episodes=episodes, seed=seed,
+                      batch_size=episodes, action_scale=policy.action_scale, env_options=options)
+    minutes = read_policy_checkpoint(path).get("stats", {}).get("train_minutes")
+    if task == "target":
+        return {"target_success": result.get("success_rate"), "target_minutes": minutes}
+    return {"joystick_heading_deg": result.get("heading_error_deg"),
+            "joystick_speed_mps": result.get("speed_error_mps"), "joystick_minutes": minutes}
 
 
 def _fmt(value, digits: int) -> str:
@@ -346,21 +506,39 @@ def _fmt(value, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
+def _policy_cell(row: dict, task: str) -> str:
+    """The Target or Joystick cell of a row: its policy's figures and training minutes, or a dash."""
+    if task == "target":
+        value = row.get("target_success")
+        text = None if value is None else f"{100 * value:.1f} %"
+    else:
+        heading, speed = row.get("joystick_heading_deg"), row.get("joystick_speed_mps")
+        text = None if heading is None else f"{heading:.1f} / {_fmt(speed, 2)}"
+    if text is None:
+        return "—"
+    minutes = row.get(f"{task}_minutes")
+    return text if minutes is None else f"{text} ({minutes:.0f})"
+
+
 def markdown_table(result: dict) -> str:
     """The table users read: one row per manifold and one for the data."""
     head = ("| manifold | recon (teacher) | recon (8-step) | foot sliding | jitter m/s² | speed W1 m/s | "
-            "turn W1 deg/s | pose diversity m | codes used | non-finite frames | step ms (B=1) |")
+            "turn W1 deg/s | pose diversity m | codes used | non-finite frames | step ms (B=1) | training min | "
+            "Target success (policy min) | Joystick heading deg / speed m/s (policy min) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for key, name in ROWS.items():
+    for key, name in {**ROWS, **OPTIONAL_ROWS}.items():
+        if key not in result["rows"]:
+            continue
         r = result["rows"][key]
         nonfinite = f"{_fmt(r['nonfinite_frames'], 0)} of {_fmt(r['walk_frames'], 0)}"
         lines.append(f"| {name} | {_fmt(r['recon_teacher'], 4)} | {_fmt(r['recon_rollout8'], 4)} | "
                      f"{_fmt(r['foot_sliding'], 3)} | {_fmt(r['jitter'], 1)} | {_fmt(r['speed_w1_mps'], 3)} | "
                      f"{_fmt(r['turn_w1_deg_s'], 1)} | {_fmt(r['pose_diversity'], 3)} | {_fmt(r['codes_used'], 0)} | "
-                     f"{nonfinite} | {_fmt(r['step_ms'], 3)} |")
+                     f"{nonfinite} | {_fmt(r['step_ms'], 3)} | {_fmt(r.get('train_minutes'), 1)} | "
+                     f"{_policy_cell(r, 'target')} | {_policy_cell(r, 'joystick')} |")
     d = result["data"]
     lines.append(f"| data | — | — | {_fmt(d['foot_sliding'], 3)} | {_fmt(d['jitter'], 1)} | 0 | 0 | "
-                 f"{_fmt(d['pose_diversity'], 3)} | — | — | — |")
+                 f"{_fmt(d['pose_diversity'], 3)} | — | — | — | — | — | — |")
     return "\n".join(lines)
 
 

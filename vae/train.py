@@ -30,6 +30,13 @@ model and optimiser, the starting point (:func:`resume_training` / :func:`init_w
    step ends at the detached fed-back prediction, so each step's backward is independent);
    ``--no-update-every-step`` accumulates the L steps' gradients and steps once per rollout instead.
 4. Adam, learning rate decaying linearly to 0 over all optimiser steps.
+   Optional VQGAN-style adversarial term (``--adversarial-weight W`` > 0, one process only, :mod:`vae.adversarial`):
+   from ``--adversarial-start-epoch`` on, at every rollout step k >= T - 1 (``T = --adversarial-window``) the last
+   T frames the model decoded in this rollout (the first T - 1 detached: their graphs ended with their own steps)
+   form a fake window, the data frames at the same places a real one; the model's loss gains ``W * g_loss`` of a
+   window discriminator, which then takes its own Adam step (betas 0.5, 0.9, constant learning rate) on
+   ``d_loss``. Its weights and optimiser go into the checkpoint as ``extra["adversarial"]`` for ``--resume``,
+   never into the model's state dict.
 5. Each epoch: KL per latent dim, active units (dims whose posterior mean varies across samples by more than
    0.01, Burda et al.), VQ perplexity; a loud warning when fewer than half the dims are active or the total KL
    is below 0.1 nats (posterior collapse: the decoder ignores z, a random walk just replays the mean motion).
@@ -82,6 +89,7 @@ from common.processes import Processes, join_processes
 from mocap.dataset import MotionDataset
 from mocap.features import frames_to_world
 from mocap.quality import quality_over, toe_joints
+from vae.adversarial import GAN_LOSSES, WindowDiscriminator, discriminator_accuracy
 from vae.checkpoint import TRAINING_ONLY_KEYS, build_model, read_checkpoint, save_checkpoint
 from vae.config import MODELS, VAEConfig
 from vae.data import (
@@ -230,6 +238,21 @@ class TrainConfig:
     final_checks: bool = True
     """After the last epoch, hold latents for 30 s on a sample of characters and warn if they leave the data."""
 
+    adversarial_weight: float = 0.0
+    """W, weight of a VQGAN-style adversarial term (:mod:`vae.adversarial`): a small discriminator on windows of
+    --adversarial-window consecutive decoded frames of the rollout, trained against the data's windows; the model's
+    loss gains W * its generator loss (0: off; one process only, not under torchrun)."""
+
+    adversarial_window: int = 4
+    """T, consecutive frames per discriminator window (2 .. --rollout-steps)."""
+
+    adversarial_start_epoch: int = 0
+    """First (0-based) epoch that trains the discriminator and adds the adversarial term (VQGAN starts it late, once
+    reconstructions are reasonable)."""
+
+    adversarial_loss: str = "hinge"
+    """GAN loss: "hinge" (VQGAN's) or "bce" (non-saturating)."""
+
     @property
     def epochs(self) -> int:
         return self.teacher_epochs + self.ramping_epochs + self.student_epochs
@@ -276,12 +299,31 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("kl_beta", "kl_warmup_epochs", "free_bits", "condition_noise", "feedback_latent_noise"):
         if not getattr(cfg, name) >= 0 or not math.isfinite(getattr(cfg, name)):
             problems.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    problems += adversarial_problems(cfg)
     if not (cfg.device == "cpu" or cfg.device == "cuda" or cfg.device.startswith("cuda:")):
         problems.append(f"--device {cfg.device!r}: use cpu, cuda or cuda:N")
     elif cfg.device.startswith("cuda") and not torch.cuda.is_available():
         problems.append(f"--device {cfg.device}: CUDA is not available on this machine; use --device cpu")
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def adversarial_problems(cfg: TrainConfig) -> list[str]:
+    """What is wrong with the --adversarial-* flags (nothing is checked beyond the weight when it is 0: off)."""
+    if not (cfg.adversarial_weight >= 0 and math.isfinite(cfg.adversarial_weight)):
+        return [f"--adversarial-weight must be >= 0 (0: off), got {cfg.adversarial_weight}"]
+    if cfg.adversarial_weight == 0:
+        return []
+    problems = []
+    if not 2 <= cfg.adversarial_window <= cfg.rollout_steps:
+        problems.append(f"--adversarial-window must be between 2 and --rollout-steps ({cfg.rollout_steps}): the "
+                        f"decoded frames of one rollout, got {cfg.adversarial_window}")
+    if not 0 <= cfg.adversarial_start_epoch < cfg.epochs:
+        problems.append(f"--adversarial-start-epoch must be in [0, {cfg.epochs}) (the run's epochs), got "
+                        f"{cfg.adversarial_start_epoch}: the adversarial term would never be used")
+    if cfg.adversarial_loss not in GAN_LOSSES:
+        problems.append(f"--adversarial-loss {cfg.adversarial_loss!r}: choose one of {', '.join(GAN_LOSSES)}")
+    return problems
 
 
 def student_probability(cfg: TrainConfig, epoch: int) -> float:
@@ -389,14 +431,23 @@ def write_preview(model, start_window: torch.Tensor, frames: int, seed: int, pat
 
 
 
+# New columns go last: metrics.csv is appended to across resumes under the header it was created with.
 CSV_FIELDS = ["epoch", "p_student", "beta", "lr", "loss", "recon", "kl_total", "kl_dim_min", "kl_dim_mean",
-              "kl_dim_max", "active_units", "vq_loss", "commit_loss", "perplexity", "samples_per_s", "seconds"]
+              "kl_dim_max", "active_units", "vq_loss", "commit_loss", "perplexity", "samples_per_s", "seconds",
+              "adv_d_loss", "adv_g_loss", "adv_real_logit", "adv_fake_logit", "adv_d_accuracy"]
 
 
 # ---- stage 1: processes ---------------------------------------------------------------------------------
 
 def start_processes(cfg: TrainConfig, cleanup: contextlib.ExitStack) -> Processes:
     """Join the torchrun process group (``WORLD_SIZE`` > 1), pick the device, set the CPU threads."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.adversarial_weight > 0 and world_size > 1:
+        # The discriminator would need its own DistributedDataParallel and a synchronised update; not worth it for
+        # an experimental term, so refuse before joining the process group.
+        raise ValueError(f"--adversarial-weight {cfg.adversarial_weight} is not supported under torchrun "
+                         f"(WORLD_SIZE {world_size}): train with one process (`python -m vae.train`) or without "
+                         "--adversarial-weight")
     procs = join_processes(torch.device(cfg.device), cleanup)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -533,6 +584,32 @@ def build_model_and_optimizer(cfg: TrainConfig, data: TrainingData, procs: Proce
     return model, optimizer
 
 
+@dataclass
+class Adversary:
+    """The discriminator of ``--adversarial-weight`` and its own Adam: training state that goes into the resume
+    checkpoint (``extra["adversarial"]``), never into the model's weights."""
+
+    discriminator: WindowDiscriminator
+    optimizer: torch.optim.Optimizer
+
+    def state_dict(self) -> dict:
+        return {"discriminator": to_cpu(self.discriminator.state_dict()),
+                "optimizer": to_cpu(self.optimizer.state_dict())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def build_adversary(cfg: TrainConfig, data: TrainingData, procs: Processes) -> Adversary | None:
+    """The window discriminator and its Adam (VQGAN's betas 0.5, 0.9, a constant --learning-rate), None when off."""
+    if cfg.adversarial_weight <= 0:
+        return None
+    discriminator = WindowDiscriminator(data.frame_size).to(procs.device).train()
+    optimizer = torch.optim.Adam(discriminator.parameters(), lr=cfg.learning_rate, betas=(0.5, 0.9), fused=True)
+    return Adversary(discriminator, optimizer)
+
+
 # ---- stage 5: resume, or start from another checkpoint's weights ----------------------------------------
 
 @dataclass
@@ -556,7 +633,8 @@ def check_same_model(flag: str, path: str, saved: VAEConfig, wanted: VAEConfig) 
                      f"{diff}; use the same model flags{': ' + flags if flags else ''}")
 
 
-def resume_training(cfg: TrainConfig, model, optimizer, data: TrainingData, procs: Processes) -> StartingPoint:
+def resume_training(cfg: TrainConfig, model, optimizer, data: TrainingData, procs: Processes,
+                    adversary: Adversary | None = None) -> StartingPoint:
     """Weights, optimiser, random generators and progress from ``--resume``, so the run goes on as if unbroken."""
     ckpt = read_checkpoint(cfg.resume)
     extra = ckpt["extra"]
@@ -571,6 +649,11 @@ def resume_training(cfg: TrainConfig, model, optimizer, data: TrainingData, proc
                          f"{cfg.data} (fingerprint {ckpt['dataset_fingerprint']} vs {data.dataset.fingerprint()})")
     model.load_state_dict(ckpt["state_dict"])
     optimizer.load_state_dict(extra["optimizer"])
+    if adversary is not None and "adversarial" in extra:
+        adversary.load_state_dict(extra["adversarial"])
+    elif adversary is not None and procs.main:
+        logger.warning("--resume %s has no discriminator (trained without --adversarial-weight): a fresh one starts "
+                       "now", cfg.resume)
     set_rng_state(extra["rng_state"])
     start = StartingPoint(int(extra["epoch"]), list(extra.get("history", [])), bool(extra.get("interrupted", False)))
     if procs.main:
@@ -599,10 +682,11 @@ def init_weights_from(cfg: TrainConfig, model, data: TrainingData, procs: Proces
     return StartingPoint()
 
 
-def starting_point(cfg: TrainConfig, model, optimizer, data: TrainingData, procs: Processes) -> StartingPoint:
+def starting_point(cfg: TrainConfig, model, optimizer, data: TrainingData, procs: Processes,
+                   adversary: Adversary | None = None) -> StartingPoint:
     """``--resume``, ``--init-from`` or a fresh start (the model as built)."""
     if cfg.resume:
-        return resume_training(cfg, model, optimizer, data, procs)
+        return resume_training(cfg, model, optimizer, data, procs, adversary)
     if cfg.init_from:
         return init_weights_from(cfg, model, data, procs)
     return StartingPoint()
@@ -638,6 +722,7 @@ class Run:
     history: list
     data_quality: dict
     action_scale: float | None = None  # the latent bound, measured after the last epoch
+    adversary: Adversary | None = None  # with --adversarial-weight
 
     @property
     def batches_per_epoch(self) -> int:
@@ -652,11 +737,16 @@ class Run:
         return self.cfg.epochs * self.batches_per_epoch * self.updates_per_batch
 
 
+SUM_TERMS = 12  # EpochSums.terms, in the order of its comment
+
+
 class EpochSums:
     """Sums of the loss terms over an epoch, kept on the device so the training loop never waits for the host."""
 
     def __init__(self, latent_size: int, device: torch.device):
-        self.terms = torch.zeros(6, device=device)  # recon, loss, vq_loss, commit_loss, perplexity, steps
+        # recon, loss, vq_loss, commit_loss, perplexity, steps, then the adversarial terms: d_loss, g_loss, real logit,
+        # fake logit, discriminator accuracy, adversarial steps
+        self.terms = torch.zeros(SUM_TERMS, device=device)
         self.kl_dims = torch.zeros(latent_size, device=device)
         self.mu_sum = torch.zeros(latent_size, device=device)
         self.mu_sq = torch.zeros(latent_size, device=device)
@@ -679,8 +769,20 @@ class EpochSums:
             self.terms[3] += enc["commit_loss"].detach()
             self.terms[4] += enc["perplexity"].detach()
 
+    @torch.no_grad()
+    def add_adversarial(self, d_loss: torch.Tensor, g_loss: torch.Tensor, real_logits: torch.Tensor,
+                        fake_logits: torch.Tensor) -> None:
+        """One adversarial step: the losses and the discriminator's logits (B,) on the real and the fake windows."""
+        self.terms[6] += d_loss.detach()
+        self.terms[7] += g_loss.detach()
+        self.terms[8] += real_logits.detach().mean()
+        self.terms[9] += fake_logits.detach().mean()
+        self.terms[10] += discriminator_accuracy(real_logits.detach(), fake_logits.detach())
+        self.terms[11] += 1
+
     def total(self, distributed: bool) -> torch.Tensor:
-        """All sums in one float64 CPU vector (6 terms, then kl_dims, mu_sum, mu_sq, mu_count), over all ranks."""
+        """All sums in one float64 CPU vector (SUM_TERMS terms, then kl_dims, mu_sum, mu_sq, mu_count), over all
+        ranks."""
         count = torch.tensor([float(self.mu_count)], device=self.terms.device)
         stats = torch.cat([self.terms, self.kl_dims, self.mu_sum, self.mu_sq, count])
         if distributed:
@@ -698,6 +800,9 @@ def run_epoch(run: Run, epoch: int, show: bool) -> EpochSums:
     run.sampler.set_epoch(epoch)
     p_student = student_probability(cfg, epoch)
     sums = EpochSums(cfg.latent_size, device)
+    adversary = run.adversary if epoch >= cfg.adversarial_start_epoch else None
+    window = cfg.adversarial_window
+    d_loss_fn, g_loss_fn = GAN_LOSSES[cfg.adversarial_loss] if adversary is not None else (None, None)
     batch_bar = tqdm(run.sampler, desc=f"epoch {epoch + 1}", leave=False, disable=not show, dynamic_ncols=True)
     for b, positions in enumerate(batch_bar):
         beta = kl_weight(cfg, epoch + b / run.batches_per_epoch)
@@ -705,6 +810,7 @@ def run_epoch(run: Run, epoch: int, show: bool) -> EpochSums:
         style = None if run.styles is None else run.styles[positions.to(device)]  # (B,)
         bsz = win.shape[0]
         cond = win[:, :c]  # (B, C, D)
+        decoded = []  # the first predicted frame (B, D) of every step so far, detached
         for k in range(steps):
             update = (epoch * run.batches_per_epoch + b) * run.updates_per_batch + (k if cfg.update_every_step else 0)
             last_step = k == steps - 1
@@ -722,6 +828,16 @@ def run_epoch(run: Run, epoch: int, show: bool) -> EpochSums:
                 else:
                     latent_loss = enc["vq_loss"]
                 loss = recon_loss + latent_loss
+                judged = adversary is not None and k + 1 >= window
+                if judged:
+                    # The earlier frames are detached: their graphs ended with their own steps' backward (and the
+                    # per-step Adam update), so the term teaches this step's frame to continue them like the data.
+                    earlier = torch.stack(decoded[k + 1 - window:], dim=1)  # (B, T-1, D)
+                    fake = torch.cat([earlier, recon[:, None, :d]], dim=1)  # (B, T, D)
+                    adversary.discriminator.requires_grad_(False)
+                    g_loss = g_loss_fn(adversary.discriminator(fake))
+                    adversary.discriminator.requires_grad_(True)
+                    loss = loss + cfg.adversarial_weight * g_loss
                 (loss if cfg.update_every_step else loss / steps).backward()
             if cfg.update_every_step or last_step:
                 for group in run.optimizer.param_groups:
@@ -729,6 +845,15 @@ def run_epoch(run: Run, epoch: int, show: bool) -> EpochSums:
                 run.optimizer.step()
                 run.optimizer.zero_grad(set_to_none=True)
             sums.add(recon_loss, loss, enc, kl_dim)
+            if judged:
+                real = win[:, c + k + 1 - window : c + k + 1]  # (B, T, D): the data frames the fake window predicts
+                real_logits, fake_logits = adversary.discriminator(torch.cat([real, fake.detach()])).split(bsz)
+                d_loss = d_loss_fn(real_logits, fake_logits)
+                adversary.optimizer.zero_grad(set_to_none=True)
+                d_loss.backward()
+                adversary.optimizer.step()
+                sums.add_adversarial(d_loss, g_loss, real_logits, fake_logits)
+            decoded.append(recon[:, :d].detach())
             # Next condition: the true next frame, or (scheduled sampling) the model's own prediction,
             # detached so no gradient flows back through the feedback, as in the reference.
             use_student = p_student > 0 and bool(torch.rand((), generator=coin) < p_student)
@@ -761,8 +886,9 @@ def epoch_metrics(cfg: TrainConfig, stats: torch.Tensor, *, epoch: int, lr: floa
         "seconds": seconds,
     }
     if gaussian:
-        kl_per_dim = stats[6 : 6 + z] / n_steps  # (Z,)
-        mu_var = variance_from_moments(stats[6 + z : 6 + 2 * z], stats[6 + 2 * z : -1], float(stats[-1]))
+        t = SUM_TERMS
+        kl_per_dim = stats[t : t + z] / n_steps  # (Z,)
+        mu_var = variance_from_moments(stats[t + z : t + 2 * z], stats[t + 2 * z : -1], float(stats[-1]))
         row.update({
             "kl_total": float(kl_per_dim.sum()),
             "kl_dim_min": float(kl_per_dim.min()),
@@ -777,6 +903,11 @@ def epoch_metrics(cfg: TrainConfig, stats: torch.Tensor, *, epoch: int, lr: floa
             "commit_loss": float(stats[3] / n_steps),
             "perplexity": float(stats[4] / n_steps),
         })
+    if cfg.adversarial_weight > 0:
+        n_adv = float(stats[11])
+        # None before --adversarial-start-epoch: no adversarial step ran (an empty metrics.csv cell).
+        row.update({key: float(stats[i] / n_adv) if n_adv else None for i, key in
+                    enumerate(("adv_d_loss", "adv_g_loss", "adv_real_logit", "adv_fake_logit", "adv_d_accuracy"), 6)})
     return row
 
 
@@ -790,6 +921,9 @@ def epoch_summary(cfg: TrainConfig, row: dict) -> str:
         text += f"kl {row['kl_total']:.3f} nats active {row['active_units']}/{cfg.latent_size} "
     else:
         text += f"vq {row['vq_loss']:.4f} perplexity {row['perplexity']:.1f} "
+    if row.get("adv_d_loss") is not None:
+        text += (f"adv D {row['adv_d_loss']:.3f} G {row['adv_g_loss']:.3f} D accuracy "
+                 f"{100 * row['adv_d_accuracy']:.0f}% ")
     return text + f"lr {row['lr']:.2e} {row['samples_per_s']:.0f} frames/s {row['seconds']:.1f}s"
 
 
@@ -845,6 +979,7 @@ def save_run(run: Run, path: Path, epochs_done: int, interrupted: bool) -> None:
         "train_config": asdict(run.cfg),
         "epoch": epochs_done,
         "optimizer": to_cpu(run.optimizer.state_dict()),
+        **({"adversarial": run.adversary.state_dict()} if run.adversary is not None else {}),
         "rng_state": rng_state(),
         "start_frames": run.start_frames,
         "feature_envelope": data.feature_envelope(run.model),
@@ -872,14 +1007,15 @@ def train(cfg: TrainConfig, on_epoch=None) -> Path:
         data = load_data(cfg)
         log_dir = open_log_file(cfg, data, cleanup) if procs.main else None
         model, optimizer = build_model_and_optimizer(cfg, data, procs)
-        start = starting_point(cfg, model, optimizer, data, procs)
+        adversary = build_adversary(cfg, data, procs)
+        start = starting_point(cfg, model, optimizer, data, procs, adversary)
         run = Run(cfg, procs, data, model, ddp_wrapped(model, procs), optimizer,
                   sampler=WindowSampler(len(data.starts), cfg.batch_size // procs.world_size, cfg.seed, procs.rank,
                                         procs.world_size),
                   windows=data.normalised_windows(model, procs.device),
                   styles=data.window_styles(procs.device) if model.num_styles else None,
                   start_frames=data.start_frames(cfg.seed, cfg.num_condition_frames), history=start.history,
-                  data_quality=data.quality() if procs.main else {})
+                  data_quality=data.quality() if procs.main else {}, adversary=adversary)
         sinks = MetricSinks(log_dir, cleanup) if procs.main else None
         last_epoch = cfg.epochs if cfg.stop_after_epoch <= 0 else min(cfg.epochs, cfg.stop_after_epoch)
         show = cfg.progress and procs.main
