@@ -2,6 +2,7 @@
 
     python play.py                                    # interactive: joystick task, WASD / gamepad / mouse
     python play.py --character characters/mine       # a character built with `python -m characters.build`
+    python play.py --vae vq.pt --prior prior.pt       # a bare VQ model driven through its code prior
     python play.py --task target --characters 64      # a crowd, each with its own target
     python play.py --input-script assets/demos/tour.json --record demo.mp4   # the scripted demo video
     python play.py --record-input mine.json           # save what you do, replay it with --input-script
@@ -41,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="character bundle: a folder from `python -m characters.build` or a shipped name (default: "
                         "deepmimic); its VAE and policies drive the app")
     p.add_argument("--vae", type=Path, default=None, help="VAE checkpoint (default: the character's)")
+    p.add_argument("--prior", type=Path, default=None,
+                   help="code prior of a VQ VAE (python -m vae.train_prior; default: the character's prior.pt when its "
+                        "own VAE is used): codes are drawn from it, and prior-residual policies steer through it")
     p.add_argument("--task", default=None, help="starting task: random_walk, target, joystick, path_follow (path), "
                    "maze (default joystick, or the script's)")
     p.add_argument("--characters", type=int, default=None, help="characters stepped in one batch (default 1)")
@@ -139,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend, device=args.device,
         seed=args.seed if args.seed is not None else (script.seed if script else 0),
         policies_dir=args.policies if args.policies is not None else BUNDLE_POLICIES,
-        foot_locking=not args.no_foot_locking, style=args.style,
+        foot_locking=not args.no_foot_locking, style=args.style, prior=args.prior, prior_flag=args.prior is not None,
     )
     sim = Simulation(config)  # loads the model first: its errors come before any window opens
     if script is not None and abs(script.fps - sim.fps) > 1e-6:

@@ -9,6 +9,13 @@ matching what the task wants; K = 32, fewer in crowds so that a step decodes abo
 candidates in all, at least 4 each). ``step(step_input, azimuth)`` advances every character one frame
 (1 / the VAE's fps).
 
+Code prior (a VQ model): the character's ``prior.pt`` when its own VAE drives the app, or ``AppConfig.prior``
+(``play.py --prior``). It runs on the same kind of inference as the backend
+(:func:`controller.prior_session.make_code_prior`: its rollout step on ONNX Runtime, or the torch module) and is
+every environment's ``code_prior``: the characters keep its context, the observations end with its log-probabilities
+(what prior-residual policies add their residual to), RandomWalk and the sampling fallback draw codes from it. The
+controller's label says so (console and HUD).
+
 The user talks to the task only through the environments' public API (``envs.tasks.base``): a click is
 ``task.set_goal`` for tasks that accept a goal (from one that does not, the app switches to the target task
 first), a stroke is ``task.set_path`` (switching to the path task), the held keys / stick are
@@ -83,6 +90,8 @@ class AppConfig:
     num_candidates: int = NUM_CANDIDATES
     foot_locking: bool = True  # planted feet held by IK (mocap.foot_locking); the app's key L toggles it
     style: str | None = None  # a model with styles: start in this one (default: each start pose's own)
+    prior: Path | None = None  # a VQ model's code prior (default: the character's, when its own VAE is used)
+    prior_flag: bool = False  # ``prior`` came from the user (play.py --prior): its errors name the flag
 
     def check(self) -> None:
         own_vae = self.vae is None or self.character is not None  # the character's model drives the app
@@ -90,6 +99,8 @@ class AppConfig:
             from characters.bundle import load_character
 
             bundle = load_character(self.character)
+            if own_vae and self.prior is None and (self.vae is None or Path(self.vae).resolve() == bundle.vae.resolve()):
+                self.prior = bundle.prior
             self.vae = bundle.vae if self.vae is None else self.vae
             self.policies_dir = bundle.policies_dir if self.policies_dir == BUNDLE_POLICIES else self.policies_dir
             if self.speeds is None and own_vae:
@@ -105,6 +116,11 @@ class AppConfig:
 
             raise FileNotFoundError(f"no model file {self.vae}: pass --vae CKPT (a checkpoint written by vae.train), "
                                     f"or {TRAIN_HINT}")
+        if self.prior is not None and not Path(self.prior).is_file():
+            from vae.prior import TRAIN_HINT as PRIOR_HINT
+
+            raise FileNotFoundError(f"{'--prior ' if self.prior_flag else ''}{self.prior}: no such code prior file; "
+                                    f"train one with `{PRIOR_HINT}`")
 
 
 class Simulation:
@@ -119,6 +135,7 @@ class Simulation:
 
             backend = make_backend(str(config.vae), backend=config.backend, device=config.device, verbose=verbose)
         self.backend = backend
+        self.code_prior = self._make_code_prior()
         self.fps = float(backend.fps)
         self.dt = 1.0 / self.fps
         self.skeleton = backend.skeleton
@@ -148,12 +165,41 @@ class Simulation:
             self.style_choice = self.style_names.index(config.style)
         self._switch(config.task, carry=False)
 
+    def _make_code_prior(self):
+        """The code prior: the backend's own (``make_backend(prior=...)``), else ``config.prior`` on the backend's
+        kind of inference, else None; errors name --prior when the user gave it."""
+        if getattr(self.backend, "code_prior", None) is not None:
+            return self.backend.code_prior
+        if self.config.prior is None:
+            return None
+        from controller.prior_session import make_code_prior
+
+        kind = self.backend.name if self.backend.name in ("onnx", "torch") else "torch"
+        try:
+            prior = make_code_prior(str(self.config.prior), str(self.config.vae), kind, self.config.device,
+                                    manifold=getattr(self.backend, "manifold", self.backend))
+        except ValueError as e:
+            raise ValueError(f"--prior {e}" if self.config.prior_flag else str(e)) from None
+        if self.verbose:
+            print(f"play: code prior {self.config.prior} on {self.prior_provider(prior)} (rollout steps look at the "
+                  f"last {prior.step_context} codes)", flush=True)
+        return prior
+
+    @staticmethod
+    def prior_provider(prior) -> str:
+        """Where a code prior runs, in words (an OnnxCodePrior's provider, else torch on its device)."""
+        provider = getattr(prior, "provider", None)
+        if provider is not None:
+            return f"onnx {provider}"
+        return f"torch-{next(prior.parameters()).device.type}"
+
     # ---- tasks ------------------------------------------------------------------------------------------
     def _make_env(self, task: str):
         from envs.vec_env import MotionVecEnv
 
         env = MotionVecEnv(self.num_characters, task, self.backend, array_backend="torch",
-                           max_episode_steps=EPISODE_STEPS, autoreset_mode="Disabled", **self._task_options(task))
+                           max_episode_steps=EPISODE_STEPS, autoreset_mode="Disabled", code_prior=self.code_prior,
+                           **self._task_options(task))
         obs, _ = env.reset(seed=self.config.seed + SEED_STRIDE * self._env_count)
         if self.style_names and self.style_choice is not None:
             obs = env.set_style(self.style_choice, blend_s=0.0)
@@ -198,6 +244,10 @@ class Simulation:
         self.teleported = torch.full((self.num_characters,), not carry, dtype=torch.bool)
         self._forget_teleported_locks()
         self.controller = self._controller_for(task)
+        if self.code_prior is not None and "code prior" not in self.controller.label:
+            where = self.prior_provider(self.code_prior)
+            self.controller.label += f"; codes through the code prior ({where})"
+            self.controller.short_label = f"{getattr(self.controller, 'short_label', self.controller.label)} + prior"
         self.metrics = {}
         if self.verbose:
             print(f"play: task {task}: {self.controller.label}", flush=True)
@@ -230,12 +280,14 @@ class Simulation:
             return self._policies[task]
         try:
             from policies import check_policy_fits, load_policy
+            from policies.checkpoint import check_prior_matches
 
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # trained on another VAE: it would steer this one poorly
                 policy = load_policy(path, device=self.env.device)
                 obs_size = int(self.env.single_observation_space.shape[0])
                 check_policy_fits(policy, getattr(self.backend, "manifold", self.backend), obs_size, strict=True)
+                check_prior_matches(policy, getattr(self.code_prior, "prior", self.code_prior))
         except Exception as e:  # noqa: BLE001 - any unusable policy falls back, and says why
             self._policies[task] = f"policy {path} not used: {_first_line(e)}"
             self._note(self._policies[task])

@@ -1,7 +1,7 @@
 """``python -m characters.build``: any BVH folder in, a playable character bundle out, with a verdict on its quality.
 
     python -m characters.build BVH_OR_FOLDER... --out characters/NAME [--minutes 40] [--tasks target,joystick]
-                               [--clips REGEX] [--device cpu|cuda] [--resume | --force]
+                               [--clips REGEX] [--manifold gaussian|vq] [--device cpu|cuda] [--resume | --force]
     python play.py --character characters/NAME
 
 Stages, each followed by its quality gates (:mod:`characters.gates`; a failed gate stops the build with the reason,
@@ -11,10 +11,14 @@ Stages, each followed by its quality gates (:mod:`characters.gates`; a failed ga
    nearby poses branch; motion-graph transitions added where the data barely branches (``stage_data``).
 2. ``vae``: the Motion VAE, epochs fitted to its share of the budget; evaluated (collapse, random walks,
    held latents, bone lengths, foot sliding and jitter against the data, stuck walks); shipped slim as
-   ``vae.pt`` with the latent bound its policies use (``stage_vae``).
+   ``vae.pt`` with the latent bound its policies use (``stage_vae``). ``--manifold vq``: a PoseVQVAE (discrete
+   codes) instead of the mixture-of-experts Gaussian one.
+2b. ``prior`` (``--manifold vq`` only; a Gaussian build has no such stage): the code prior, a transformer over the
+   VQ model's codes, within its share of the budget; shipped slim as ``prior.pt`` (``stage_prior``).
 3. ``policies``: one policy per task (``--algo``), each with its share of the budget, evaluated against the scripted
-   baseline (``stage_policies``).
-4. ``export``: ONNX graphs of every policy, where ``play.py`` looks for them (``stage_export``).
+   baseline (``stage_policies``); on a VQ model PPO policies that add a learned residual to the prior's logits.
+4. ``export``: ONNX graphs of every policy (and of the prior's step), where ``play.py`` looks for them
+   (``stage_export``).
 5. ``preview``: a headless video of the character (``stage_preview``).
 6. ``report``: ``report.html``: training curves, metrics next to the data's and the baselines', frames of the
    preview, every gate (:mod:`characters.report`).
@@ -35,14 +39,16 @@ from pathlib import Path
 
 from characters import budget as budgets
 from characters.build_state import BuildState, fingerprint
+from characters.bundle import MANIFOLDS
 from characters.gates import Gate, failed
 from characters.progress import BuildProgress
 from common.dataclass_cli import dataclass_parser
 from common.paths import output_dir
 
-STAGES = ("data", "vae", "policies", "export", "preview", "report")
+STAGES = ("data", "vae", "prior", "policies", "export", "preview", "report")
+VQ_ONLY_STAGES = ("prior",)
 DEFAULT_TASKS = "target,joystick"
-AUTO_ALGO = {"joystick": "apg"}  # --algo auto; every other task: ppo
+AUTO_ALGO = {"joystick": "apg"}  # --algo auto on a Gaussian VAE; every other task, and every task on VQ: ppo
 
 
 @dataclass
@@ -76,6 +82,10 @@ class BuildConfig:
     """How the policies learn: ppo, apg (analytic policy gradients through the VAE's decoder, policies.apg), or auto:
     apg where it was measured ahead of PPO (the joystick, on Bandai-Namco and DeepMimic; README, section 5) and ppo
     for the other tasks."""
+    manifold: str = "gaussian"
+    """The motion manifold: gaussian (the mixture-of-experts Motion VAE) or vq (a PoseVQVAE of discrete codes, with a
+    code prior, a transformer over its codes, trained after it; its policies are PPO policies that add a learned
+    residual to the prior's logits, and play.py drives it through the prior)."""
     title: str = ""
     """A human title for the character (default: the name)."""
     licence: str = ""
@@ -100,10 +110,29 @@ class BuildConfig:
     """Do not render the preview video (machines without OpenGL)."""
 
     def algo_for(self, task: str) -> str:
-        """The learning algorithm of ``task``'s policy (``--algo``; auto: apg for the joystick, else ppo)."""
+        """The learning algorithm of ``task``'s policy (``--algo``; auto: apg for the joystick on a Gaussian VAE,
+        else ppo: APG differentiates through the decoder's latent, which a VQ model's codes do not have)."""
         if self.algo == "auto":
-            return AUTO_ALGO.get(task, "ppo")
+            return "ppo" if self.vq else AUTO_ALGO.get(task, "ppo")
         return self.algo
+
+    @property
+    def vq(self) -> bool:
+        return self.manifold == "vq"
+
+    @property
+    def stages(self) -> list[str]:
+        """The stages this build runs, in order (a Gaussian build has no code prior stage)."""
+        return [s for s in STAGES if self.vq or s not in VQ_ONLY_STAGES]
+
+    def check(self) -> None:
+        """BuildError naming the flags for settings that cannot work together (before any work)."""
+        if self.manifold not in MANIFOLDS:
+            raise BuildError(f"--manifold {self.manifold!r}: choose one of {', '.join(MANIFOLDS)}")
+        if self.vq and self.algo == "apg":
+            raise BuildError("--algo apg cannot train policies for --manifold vq: APG differentiates through the "
+                             "decoder's continuous latent and a VQ model takes discrete codes; use --algo ppo or "
+                             "--algo auto (ppo for every task on a VQ model)")
 
     @property
     def task_list(self) -> list[str]:
@@ -163,7 +192,8 @@ def run_stage(ctx: BuildContext, name: str, module) -> None:
         if not ctx.resuming:
             # This stage and every later one (their fingerprints chain) start over: what their earlier runs spent is
             # no longer spent (else a rerun with a changed policy flag would find its budget used up).
-            ctx.progress.give_back(ctx.state.forget(list(STAGES[STAGES.index(name):])))
+            stages = ctx.cfg.stages
+            ctx.progress.give_back(ctx.state.forget(stages[stages.index(name):]))
         ctx.state.start(name, print_)
         started = time.perf_counter()
         try:
@@ -184,28 +214,29 @@ def run_stage(ctx: BuildContext, name: str, module) -> None:
 
 def build(inputs: list[str], cfg: BuildConfig) -> Path:
     """Build the bundle (see the module docstring) -> its folder."""
-    from characters import report, stage_data, stage_export, stage_policies, stage_preview, stage_vae
+    from characters import report, stage_data, stage_export, stage_policies, stage_preview, stage_prior, stage_vae
 
     if not cfg.out:
         raise BuildError("--out characters/NAME is required (the bundle folder to write)")
     if not inputs:
         raise BuildError("give the BVH files or folders to build from (python -m characters.build FOLDER --out ...)")
+    cfg.check()
     out = output_dir(cfg.out, "--out")
     cfg.name = cfg.name or out.resolve().name
     tasks = cfg.task_list
-    plan = budgets.split(cfg.minutes, tasks)
+    plan = budgets.split(cfg.minutes, tasks, prior=cfg.vq)
     state = BuildState(out / "build")
     inputs_print = inputs_fingerprint(inputs, cfg)
     check_out(cfg, inputs_print, state)
     if state.inputs != inputs_print:
         state.set_inputs(inputs_print)
-    progress = BuildProgress(out / "build.log", cfg.minutes, list(STAGES), spent_s=state.spent_seconds())
+    progress = BuildProgress(out / "build.log", cfg.minutes, cfg.stages, spent_s=state.spent_seconds())
     ctx = BuildContext(list(inputs), cfg, out, plan, progress, state)
     with progress.captured():
         progress.stage("data", f"building {cfg.name!r} into {out}: {plan.describe(tasks)}")
-        modules = {"data": stage_data, "vae": stage_vae, "policies": stage_policies, "export": stage_export,
-                   "preview": stage_preview, "report": report}
-        for name in STAGES:
+        modules = {"data": stage_data, "vae": stage_vae, "prior": stage_prior, "policies": stage_policies,
+                   "export": stage_export, "preview": stage_preview, "report": report}
+        for name in cfg.stages:
             if name == "preview" and cfg.skip_preview:
                 continue
             run_stage(ctx, name, modules[name])
@@ -217,7 +248,8 @@ def build(inputs: list[str], cfg: BuildConfig) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     from policies.train_args import ALGORITHMS
 
-    parser = dataclass_parser(BuildConfig, prog="python -m characters.build", choices={"algo": ("auto", *ALGORITHMS)},
+    parser = dataclass_parser(BuildConfig, prog="python -m characters.build",
+                              choices={"algo": ("auto", *ALGORITHMS), "manifold": MANIFOLDS},
                               description="Build a playable character bundle from BVH motion capture.")
     parser.add_argument("inputs", nargs="*", metavar="BVH_OR_FOLDER", help="BVH files or folders of them")
     return parser

@@ -9,10 +9,12 @@ the data has one (``../shared/docs/METRICS.md``: the data is the bar a generated
 data        seconds of motion (fail < 60 s, warn < 5 min), clips too short, frame rate, feet found (toe / foot
             joints for contacts), steerability of the data (how much nearby poses branch into different
             motions) with the motion-graph transitions added when it was low
-vae         posterior collapse (active latent dims, latent output std), random walks that go non-finite or
-            diverge, held-latent stability (fixed z for 30 s: share diverged), bone-length error, stuck walks
+vae         posterior collapse (active latent dims, latent output std; a VQ model: the codes it uses), random
+            walks that go non-finite or diverge, held-latent stability (fixed z for 30 s: share diverged), bone-length error, stuck walks
             (pose diversity collapse); foot sliding and jitter against the data's warn only (a random walk
             draws a fresh z every frame: it slides and shakes more than steered motion)
+prior       (VQ builds) the code prior's held-out cross-entropy against the unigram one (what a prior that ignores
+            context and pose reaches): warn only
 policy      success against the scripted baseline (target: share reached within 10 s, >= 90 %; joystick:
             heading error < 15 deg), divergence resets, action saturation at the latent bounds (latent
             exploitation); jitter and foot sliding against the data's warn (the app's foot locking is the remedy)
@@ -92,12 +94,18 @@ def data_gates(m: dict) -> list[Gate]:
 # ---- vae ------------------------------------------------------------------------------------------------
 MAX_HELD_DIVERGED = 0.02
 MIN_LATENT_OUTPUT_STD = 0.02
+MIN_CODE_PERPLEXITY = 2.0  # below it one code does nearly everything: nothing left to steer
 
 
 def vae_gates(m: dict) -> list[Gate]:
     """Figures of ``vae.evaluate`` plus ``held_latent`` (vae.stability) and ``steerability``."""
     active, size = m.get("active_latent_dims"), m.get("latent_size")
     gates = []
+    if m.get("codes_used") is not None:  # a VQ model: its codes are its latent
+        gates.append(_gate("vae", "codes in use", m["perplexity"] >= MIN_CODE_PERPLEXITY, False,
+                           f"{m['codes_used']}/{m['num_codes']} codes used, perplexity {m['perplexity']:.1f}",
+                           f"perplexity >= {MIN_CODE_PERPLEXITY:g}",
+                           "the encoder collapsed onto a few codes: more epochs (--minutes) or more varied data"))
     if active is not None:
         gates.append(_gate("vae", "latent in use", active >= size / 2 and m.get("kl_total", 0) >= 0.1, False,
                            f"{active}/{size} dims active, KL {m.get('kl_total', 0):.2f} nats", ">= half the dims",
@@ -129,6 +137,20 @@ def vae_gates(m: dict) -> list[Gate]:
                            f"pose diversity {diversity:.3f} m (data {data_diversity:.3f})", ">= 0.5 x data",
                            "random walks collapse into one pose: posterior collapse or too little data"))
     return gates
+
+
+# ---- prior (VQ) ----------------------------------------------------------------------------------------
+
+
+def prior_gates(m: dict) -> list[Gate]:
+    """Figures of the prior stage: ``heldout_ce`` (nats per code, NaN without held-out clips) and ``unigram_ce``."""
+    held, unigram = m.get("heldout_ce"), m.get("unigram_ce")
+    if held is None or unigram is None or held != held:  # NaN: nothing was held out
+        return [Gate("prior", "beats code frequencies", WARN, "n/a", "held-out CE < unigram CE",
+                     "no held-out clips to measure on: add clips (every 10th motion is held out)")]
+    return [_gate("prior", "beats code frequencies", held < unigram, True,
+                  f"held-out CE {held:.3f} nats (unigram {unigram:.3f})", "< unigram CE",
+                  "the prior predicts the next code no better than code frequencies: train longer (--minutes)")]
 
 
 # ---- policies -------------------------------------------------------------------------------------------

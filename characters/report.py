@@ -2,7 +2,8 @@
 character is.
 
 Sections: the verdict (every gate, pass / warn / fail with its number, bar and advice), the data, the Motion VAE
-(training curves; its motion next to the data's: foot sliding, skating, jitter; held-latent stability), each policy
+(training curves; its motion next to the data's: foot sliding, skating, jitter; held-latent stability), the code
+prior of a VQ build (cross-entropy curves against the unigram one, the step context), each policy
 (learning curve; success against the scripted baseline; its motion next to the data's), the export, and a strip of
 frames from the preview video. Figures are drawn with matplotlib and embedded in the page (PNG data URIs), so the
 file stands alone; each has an ``id`` (``fig-<name>``) that tests and scripts can find.
@@ -70,9 +71,25 @@ def figures(ctx) -> dict[str, tuple[str, str]]:
         epochs = [r["epoch"] for r in rows]
         a.plot(epochs, [r["recon"] for r in rows], marker="o")
         a.set(title="reconstruction (normalised MSE)", xlabel="epoch", yscale="log")
-        b.plot(epochs, [r["kl_total"] for r in rows], marker="o", color="tab:orange")
-        b.set(title="KL (nats, all latent dims)", xlabel="epoch")
+        if rows[0].get("kl_total") is not None:
+            b.plot(epochs, [r["kl_total"] for r in rows], marker="o", color="tab:orange")
+            b.set(title="KL (nats, all latent dims)", xlabel="epoch")
+        else:  # a VQ model: how many codes it spreads its frames over
+            b.plot(epochs, [r["perplexity"] for r in rows], marker="o", color="tab:orange")
+            b.set(title="code perplexity", xlabel="epoch")
         out["vae-training"] = ("Motion VAE training", _figure_uri(fig))
+    prior_rows = _read_csv(ctx.work / "prior_logs" / "metrics.csv")
+    if prior_rows and ctx.results.get("prior"):
+        fig, ax = plt.subplots(figsize=(5, 3))
+        epochs = list(range(1, len(prior_rows) + 1))  # the csv is appended to across resumed runs: rows in order
+        ax.plot(epochs, [r["train_ce"] for r in prior_rows], marker="o", label="training")
+        ax.plot(epochs, [r["heldout_ce"] for r in prior_rows], marker="o", label="held out")
+        unigram = ctx.results["prior"].get("unigram_ce")
+        if unigram is not None:
+            ax.axhline(unigram, color="tab:gray", linestyle="--", label="unigram (code frequencies)")
+        ax.set(title="code prior: next-code cross-entropy", xlabel="epoch", ylabel="nats per code")
+        ax.legend()
+        out["prior-training"] = ("Code prior training", _figure_uri(fig))
     if vae.get("held_latent"):
         held = vae["held_latent"]
         fig, ax = plt.subplots(figsize=(4.5, 3))
@@ -121,6 +138,7 @@ def _fmt(value) -> str:
 
 def page(ctx, figs: dict, gates: list[dict]) -> str:
     data, vae, policies = ctx.results.get("data", {}), ctx.results.get("vae", {}), ctx.results.get("policies", {})
+    prior = ctx.results.get("prior")
     worst = "fail" if any(g["status"] == "fail" for g in gates) else (
         "warn" if any(g["status"] == "warn" for g in gates) else "pass")
     gate_rows = "".join(
@@ -139,6 +157,12 @@ def page(ctx, figs: dict, gates: list[dict]) -> str:
                 for key in ("recon_error_teacher", "recon_error_rollout8", "active_latent_dims", "latent_output_std",
                             "bone_length_error_cm", "foot_sliding", "skating_ratio", "coherence", "jitter",
                             "pose_diversity", "action_scale", "epochs", "train_minutes")]
+    if vae.get("codes_used") is not None:  # a VQ model
+        vae_rows += [(key, _fmt(vae.get(key)), "") for key in ("num_codes", "codes_used", "perplexity")]
+    prior_section = "" if not prior else (
+        "<h2>Code prior</h2><table>" + _rows([(key, _fmt(prior.get(key))) for key in (
+            "heldout_ce", "unigram_ce", "heldout_perplexity", "heldout_accuracy", "step_context", "context",
+            "num_codes", "epochs", "train_minutes")]) + "</table>")
     settings_shown = {k: portable_path(v) for k, v in ctx.cfg.__dict__.items()}  # no machine paths in the page
     settings_shown["inputs"] = [portable_path(str(i)) for i in ctx.inputs]
     images = "".join(f"<figure><img id='fig-{name}' alt='{html.escape(caption)}' src='{uri}'>"
@@ -158,6 +182,7 @@ color:{STATUS_COLOURS[worst]}}}</style></head><body>
 {gate_rows}</table>
 <h2>Data</h2><table>{_rows([(k, _fmt(v)) for k, v in data.items()])}</table>
 <h2>Motion VAE</h2><table><tr><th>figure</th><th>model</th><th>data</th></tr>{_rows(vae_rows)}</table>
+{prior_section}
 <h2>Policies</h2><table><tr><th>task</th><th>figure</th><th>policy</th><th>scripted baseline</th><th>data</th></tr>
 {_rows(policy_rows)}</table>
 <h2>Figures</h2>{images}
@@ -168,7 +193,7 @@ color:{STATUS_COLOURS[worst]}}}</style></head><body>
 
 def run(ctx):
     ctx.progress.stage("report", "writing report.html")
-    gates = [g for stage in ("data", "vae", "policies") for g in ctx.state.record(stage).get("gates", [])]
+    gates = [g for stage in ("data", "vae", "prior", "policies") for g in ctx.state.record(stage).get("gates", [])]
     figs = figures(ctx)
     with atomic_write(ctx.out / "report.html", "w") as f:
         f.write(page(ctx, figs, gates))

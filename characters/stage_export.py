@@ -1,7 +1,9 @@
 """Build stage 4, export: the bundle's ``character.json`` and ``LICENSE.txt``, and the ONNX graphs of every policy
 (decoder, policy, fused controller; checked against torch) written where ``play.py`` and
 ``controller.make_backend`` look for them (``policies/<task>.pt.onnx/``, :mod:`controller.cache`: keyed on
-content, so the app reuses them as they are)."""
+content, so the app reuses them as they are). A VQ build also records its code prior in ``character.json``
+(``"prior": "prior.pt"``) and exports the prior's rollout step where ``controller.prior_session`` looks for it
+(``prior.pt.onnx/prior_step.onnx``, checked against torch)."""
 
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ def settings(ctx) -> tuple[dict, list[Path]]:
     tasks = ctx.cfg.task_list
     cfg = ctx.cfg
     data = figures(ctx)  # character.json carries them
+    files = [ctx.out / "vae.pt", *(policy_path(ctx, t) for t in tasks)]
+    if cfg.vq:  # a Gaussian build's fingerprint stays that of builds before the VQ line
+        files.append(ctx.out / "prior.pt")
     return ({"tasks": tasks, "name": cfg.name, "title": cfg.title, "licence": cfg.licence,
              "attribution": cfg.attribution, "speeds_mps": data.get("speeds_mps"),
-             "figures_version": data.get("figures_version")},
-            [ctx.out / "vae.pt", *(policy_path(ctx, t) for t in tasks)])
+             "figures_version": data.get("figures_version")}, files)
 
 
 def data_licence_file(inputs: list[str]) -> Path | None:
@@ -70,11 +74,18 @@ def write_meta(ctx) -> None:
                        "train_minutes": round(measured.get("train_minutes", 0.0), 2),
                        "evaluation": {k: v for k, v in measured.get("policy", {}).items()
                                       if isinstance(v, (int, float)) and not isinstance(v, bool)}}
+    code_prior = {"prior": "prior.pt"} if model.discrete and (ctx.out / "prior.pt").is_file() else {}
+    build = {"minutes": cfg.minutes, "vae_epochs": vae.get("epochs"),
+             "vae_minutes": round(vae.get("train_minutes", 0.0), 2)}
+    if code_prior:
+        prior = ctx.results.get("prior", {})
+        build.update({"prior_epochs": prior.get("epochs"), "prior_minutes": round(prior.get("train_minutes", 0.0), 2)})
     write_character(ctx.out, {
         "name": cfg.name,
         "title": cfg.title or cfg.name,
         "manifold": "vq" if model.discrete else "gaussian",
         "vae": "vae.pt",
+        **code_prior,
         "action_scale": vae.get("action_scale"),
         "fps": float(model.fps),
         "skeleton": {"joints": int(model.skeleton.num_joints), "joint_names": list(model.skeleton.joint_names)},
@@ -86,8 +97,7 @@ def write_meta(ctx) -> None:
                  "seconds": round(data.get("seconds", 0.0), 1), "mirror": cfg.mirror,
                  "graph_seconds": data.get("graph_seconds", 0.0)},
         "licence": write_licence(ctx),
-        "build": {"minutes": cfg.minutes, "vae_epochs": vae.get("epochs"),
-                  "vae_minutes": round(vae.get("train_minutes", 0.0), 2)},
+        "build": build,
     })
 
 
@@ -107,4 +117,21 @@ def run(ctx):
                          "batch1_fused_ms": (timing.get("b1") or {}).get("fused_ms")}
         ctx.progress.figure(f"{task}: largest ONNX / torch difference {results[task]['parity_max_error']:.2g}, "
                             f"policy + decoder at batch 1 {results[task]['batch1_fused_ms']} ms")
+    if ctx.cfg.vq:
+        results["code_prior"] = export_prior(ctx)
     return results, []
+
+
+def export_prior(ctx) -> dict:
+    """The code prior's step graph beside ``prior.pt`` -> its parity and batch-1 time."""
+    from controller.cache import cached_prior_export
+    from controller.export import read_prior_manifest
+
+    ctx.progress.stage("export", "code prior: ONNX step graph")
+    handle = cached_prior_export(ctx.out / "vae.pt", ctx.out / "prior.pt")
+    manifest = read_prior_manifest(handle.path)
+    result = {"parity_max_error": manifest["parity_max_error"], "step_context": manifest["step_context"],
+              "batch1_ms": (manifest.get("timing") or {}).get("b1_ms")}
+    ctx.progress.figure(f"code prior: largest ONNX / torch difference {result['parity_max_error']:.2g}, one step "
+                        f"({result['step_context']} pairs) at batch 1 {result['batch1_ms']} ms")
+    return result

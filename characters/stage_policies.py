@@ -7,6 +7,11 @@ and the learning-rate schedule is set to end with the budget. The run folder ``<
 training checkpoint, so an interrupted build resumes the task. Then ``policies.evaluate`` runs the policy and the
 scripted baseline on ``--eval-episodes`` episodes each; the policy gates compare them (and the METRICS.md figures
 against the data's). The policy goes to ``<bundle>/policies/<task>.pt``.
+
+A VQ build (``--manifold vq``) trains every task with PPO through the bundle's code prior (``prior.pt``, from the
+prior stage; ``TrainArgs.prior``): prior-residual policies, whose logits are the prior's next-code log-probabilities
+plus a learned residual. The environments of the evaluation keep the prior's context too (``code_prior``), so the
+policy sees the log-probabilities it was trained on and the scripted baseline draws its candidates from the prior.
 """
 
 from __future__ import annotations
@@ -51,9 +56,17 @@ def task_options(task: str, data: dict, repertoire: bool = True) -> dict:
 def settings(ctx) -> tuple[dict, list[Path]]:
     cfg = ctx.cfg
     data = figures(ctx)
-    return ({"tasks": cfg.task_list, "algo": {t: cfg.algo_for(t) for t in cfg.task_list},
-             "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed, "device": cfg.device,
-             "options": {t: task_options(t, data, cfg.joystick_repertoire) for t in cfg.task_list}}, [ctx.out / "vae.pt"])
+    settings_ = {"tasks": cfg.task_list, "algo": {t: cfg.algo_for(t) for t in cfg.task_list},
+                 "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed, "device": cfg.device,
+                 "options": {t: task_options(t, data, cfg.joystick_repertoire) for t in cfg.task_list}}
+    if not cfg.vq:  # a Gaussian build's fingerprint stays that of builds before the VQ line
+        return settings_, [ctx.out / "vae.pt"]
+    return {**settings_, "prior": "prior.pt"}, [ctx.out / "vae.pt", code_prior_path(ctx)]
+
+
+def code_prior_path(ctx) -> Path | None:
+    """The bundle's code prior (VQ builds), which the policies steer through; None for a Gaussian build."""
+    return ctx.out / "prior.pt" if ctx.cfg.vq else None
 
 
 def train_task(ctx, task: str, minutes: float) -> dict:
@@ -67,8 +80,9 @@ def train_task(ctx, task: str, minutes: float) -> dict:
     options = task_options(task, figures(ctx), cfg.joystick_repertoire)
     if options:
         progress.figure(f"{task}: options from the data: {json.dumps(options)}")
+    prior = code_prior_path(ctx)
     args = TrainArgs(task=task, algo=algo, vae=str(ctx.out / "vae.pt"), out=str(policy_path(ctx, task)),
-                     run_dir=str(run_dir),
+                     prior=None if prior is None else str(prior), run_dir=str(run_dir),
                      env_options=json.dumps(options),
                      minutes=minutes, steps=int(PLANNED_STEPS_PER_S * 60 * minutes), seed=cfg.seed,
                      device=cfg.device, threads=cfg.threads, progress=False, tensorboard=False, eval_every=0,
@@ -107,9 +121,15 @@ def evaluate_task(ctx, task: str) -> tuple[dict, dict]:
     policy = load_policy(policy_path(ctx, task))
     manifold = load_manifold(ctx.out / "vae.pt")
     episodes = ctx.cfg.eval_episodes
+    options = task_options(task, figures(ctx), ctx.cfg.joystick_repertoire)
+    if code_prior_path(ctx) is not None:
+        from policies.checkpoint import check_prior_matches
+        from vae.prior import load_prior
+
+        options["code_prior"] = load_prior(code_prior_path(ctx), manifold)
+        check_prior_matches(policy, options["code_prior"])
     common = {"task": task, "vae": manifold, "episodes": episodes, "seed": ctx.cfg.seed, "batch_size": episodes,
-              "action_scale": policy.action_scale,
-              "env_options": task_options(task, figures(ctx), ctx.cfg.joystick_repertoire)}
+              "action_scale": policy.action_scale, "env_options": options}
     trained = evaluate(lambda env: PolicyController(policy), **common)
     scripted = evaluate(lambda env: SamplingController.for_env(env, seed=ctx.cfg.seed), **common)
     quality = data_quality(manifold)

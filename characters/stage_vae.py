@@ -1,5 +1,8 @@
 """Build stage 2, the Motion VAE: trained within its share of the budget, evaluated, shipped as ``vae.pt``.
 
+The model: the mixture-of-experts Gaussian Motion VAE (``vae.train``'s default), or with ``--manifold vq`` a
+PoseVQVAE (``model="vq"``: discrete codes, every other setting ``vae.train``'s default).
+
 Epochs: a short calibration run measures this machine's training speed on this data (frame predictions per
 second), and the schedule gets as many epochs as fit the stage's minutes (at least ``MIN_EPOCHS``): 15 % teacher
 forcing, 15 % ramp, the rest student (the held-latent stability a policy needs comes from the student epochs).
@@ -7,7 +10,8 @@ The training checkpoint lives in ``<bundle>/build/vae_train.pt``; an interrupted
 
 Then ``vae.evaluate`` (held-out reconstruction, a random walk, the METRICS.md figures next to the data's, held
 latents, steerability) feeds the VAE gates, and the slim checkpoint ``<bundle>/vae.pt`` records the latent bound
-the policies use (``extra["action_scale"]``, from the aggregate posterior).
+the policies use (``extra["action_scale"]``, from the aggregate posterior; a VQ model has no latent to bound: its
+policies pick codes).
 """
 
 from __future__ import annotations
@@ -41,9 +45,26 @@ def settings(ctx) -> tuple[dict, list[Path]]:
     from vae.train import TrainConfig
 
     cfg = ctx.cfg
-    recipe = {k: v for k, v in asdict(TrainConfig()).items() if k not in RUN_ONLY}
+    recipe = {k: v for k, v in asdict(TrainConfig(**model_flags(cfg))).items() if k not in RUN_ONLY}
+    if not recipe["adversarial_weight"]:  # off: its settings change nothing (and builds made before it stay done)
+        recipe = {k: v for k, v in recipe.items() if not k.startswith("adversarial_")}
     return ({"minutes": round(ctx.budget.vae, 2), "seed": cfg.seed, "device": cfg.device, "recipe": recipe},
             [data_path(ctx)])
+
+
+def model_flags(cfg) -> dict:
+    """The TrainConfig fields the build's ``--manifold`` sets (none for the Gaussian default, so its recipe and
+    fingerprint stay those of earlier builds)."""
+    return {"model": "vq"} if cfg.vq else {}
+
+
+def step_loss(model, recon: torch.Tensor, target: torch.Tensor, enc: dict) -> torch.Tensor:
+    """One rollout step's loss as ``vae.train`` forms it (its KL weight and free bits aside, which cost nothing):
+    reconstruction plus the KL of a Gaussian model or the VQ commitment loss."""
+    recon_loss = (recon - target).pow(2).mean()
+    if model.discrete:
+        return recon_loss + enc["vq_loss"]
+    return recon_loss + 0.5 * (enc["mu"].pow(2) + enc["logvar"].exp() - enc["logvar"]).mean()
 
 
 def schedule(epochs: int) -> tuple[int, int, int]:
@@ -78,8 +99,7 @@ def calibrate(base, minutes: float, progress) -> int:
         cond = win[:, :c].reshape(b, c * d)
         for k in range(steps):
             recon, enc = model(win[:, c + k], cond)
-            loss = (recon - win[:, c + k]).pow(2).mean() + 0.5 * (enc["mu"].pow(2) + enc["logvar"].exp()
-                                                                  - enc["logvar"]).mean()
+            loss = step_loss(model, recon, win[:, c + k], enc)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -104,7 +124,8 @@ def run(ctx):
     cfg, progress = ctx.cfg, ctx.progress
     progress.stage("vae", f"Motion VAE: {ctx.budget.vae:.1f} min")
     base = TrainConfig(data=str(data_path(ctx)), out=str(train_path(ctx)), seed=cfg.seed, device=cfg.device,
-                       threads=cfg.threads, progress=False, preview_every=0, log_dir=str(ctx.work / "vae_logs"))
+                       threads=cfg.threads, progress=False, preview_every=0, log_dir=str(ctx.work / "vae_logs"),
+                       **model_flags(cfg))
     resume = ctx.resuming and train_path(ctx).is_file()
     if resume:
         saved = torch.load(train_path(ctx), map_location="cpu", weights_only=True)["extra"]["train_config"]
@@ -117,8 +138,10 @@ def run(ctx):
     total = teacher + ramp + student
 
     def on_epoch(row: dict) -> None:
-        progress.figure(f"epoch {row['epoch']}/{total}: recon {row['recon']:.4f}, KL {row['kl_total']:.2f} nats, "
-                        f"{row['active_units']:.0f} active dims, {row['samples_per_s']:.0f} predictions/s")
+        latent = (f"KL {row['kl_total']:.2f} nats, {row['active_units']:.0f} active dims" if "kl_total" in row
+                  else f"VQ loss {row['vq_loss']:.4f}, code perplexity {row['perplexity']:.1f}")
+        progress.figure(f"epoch {row['epoch']}/{total}: recon {row['recon']:.4f}, {latent}, "
+                        f"{row['samples_per_s']:.0f} predictions/s")
 
     started = time.perf_counter()
     train(train_cfg, on_epoch=on_epoch)
@@ -127,8 +150,11 @@ def run(ctx):
     progress.figure("evaluating: held-out reconstruction, a 5-minute random walk, held latents, steerability")
     model = load_manifold(train_path(ctx))
     result = evaluate(model, str(data_path(ctx)), frames=EVAL_FRAMES, seed=cfg.seed)
-    scale = result.get("action_scale") or DEFAULT_ACTION_SCALE
-    slim_checkpoint(train_path(ctx), ctx.out / "vae.pt", extra={"action_scale": scale})
+    if model.discrete:
+        slim_checkpoint(train_path(ctx), ctx.out / "vae.pt")
+    else:
+        scale = result.get("action_scale") or DEFAULT_ACTION_SCALE
+        slim_checkpoint(train_path(ctx), ctx.out / "vae.pt", extra={"action_scale": scale})
     result["train_minutes"] = train_minutes
     result["epochs"] = total
     result["checkpoint"] = portable_path(str(ctx.out / "vae.pt"))

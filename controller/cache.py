@@ -9,6 +9,10 @@ graphs are exported into a fresh temporary folder beside it, which then replaces
 (never a half-written cache folder, and a concurrent reader keeps a complete one). Where the checkpoint's
 folder is not writable the graphs go to a temporary folder instead, removed when the returned handle is
 garbage collected.
+
+A VQ model's code prior has its own cache, ``cached_prior_export(vae_path, prior_path)``: ``<prior>.onnx/`` beside
+the prior file (``controller.export.export_prior_onnx``: ``prior_step.onnx`` and its manifest), reused while the
+manifest records the content of both files, replaced the same way.
 """
 
 from __future__ import annotations
@@ -82,9 +86,7 @@ class ExportHandle:
 
 def temporary_export(vae, policy=None, action_scale: float | None = None) -> ExportHandle:
     """Export into a fresh temporary folder (for in-memory models, or where nothing beside the file is writable)."""
-    tmp = tempfile.TemporaryDirectory(prefix="mvae-onnx-")
-    exporter.export_onnx(vae, tmp.name, policy, action_scale=action_scale)
-    return ExportHandle(Path(tmp.name), temporary=tmp)
+    return _temporary(lambda folder: exporter.export_onnx(vae, folder, policy, action_scale=action_scale))
 
 
 def cached_export(vae_path, policy_path=None, action_scale: float | None = None) -> ExportHandle:
@@ -93,18 +95,62 @@ def cached_export(vae_path, policy_path=None, action_scale: float | None = None)
     target = cache_dir_for(vae_path, policy_path)
     if cache_is_valid(target, vae_path, policy_path, action_scale):
         return ExportHandle(target, reused=True)
+    return _export_into(target, lambda folder: exporter.export_onnx(vae_path, folder, policy_path,
+                                                                     action_scale=action_scale))
+
+
+def _export_into(target: Path, export) -> ExportHandle:
+    """``export(folder)`` into a fresh folder beside ``target`` swapped in for it; into a temporary folder where
+    nothing beside it can be written."""
     try:
         fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
     except OSError:
-        return temporary_export(vae_path, policy_path, action_scale)
+        return _temporary(export)
     try:
         os.chmod(fresh, default_mode(directory=True))
-        exporter.export_onnx(vae_path, fresh, policy_path, action_scale=action_scale)
+        export(fresh)
         _swap_in(fresh, target)
     except OSError:
         shutil.rmtree(fresh, ignore_errors=True)
-        return temporary_export(vae_path, policy_path, action_scale)
+        return _temporary(export)
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
     return ExportHandle(target)
+
+
+def _temporary(export) -> ExportHandle:
+    tmp = tempfile.TemporaryDirectory(prefix="mvae-onnx-")
+    export(tmp.name)
+    return ExportHandle(Path(tmp.name), temporary=tmp)
+
+
+# ---- the code prior ---------------------------------------------------------------------------------------
+def prior_cache_dir_for(prior_path) -> Path:
+    source = Path(prior_path)
+    return source.with_name(source.name + ".onnx")
+
+
+def prior_cache_is_valid(directory: Path, vae_path, prior_path) -> bool:
+    """True when ``directory`` holds a complete prior export of exactly these two files."""
+    manifest = exporter.read_prior_manifest(directory)
+    if manifest is None:
+        return False
+    sources = manifest.get("sources") or {}
+    for name, path in (("vae", vae_path), ("prior", prior_path)):
+        if not same_file((sources.get(name) or {}).get("file"), file_fingerprint(path)):
+            return False
+    return all((directory / f).is_file() for f in manifest.get("files", {}).values())
+
+
+def cached_prior_export(vae_path, prior_path) -> ExportHandle:
+    """The prior's cache folder, (re)exported when stale (see the module docstring)."""
+    target = prior_cache_dir_for(prior_path)
+    if prior_cache_is_valid(target, vae_path, prior_path):
+        return ExportHandle(target, reused=True)
+    return _export_into(target, lambda folder: exporter.export_prior_onnx(vae_path, prior_path, folder))
+
+
+def temporary_prior_export(vae, prior) -> ExportHandle:
+    """A prior export into a fresh temporary folder (in-memory models)."""
+    return _temporary(lambda folder: exporter.export_prior_onnx(vae, prior, folder))

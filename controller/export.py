@@ -3,6 +3,7 @@
     python -m controller.export --vae CKPT [--policy POLICY] [--action-scale S] --out DIR
     python -m controller.export --policy POLICY --out DIR          # the VAE the policy was trained with
     python -m controller.export --character NAME [--task TASK] --out DIR   # a bundle: DIR/<task>/ per policy
+                                                                            # (and DIR/prior/ for a VQ one's prior)
 
 Writes into DIR:
 
@@ -17,6 +18,17 @@ Writes into DIR:
   fingerprints (checkpoint sha256 and size, weights hash; no paths or times), opset, torch/onnx/onnxruntime versions, the
   parity error of every graph, and with a policy the fused-vs-separate timing at batch 1 and 256 and the
   faster choice per batch size (``timing.choice``), which the runtime follows.
+
+A VQ model's code prior (:mod:`vae.prior`) is exported by :func:`export_prior_onnx` into a folder of its own:
+
+* ``prior_step.onnx``: (``codes`` (B, W') int64 in [0, K] (K: PAD), ``cond_norm`` (B, W', C*D) float32 normalised
+  condition windows[, ``style`` (B, S) float32]) -> ``logits`` (B, K): one rollout step, ``CodePrior.step_logits`` on
+  the last W' = ``step_context`` pairs. Unlike the graphs above it takes normalised windows, because that is what the
+  environments keep in a prior's context (``envs.motion_core``'s ``prior_conds``): de-normalising them for a
+  raw-input graph (``vae.prior_onnx``) and normalising them again inside loses precision on features of tiny std
+  (a std of 1e-6 turns float32 rounding into errors of 0.1).
+* ``manifest.json`` (format ``mvae-onnx-prior-export``): the graph's signature, the prior's config and
+  ``step_context``, source fingerprints of the VQ model and the prior, parity, and the step's time at batch 1.
 
 Every graph is exported with a batch of 2 and a dynamic batch axis (a batch-1 example can freeze it), checked
 with ``onnx.checker``, checked to have a symbolic batch dimension, and run once in ONNX Runtime against torch
@@ -51,6 +63,8 @@ OPSET = 17
 PARITY_TOL = 1e-4
 MANIFEST = "manifest.json"
 FILES = {"decoder": "decoder.onnx", "policy": "policy.onnx", "controller": "controller.onnx"}
+PRIOR_FORMAT = "mvae-onnx-prior-export"
+PRIOR_FILES = {"prior_step": "prior_step.onnx"}
 EXPORTER = "torch.onnx.export (TorchScript tracer, dynamo=False)"
 TIMING_BATCHES = (1, 256)
 
@@ -62,8 +76,9 @@ def write_atomic(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def read_manifest(directory) -> dict | None:
-    """The manifest of an export folder, or None when there is none (or it is not one of ours)."""
+def read_manifest(directory, kind: str = FORMAT) -> dict | None:
+    """The manifest of an export folder of ``kind`` (a model's graphs, or ``PRIOR_FORMAT``: a code prior's step), or
+    None when there is none (or it is not one of ours)."""
     path = Path(directory) / MANIFEST
     if not path.is_file():
         return None
@@ -71,7 +86,7 @@ def read_manifest(directory) -> dict | None:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") != kind or manifest.get("version") != VERSION:
         return None
     return manifest
 
@@ -329,6 +344,86 @@ def _export(vae, out_dir: Path, policy, action_scale, opset, timing, seed) -> di
     return manifest
 
 
+# ---- the code prior ---------------------------------------------------------------------------------------
+def read_prior_manifest(directory) -> dict | None:
+    """The manifest of a prior export folder, or None when there is none (or it is not one of ours)."""
+    return read_manifest(directory, PRIOR_FORMAT)
+
+
+def prior_step_inputs(prior, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Inputs of one prior step: codes (PAD included), normalised windows, blend weights of mostly one style."""
+    cfg = prior.config
+    w = prior.step_context
+    inputs = {"codes": torch.randint(cfg.num_codes + 1, (batch, w), generator=generator),  # (B, W')
+              "cond_norm": torch.randn(batch, w, cfg.cond_size, generator=generator)}  # (B, W', C*D)
+    if cfg.num_styles:
+        weights = torch.rand(batch, cfg.num_styles, generator=generator) ** 4  # (B, S)
+        inputs["style"] = weights / weights.sum(dim=1, keepdim=True)
+    return inputs
+
+
+def export_prior_onnx(vae, prior, out_dir, *, opset: int = OPSET, timing: bool = True, seed: int = 0) -> dict:
+    """Export the code ``prior`` (a prior file or a CodePrior) of the VQ model ``vae`` (checkpoint path or manifold)
+    into ``out_dir`` (see the module docstring) -> the manifest. ValueError for a Gaussian model or a prior of another
+    VQ model, RuntimeError when ONNX Runtime differs from ``CodePrior.step_logits`` by more than ``PARITY_TOL``."""
+    from controller.prior_session import resolve_prior
+    from vae.prior_onnx import PriorStepGraph
+
+    out_dir = Path(out_dir)
+    vae_src = resolve_vae(vae)
+    manifold = _on_cpu(vae_src.module)
+    prior_src = resolve_prior(prior, manifold)
+    module = copy.deepcopy(prior_src.module).cpu().eval()  # the caller's prior keeps its device and mode
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+
+    graph = PriorStepGraph(module, manifold).eval()
+    # Identity statistics: the graph takes the normalised windows the environments keep (module docstring).
+    graph.cond_mean.zero_()
+    graph.cond_std.fill_(1.0)
+    generator = torch.Generator().manual_seed(seed)
+    example = prior_step_inputs(module, 2, generator)
+    names = list(example)
+    names[1] = "cond_norm"
+    path = out_dir / PRIOR_FILES["prior_step"]
+    data = export_graph(graph, tuple(example.values()), names, ["logits"], opset)
+    signature = graph_signature(data, str(path))
+    write_atomic(path, data)
+    session = open_session(path, "cpu")
+    worst = 0.0
+    for batch in (1, 3):
+        x = prior_step_inputs(module, batch, generator)
+        with torch.no_grad():
+            expected = module.step_logits(*x.values())  # (B, K)
+        got = session.run(["logits"], {n: t.numpy() for n, t in zip(names, x.values(), strict=True)})[0]
+        worst = max(worst, _max_error(got, expected))
+    if not worst <= PARITY_TOL:
+        raise RuntimeError(f"{path}: ONNX Runtime differs from CodePrior.step_logits by {worst:.3g} (> {PARITY_TOL}); "
+                           "the export is wrong")
+    manifest = {
+        "format": PRIOR_FORMAT,
+        "version": VERSION,
+        "files": dict(PRIOR_FILES),
+        "graph": signature,
+        "config": module.config.to_dict(),
+        "step_context": int(module.step_context),
+        "style_names": list(module.style_names),
+        "sources": {"vae": vae_src.describe(), "prior": prior_src.describe()},
+        "opset": opset,
+        "exporter": EXPORTER,
+        "versions": _versions(),
+        "parity_max_error": worst,
+        "timing": None,
+    }
+    if timing:
+        feed = {n: t.numpy() for n, t in zip(names, prior_step_inputs(module, 1, generator).values(), strict=True)}
+        session.run(None, feed)  # warm-up
+        manifest["timing"] = {"b1_ms": round(statistics.median(
+            _median_ms(lambda: session.run(None, feed), 40) for _ in range(3)), 4)}
+    write_atomic(out_dir / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    return manifest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m controller.export", description=__doc__.splitlines()[0])
     parser.add_argument("--vae", help="Motion VAE checkpoint (default: the policy's own, or --character's)")
@@ -349,6 +444,13 @@ def main(argv: list[str] | None = None) -> int:
             manifest = export_onnx(vae, out, policy, action_scale=args.action_scale, opset=args.opset,
                                    timing=not args.no_timing)
             print_manifest(manifest, out)
+        prior = bundle_prior(args)
+        if prior is not None:
+            out = Path(args.out) / "prior"
+            manifest = export_prior_onnx(args.vae or prior[0], prior[1], out, opset=args.opset,
+                                         timing=not args.no_timing)
+            print(f"{out / manifest['files']['prior_step']}: code prior step (W' = {manifest['step_context']}); "
+                  f"parity {manifest['parity_max_error']:.2g}")
     except (FileNotFoundError, ValueError, TypeError, ImportError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -378,6 +480,16 @@ def export_jobs(args) -> list[tuple]:
 
         vae = trained_vae(load_policy(args.policy))  # the VAE it was trained with
     return [(vae, args.policy, Path(args.out))]
+
+
+def bundle_prior(args) -> tuple[Path, Path] | None:
+    """(the bundle's VAE, its code prior) of a VQ ``--character`` exported whole (no ``--task``), else None."""
+    if args.character is None or args.task is not None:
+        return None
+    from characters.bundle import load_character
+
+    bundle = load_character(args.character)
+    return None if bundle.prior is None else (bundle.vae, bundle.prior)
 
 
 def print_manifest(manifest: dict, out: Path) -> None:

@@ -6,6 +6,7 @@
     next_raw, action = backend.control(obs_raw, cond_raw)   # both; the latent is action * action_scale
     backend.step(latent, cond_raw, style=style)     # a model with styles: (B,) indices | (B, S) weights | None
     backend.last_ms, backend.mean_ms                # inference time of the last call / running mean (for a HUD)
+    backend = make_backend("vae.pt", prior="prior.pt")   # a VQ model's code prior too: backend.code_prior
 
 A backend stands in for the manifold wherever the environments take one: it has ``frame_size``,
 ``latent_size``, ``discrete``, ``num_codes``, ``num_condition_frames``, ``skeleton``, ``fps``,
@@ -25,6 +26,10 @@ Backends:
   the batch size nearest the call's.
 * ``"torch"``: the torch modules themselves, under ``torch.no_grad`` (CUDA when available).
 * ``"auto"``: ``"onnx"`` when onnxruntime is installed, else ``"torch"``.
+
+``prior=`` (a VQ model's code prior file or ``vae.prior.CodePrior``): ``backend.code_prior`` is the prior on the same
+kind of inference (:func:`controller.prior_session.make_code_prior`: its rollout step on ONNX Runtime, or the torch
+module), ready to pass as the environments' ``code_prior``; None without one.
 
 The backend chosen and its provider are logged (and printed with ``verbose=True``) and exposed as ``.name``
 and ``.provider``.
@@ -65,6 +70,7 @@ class _ManifoldFacade:
 
     name = "?"
     provider = "?"
+    code_prior = None  # make_backend(prior=...): the code prior for the environments
 
     def __init__(self, manifold, action_scale: float | None, has_policy: bool):
         self.manifold = manifold
@@ -497,10 +503,11 @@ def _export_folder(vae, policy, vae_src, pol_src, action_scale, export_dir) -> c
 
 def make_backend(vae, policy=None, backend: str = "auto", device: str = "auto", export_dir=None, *,
                  action_scale: float | None = None, threads: int = DEFAULT_THREADS, batch_threads: int | None = None,
-                 verbose: bool = True):
+                 prior=None, verbose: bool = True):
     """A manifold stand-in (and policy runner) on the fastest available inference path.
 
-    ``vae``: checkpoint path or manifold; ``policy``: checkpoint path or policy module (optional);
+    ``vae``: checkpoint path or manifold; ``policy``: checkpoint path or policy module (optional); ``prior``: a VQ
+    model's code prior (file or CodePrior; optional, ``backend.code_prior``);
     ``backend``: "auto" | "onnx" | "torch"; ``device``: "auto" | "cpu" | "cuda"; ``export_dir``: folder of
     exported graphs (ONNX backend); ``threads``: ONNX Runtime intra-op threads on the CPU; ``batch_threads``: those
     of calls of ``BATCH_THREADS_MIN`` rows or more (default: every CPU).
@@ -540,6 +547,11 @@ def make_backend(vae, policy=None, backend: str = "auto", device: str = "auto", 
         result = OnnxBackend(vae_src.module, handle.path, use_policy=policy is not None, device=device,
                              threads=threads, batch_threads=batch_threads, handle=handle)
         where_from = f"graphs in {handle.path} ({'reused' if handle.reused else 'exported'})"
+    if prior is not None:
+        from controller.prior_session import make_code_prior
+
+        result.code_prior = make_code_prior(prior, vae, result.name, device, threads=threads, manifold=result.manifold)
+        where_from += f"; code prior on {getattr(result.code_prior, 'provider', result.provider)}"
     message = f"controller: {result.name} backend on {result.provider}; {where_from}"
     log.info(message)
     if verbose:
