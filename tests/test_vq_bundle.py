@@ -169,6 +169,8 @@ def test_a_gaussian_build_keeps_its_stages_budget_and_fingerprints(tmp_path):
     gaussian, vq = fake_context(tmp_path), fake_context(tmp_path, manifold="vq")
     settings, _ = stage_vae.settings(gaussian)
     assert settings["recipe"]["model"] == "mixture"
+    # Settings of a training term that is off change nothing: builds recorded before it stay done.
+    assert not [k for k in settings["recipe"] if k.startswith("adversarial_")]
     assert stage_vae.settings(vq)[0]["recipe"]["model"] == "vq"
     for stage in (stage_policies, stage_export):
         settings, files = stage.settings(gaussian)
