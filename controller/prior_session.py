@@ -31,6 +31,7 @@ from controller.export import read_prior_manifest
 from controller.latency import LatencyMeter
 from controller.sessions import DEFAULT_THREADS, onnxruntime_available, open_session
 from controller.sources import Source, resolve_vae
+from vae.prior import style_weights
 
 BACKENDS = ("auto", "onnx", "torch")
 
@@ -89,16 +90,11 @@ class OnnxCodePrior:
         return self.meter.mean_ms
 
     def _style(self, style, batch: int) -> np.ndarray:
-        """(B, S) float32 blend weights of ``style``: (B,) indices, (B, S) weights, or None (the average style)."""
-        s = self._styles
-        if style is None:
-            return np.full((batch, s), 1.0 / s, dtype=np.float32)
-        w = torch.as_tensor(style).detach().cpu().numpy()
-        if w.dtype.kind in "iu":
-            return np.eye(s, dtype=np.float32)[w.reshape(batch)]
-        if w.shape != (batch, s):
-            raise ValueError(f"style weights have shape {w.shape}; expected ({batch}, {s})")
-        return np.ascontiguousarray(w, dtype=np.float32)
+        """(B, S) float32 blend weights of ``style`` (:func:`vae.prior.style_weights`: indices, weights or None)."""
+        weights = style_weights(style, batch, self._styles, torch.empty(0)).cpu()  # (B, S)
+        if tuple(weights.shape) != (batch, self._styles):
+            raise ValueError(f"style weights have shape {tuple(weights.shape)}; expected ({batch}, {self._styles})")
+        return np.ascontiguousarray(weights.numpy(), dtype=np.float32)
 
     def step_logits(self, codes, cond_norm, style=None) -> torch.Tensor:
         """(B, K) float32 logits of the next code from ``codes`` (B, W') and ``cond_norm`` (B, W', C*D)."""

@@ -136,21 +136,27 @@ class PolicyModule(nn.Module):
         return out.argmax(dim=1) if self.discrete else torch.tanh(out)
 
     # ---- what PPO uses (on normalised observations) -----------------------------------------------
+    # Only a prior-residual policy slices its observations: the other policies' exported graphs stay free of Slice
+    # nodes (batch-1 inference is a hot path).
     def features(self, obs_raw: torch.Tensor) -> torch.Tensor:
         """(B, F) the observation features the normaliser sees (all but a prior's log-probabilities)."""
-        return obs_raw[:, :self.feature_size]
+        return obs_raw[:, :self.feature_size] if self.prior_residual else obs_raw
 
     def normalize(self, obs_raw: torch.Tensor) -> torch.Tensor:
         """(B, O) raw -> (B, O) normalised features, then (prior-residual) the prior's log-probabilities unchanged."""
+        if not self.prior_residual:
+            return self.obs_rms.normalize(obs_raw)
         x = self.obs_rms.normalize(obs_raw[:, :self.feature_size])  # (B, F)
-        return torch.cat((x, obs_raw[:, self.feature_size:]), dim=1) if self.prior_residual else x
+        return torch.cat((x, obs_raw[:, self.feature_size:]), dim=1)
 
     def _actor_out(self, x: torch.Tensor) -> torch.Tensor:
         """(B, K) logits (the prior's log-probabilities plus the residual) or (B, Z) pre-tanh means."""
+        if not self.prior_residual:
+            return self.actor(x)
         out = self.actor(x[:, :self.feature_size])
         if self.codebook is not None:
             out = out @ self.codebook.t()  # (B, Z) latent direction -> (B, K) residual
-        return out + x[:, self.feature_size:] if self.prior_residual else out
+        return out + x[:, self.feature_size:]
 
     def set_codebook(self, codebook: torch.Tensor) -> None:
         """Take the VQ model's code vectors (K, Z), scaled to unit RMS (a latent-residual policy)."""
@@ -164,7 +170,7 @@ class PolicyModule(nn.Module):
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         """(B,) state values of normalised observations x (B, O)."""
-        return self.critic(x[:, :self.feature_size])[:, 0]
+        return self.critic(self.features(x))[:, 0]
 
     def sample(self, x: torch.Tensor, generator: torch.Generator | None = None):
         """Normalised observations (B, O) -> (action, log_prob (B,), value (B,)); actions (B, Z) float or (B,) long."""
