@@ -26,7 +26,7 @@ def simulation_lines(sim) -> list[str]:
         f"command: heading {want_heading:+4.0f} deg {want_speed:.2f} m/s")
     crowd = f"{sim.num_characters} character{'s' if sim.num_characters > 1 else ''}"
     lines = [f"task {task_spec(sim.task_name).title} [{task_key(sim.task_name)}]   {crowd}   "
-             f"t {sim.step_count * sim.dt:.1f} s   {sim.backend.name} on {sim.backend.provider}",
+             f"t {sim.step_count * sim.dt:.1f} s   {sim.backend.summary}",
              f"controller: {getattr(sim.controller, 'short_label', sim.controller.label)}",
              f"{want}   actual: heading {heading:+4.0f} deg {speed:.2f} m/s"]
     style = sim.style_name()

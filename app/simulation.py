@@ -84,6 +84,7 @@ class AppConfig:
     characters: int = 1
     backend: str = "auto"
     device: str = "auto"
+    precision: str = "fp32"  # "int8": the ONNX graphs on 8-bit weights (controller.quantize; CPU only)
     seed: int = 0
     policies_dir: Path | str | None = BUNDLE_POLICIES
     speeds: dict | None = None  # m/s for walk / run / dash (default: the character's, speeds_mps)
@@ -109,6 +110,11 @@ class AppConfig:
         self.task = canonical_task(self.task, "--task")
         if not isinstance(self.characters, int) or not 1 <= self.characters <= MAX_CHARACTERS:
             raise ValueError(f"--characters must be an integer in [1, {MAX_CHARACTERS}], got {self.characters!r}")
+        if self.precision not in ("fp32", "int8"):
+            raise ValueError(f"--precision must be fp32 or int8, got {self.precision!r}")
+        if self.precision == "int8" and (self.backend == "torch" or self.device == "cuda"):
+            raise ValueError(f"--precision int8 runs ONNX Runtime on the CPU; it cannot go with --backend {self.backend} "
+                             f"--device {self.device} (use --precision fp32 there)")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**62:
             raise ValueError(f"--seed must be an integer in [0, 2**62), got {self.seed!r}")
         if not Path(self.vae).is_file():
@@ -133,7 +139,8 @@ class Simulation:
         if backend is None:
             from controller.runtime import make_backend
 
-            backend = make_backend(str(config.vae), backend=config.backend, device=config.device, verbose=verbose)
+            backend = make_backend(str(config.vae), backend=config.backend, device=config.device,
+                                   precision=config.precision, verbose=verbose)
         self.backend = backend
         self.code_prior = self._make_code_prior()
         self.fps = float(backend.fps)
@@ -296,7 +303,7 @@ class Simulation:
             from controller.runtime import make_backend
 
             backend = make_backend(str(self.config.vae), policy=str(path), backend=self.config.backend,
-                                   device=self.config.device, verbose=self.verbose)
+                                   device=self.config.device, precision=self.config.precision, verbose=self.verbose)
             controller = PolicyController(policy, backend, label=f"policy {path} ({backend.name} on "
                                                                  f"{backend.provider})")
             controller.short_label = f"policy {path.name}"

@@ -175,9 +175,17 @@ def rows_inference(r: dict) -> list[list[str]]:
              f"{rng(r.get('frame_b1_ms_ort_fused'), 3, ' ms')}",
              f"torch eager {rng(r.get('frame_b1_ms_torch_eager'), 3, ' ms')}",
              times(r.get("speedup_frame_b1_backend_vs_eager"))],
+            ["`bench_inference`: the same on int8 weights (`--precision int8`; frames within "
+             f"{num(r.get('int8_max_error'), 4)} of float32's, whose spread is {num(r.get('int8_frame_std'), 2)})",
+             f"through the backend {rng(r.get('frame_b1_ms_backend_int8'), 3, ' ms')}; bare session "
+             f"{rng(r.get('frame_b1_ms_ort_fused_int8'), 3, ' ms')}",
+             f"float32 bare session {rng(r.get('frame_b1_ms_ort_fused'), 3, ' ms')} ({num(r.get('weights_mb'), 1)} MB "
+             f"of weights read at {num(r.get('read_gb_s_ort_fused'), 0)} GB/s)",
+             times(r.get("speedup_frame_b1_int8_vs_fp32"))],
             ["`bench_inference`: the same after 32 MB of other memory traffic (a drawn frame)",
              f"fused {rng(r.get('frame_b1_ms_backend_cold'), 3, ' ms')}",
-             f"act then step, two sessions {rng(r.get('frame_b1_ms_backend_act_step_cold'), 3, ' ms')}", "–"]]
+             f"act then step, two sessions {rng(r.get('frame_b1_ms_backend_act_step_cold'), 3, ' ms')}; int8 "
+             f"weights, fused {rng(r.get('frame_b1_ms_backend_int8_cold'), 3, ' ms')}", "–"]]
 
 
 def rows_motion_graph(r: dict) -> list[list[str]]:

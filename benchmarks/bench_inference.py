@@ -3,14 +3,18 @@ with torch eager, torch.jit.trace+freeze and ONNX Runtime on the CPU, measured i
 
 Model: the full-size PoseMixtureVAE (D=267, Z=32, 6 experts) and a reference-size policy stand-in
 (269 -> 256 -> 256 -> 256 -> 32 MLP with observation normalisation and tanh, as the paper's actor); the weights
-are random (timing does not depend on them). One frame reads 6.4 MB of float32 weights (decoder 5.5, policy 0.8).
+are random (timing does not depend on them). One frame reads 6.4 MB of float32 weights (decoder 5.5, policy 0.8); ``weights_mb`` and ``read_gb_s_ort_fused``
+(the weight bytes over the median batch-1 time) show how close the float32 graph runs to the memory bandwidth.
 Per implementation:
 
 * ``frame_b1_ms_*``: ms per call at one character: policy + decode with (de)normalisation;
   ``decoder_b1_ms_*``: decode only (``step``);
 * ``*_b256_fps``: frames per second at 256 characters.
 
-ONNX Runtime rows: ``ort_fused`` (controller.onnx, one ``run``), ``ort_separate`` (policy.onnx then decoder.onnx),
+ONNX Runtime rows: ``ort_fused`` (controller.onnx, one ``run``), ``ort_fused_int8`` and ``backend_int8`` (the same
+with the decoder's experts on 8-bit weights, ``controller.quantize``; ``int8_max_error``: the largest difference of
+an int8 output frame from the float32 one over the batch-256 inputs, ``int8_frame_std``: the float32 frames' spread
+for scale), ``ort_separate`` (policy.onnx then decoder.onnx),
 ``ort_fused_2threads`` and ``backend_2threads`` (two intra-op threads, timed in turns of their own), ``backend`` (``controller.make_backend(...).control``: what a caller
 of the library sees, torch tensors in and out), ``backend_act_step`` (``act`` of a policy backend, then ``step`` of
 the VAE's backend: what the app's HUD adds up today, two sessions and two conversions).
@@ -34,14 +38,17 @@ import time
 import warnings
 
 import numpy as np
+import onnx
+import onnxruntime
 import torch
 from torch import nn
 
 from benchmarks.common import context, emit, interleaved, spread, time_ratio
 from controller.export import export_onnx
 from controller.graphs import ControllerGraph, DecoderGraph
+from controller.quantize import int8_weights
 from controller.runtime import make_backend
-from controller.sessions import open_session
+from controller.sessions import open_session, session_options
 from vae import PoseMixtureVAE, VAEConfig
 
 OBS, HIDDEN, Z, D = 269, 256, 32, 267
@@ -91,6 +98,7 @@ def implementations(manifold, policy, backends: dict, sessions: dict, traced: di
     of inputs."""
     obs_np, cond_np, z_np = obs.numpy(), cond.numpy(), z.numpy()
     dec, pol, fused, fused2 = sessions["decoder"], sessions["policy"], sessions["controller"], sessions["controller2"]
+    fused8 = sessions["controller_int8"]
     scale = np.float32(ACTION_SCALE)
     control, actor, vae = backends["control"], backends["actor"], backends["vae"]
 
@@ -118,6 +126,8 @@ def implementations(manifold, policy, backends: dict, sessions: dict, traced: di
         "torch_eager": torch_frame,
         "torch_jit": jit_frame,
         "ort_fused": lambda: fused.run(None, {"obs_raw": obs_np, "cond_raw": cond_np}),
+        "ort_fused_int8": lambda: fused8.run(None, {"obs_raw": obs_np, "cond_raw": cond_np}),
+        "backend_int8": lambda: backends["control_int8"].control(obs, cond),
         "ort_separate": lambda: dec.run(None, {"z": pol.run(None, {"obs_raw": obs_np})[0] * scale,
                                                "cond_raw": cond_np}),
         "backend": lambda: control.control(obs, cond),
@@ -128,6 +138,7 @@ def implementations(manifold, policy, backends: dict, sessions: dict, traced: di
         "torch_jit": jit_decoder,
         "ort": lambda: dec.run(None, {"z": z_np, "cond_raw": cond_np}),
         "backend": lambda: vae.step(z, cond),
+        "backend_int8": lambda: backends["vae_int8"].step(z, cond),
     }
     return frame, decoder, two_threads
 
@@ -153,10 +164,15 @@ def main(argv: list[str] | None = None) -> None:
         sessions = {name: open_session(f"{folder}/{name}.onnx", "cpu", args.threads)
                     for name in ("decoder", "policy", "controller")}
         sessions["controller2"] = open_session(f"{folder}/controller.onnx", "cpu", 2)
+        int8_model, _ = int8_weights(onnx.load(f"{folder}/controller.onnx"))
+        sessions["controller_int8"] = onnxruntime.InferenceSession(
+            int8_model.SerializeToString(), sess_options=session_options(args.threads), providers=["CPUExecutionProvider"])
         options = {"backend": "onnx", "export_dir": folder, "threads": args.threads, "verbose": False}
         backends = {"control": make_backend(manifold, policy, **options), "actor": make_backend(manifold, policy, **options),
                     "vae": make_backend(manifold, **options)}
         backends["control2"] = make_backend(manifold, policy, **{**options, "threads": 2})
+        backends["control_int8"] = make_backend(manifold, policy, **options, precision="int8")
+        backends["vae_int8"] = make_backend(manifold, **options, precision="int8")
         for name in ("control", "control2"):  # the fused graph: ort_fused vs backend = the wrapper
             backends[name].fused_choice = {1: True, 256: True}
         with warnings.catch_warnings(), torch.inference_mode():
@@ -169,7 +185,9 @@ def main(argv: list[str] | None = None) -> None:
                                                             (torch.randn(2, Z), data[:2]))),
             }
 
+        weights_mb = sum(p.numel() * 4 for p in (*manifold.decoder.parameters(), *policy.parameters())) / 1e6
         result: dict = {"bench": "inference", "frame_size": D, "latent": Z, "experts": 6,
+                        "weights_mb": round(weights_mb, 2),
                         "policy": f"{OBS}-{HIDDEN}x3-{Z}", "device": "cpu", "export_s": round(export_s, 2),
                         "onnx_parity": manifest["parity_max_error"]}
         inputs = {b: (torch.randn(b, OBS), data[torch.arange(b) % len(data)].contiguous(), torch.randn(b, Z))
@@ -182,10 +200,15 @@ def main(argv: list[str] | None = None) -> None:
             for name, seconds in interleaved(fns, args.repeats, calls=args.calls).items():
                 ms[f"{kind}_b1_ms_{name}"] = [1e3 * s for s in seconds]
         scratch = np.zeros(COLD_BYTES // 4, dtype=np.float32)
-        cold_fns = {name: cold(frame[name], scratch) for name in ("ort_fused", "backend", "backend_act_step")}
+        cold_fns = {name: cold(frame[name], scratch)
+                    for name in ("ort_fused", "backend", "backend_act_step", "backend_int8")}
         for name, seconds in cold_latencies(cold_fns, args.repeats, max(1, args.calls // 4)).items():
             ms[f"frame_b1_ms_{name}_cold"] = [1e3 * s for s in seconds]
         result.update({key: spread(values) for key, values in ms.items()})
+        obs, cond, _ = inputs[256]
+        fp32_frames = backends["control"].control(obs, cond)[0]
+        result["int8_max_error"] = round(float((backends["control_int8"].control(obs, cond)[0] - fp32_frames).abs().max()), 4)
+        result["int8_frame_std"] = round(float(fp32_frames.std()), 4)
         frame, decoder, two_threads = implementations(manifold, policy, backends, sessions, traced, *inputs[256])
         for kind, fns in (("frame", frame), ("decoder", decoder), ("frame", two_threads)):
             for name, seconds in interleaved(fns, args.repeats, seconds=args.seconds).items():
@@ -194,8 +217,10 @@ def main(argv: list[str] | None = None) -> None:
     eager = ms["frame_b1_ms_torch_eager"]
     for name in ("ort_fused", "backend", "torch_jit"):
         result[f"speedup_frame_b1_{name}_vs_eager"] = time_ratio(ms[f"frame_b1_ms_{name}"], eager)
+    result["speedup_frame_b1_int8_vs_fp32"] = time_ratio(ms["frame_b1_ms_ort_fused_int8"], ms["frame_b1_ms_ort_fused"])
     result["goal_b1_ms"] = GOAL_B1_MS
-    for name in ("backend", "ort_fused", "ort_fused_2threads", "backend_2threads"):
+    result["read_gb_s_ort_fused"] = round(result["weights_mb"] / result["frame_b1_ms_ort_fused"]["median"], 1)
+    for name in ("backend", "ort_fused", "ort_fused_2threads", "backend_2threads", "ort_fused_int8", "backend_int8"):
         best, median = result[f"frame_b1_ms_{name}"]["min"], result[f"frame_b1_ms_{name}"]["median"]
         result[f"goal_met_{name}"] = {"best": best <= GOAL_B1_MS, "median": median <= GOAL_B1_MS}
     result.update(context())
