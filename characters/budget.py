@@ -46,9 +46,13 @@ def reserve(total_minutes: float) -> float:
     return min(FIXED_MINUTES, 0.25 * total_minutes)
 
 
-def split(total_minutes: float, tasks: list[str], prior: bool = False) -> Budget:
+def split(total_minutes: float, tasks: list[str], prior: bool = False, policy_minutes: float = 0.0) -> Budget:
     """The split of the module docstring (``prior``: a VQ build's code prior gets its share); ValueError for a budget
-    below ``MIN_TOTAL_MINUTES``."""
+    below ``MIN_TOTAL_MINUTES``. ``policy_minutes`` > 0 (``--policy-minutes``) gives each policy that instead of its
+    share; the VAE and the prior keep theirs and the total grows or shrinks by the difference."""
+    if policy_minutes < 0:
+        raise ValueError(f"--policy-minutes {policy_minutes:g}: give minutes per policy (> 0), or 0 for the share of "
+                         "--minutes")
     if not total_minutes >= MIN_TOTAL_MINUTES:
         raise ValueError(f"--minutes {total_minutes:g}: a build needs at least {MIN_TOTAL_MINUTES:g} minutes "
                          "(10-25 minutes of mocap builds a good character in about 40)")
@@ -56,6 +60,9 @@ def split(total_minutes: float, tasks: list[str], prior: bool = False) -> Budget
     code_prior = PRIOR_SHARE * learning if prior else 0.0
     vae = VAE_SHARE * learning if tasks else learning - code_prior
     policy = (learning - vae - code_prior) / len(tasks) if tasks else 0.0
+    if policy_minutes and tasks:
+        total_minutes += (policy_minutes - policy) * len(tasks)
+        policy = policy_minutes
     return Budget(total_minutes, max(MIN_STAGE_MINUTES, vae), max(MIN_STAGE_MINUTES, policy),
                   max(MIN_STAGE_MINUTES, code_prior) if prior else 0.0)
 

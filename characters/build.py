@@ -61,6 +61,10 @@ class BuildConfig:
     """Short name of the character (default: the --out folder's name)."""
     minutes: float = 40.0
     """Whole wall-clock budget of the build, split across the stages (characters/budget.py)."""
+    policy_minutes: float = 0.0
+    """Minutes of training for each policy (0: its share of --minutes). The VAE keeps its share of --minutes, so
+    adding tasks to a built character with the same --minutes and this set to the policies' earlier minutes trains
+    the new tasks only."""
     tasks: str = DEFAULT_TASKS
     """Comma-separated tasks to train a policy for (target, joystick, path_follow, maze, timed_target)."""
     clips: str = ""
@@ -224,13 +228,16 @@ def build(inputs: list[str], cfg: BuildConfig) -> Path:
     out = output_dir(cfg.out, "--out")
     cfg.name = cfg.name or out.resolve().name
     tasks = cfg.task_list
-    plan = budgets.split(cfg.minutes, tasks, prior=cfg.vq)
+    try:
+        plan = budgets.split(cfg.minutes, tasks, prior=cfg.vq, policy_minutes=cfg.policy_minutes)
+    except ValueError as e:
+        raise BuildError(str(e)) from None
     state = BuildState(out / "build")
     inputs_print = inputs_fingerprint(inputs, cfg)
     check_out(cfg, inputs_print, state)
     if state.inputs != inputs_print:
         state.set_inputs(inputs_print)
-    progress = BuildProgress(out / "build.log", cfg.minutes, cfg.stages, spent_s=state.spent_seconds())
+    progress = BuildProgress(out / "build.log", plan.total, cfg.stages, spent_s=state.spent_seconds())
     ctx = BuildContext(list(inputs), cfg, out, plan, progress, state)
     with progress.captured():
         progress.stage("data", f"building {cfg.name!r} into {out}: {plan.describe(tasks)}")

@@ -5,6 +5,10 @@ input files by content), whether it finished, its figures, gates and seconds. A 
 fingerprint is unchanged; a changed input or flag reruns that stage and, through their fingerprints (which include
 the earlier stages' outputs), every stage after it and nothing else. A stage interrupted half-way resumes from its
 own checkpoint (the VAE and policy trainers write one), since its fingerprint is the same.
+
+The policies stage also keeps one record per task (``task_record``), apart from the stages' records and not dropped
+with them: a task whose own fingerprint (its model, algorithm, minutes, options, seed) and policy file are unchanged is
+kept when the stage reruns, so adding a task to a built character trains that task only.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class BuildState:
     def __init__(self, folder: Path):
         self.path = Path(folder) / STATE_FILE
         self.data: dict = {"format": FORMAT, "inputs": None, "stages": {}}
+        self.dropped: dict = {}  # records ``forget`` dropped during this run (a stage may still use what they hold)
         if self.path.is_file():
             try:
                 loaded = json.loads(self.path.read_text())
@@ -80,9 +85,18 @@ class BuildState:
 
     def forget(self, stages: list[str]) -> float:
         """Drop the records of ``stages`` (they start over) -> the seconds their earlier runs had spent."""
-        seconds = sum(float(self.data["stages"].pop(stage, {}).get("seconds", 0.0)) for stage in stages)
+        dropped = {stage: self.data["stages"].pop(stage) for stage in stages if stage in self.data["stages"]}
+        self.dropped.update(dropped)
         self.save()
-        return seconds
+        return sum(float(record.get("seconds", 0.0)) for record in dropped.values())
+
+    def task_record(self, task: str) -> dict:
+        """The policies stage's record of ``task``: fingerprint, done, the policy file's sha256, figures, gates."""
+        return self.data.get("tasks", {}).get(task, {})
+
+    def set_task_record(self, task: str, record: dict) -> None:
+        self.data.setdefault("tasks", {})[task] = record
+        self.save()
 
     def spent_seconds(self) -> float:
         return float(sum(r.get("seconds", 0.0) for r in self.data["stages"].values()))

@@ -4,7 +4,9 @@ for the rest), each within its share of the budget, judged against the scripted 
 Each task trains with ``train_policy.py``'s defaults on the bundle's ``vae.pt`` (its action scale: the latent bound
 from the aggregate posterior) for the stage's minutes: the first update measures the environment-steps per second,
 and the learning-rate schedule is set to end with the budget. The run folder ``<bundle>/build/<algo>_<task>`` holds the
-training checkpoint, so an interrupted build resumes the task. Then ``policies.evaluate`` runs the policy and the
+training checkpoint, so an interrupted build resumes the task. Each task has its own fingerprint (its settings and the
+model files, :func:`task_settings`): a task already trained and evaluated with the same one keeps its policy and
+figures when the stage reruns (e.g. ``--tasks`` gained a task). Then ``policies.evaluate`` runs the policy and the
 scripted baseline on ``--eval-episodes`` episodes each; the policy gates compare them (and the METRICS.md figures
 against the data's). The policy goes to ``<bundle>/policies/<task>.pt``.
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+
+import torch
 
 from characters.gates import policy_gates
 from characters.stage_data import figures
@@ -53,12 +57,15 @@ def task_options(task: str, data: dict, repertoire: bool = True) -> dict:
     return options
 
 
-def settings(ctx) -> tuple[dict, list[Path]]:
+def settings(ctx, tasks: list[str] | None = None, policy_minutes: float | None = None) -> tuple[dict, list[Path]]:
+    """The stage's settings and files (``tasks`` and ``policy_minutes``: those of another task list)."""
     cfg = ctx.cfg
     data = figures(ctx)
-    settings_ = {"tasks": cfg.task_list, "algo": {t: cfg.algo_for(t) for t in cfg.task_list},
-                 "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed, "device": cfg.device,
-                 "options": {t: task_options(t, data, cfg.joystick_repertoire) for t in cfg.task_list}}
+    tasks = cfg.task_list if tasks is None else tasks
+    minutes = ctx.budget.policy if policy_minutes is None else policy_minutes
+    settings_ = {"tasks": tasks, "algo": {t: cfg.algo_for(t) for t in tasks},
+                 "minutes": round(minutes, 2), "seed": cfg.seed, "device": cfg.device,
+                 "options": {t: task_options(t, data, cfg.joystick_repertoire) for t in tasks}}
     if not cfg.vq:  # a Gaussian build's fingerprint stays that of builds before the VQ line
         return settings_, [ctx.out / "vae.pt"]
     return {**settings_, "prior": "prior.pt"}, [ctx.out / "vae.pt", code_prior_path(ctx)]
@@ -69,8 +76,9 @@ def code_prior_path(ctx) -> Path | None:
     return ctx.out / "prior.pt" if ctx.cfg.vq else None
 
 
-def train_task(ctx, task: str, minutes: float) -> dict:
-    """Train (or resume) ``task``'s policy for ``minutes`` -> its training summary."""
+def train_task(ctx, task: str, minutes: float, resume: bool = False) -> dict:
+    """Train ``task``'s policy for ``minutes`` (``resume``: continue its interrupted run with the same settings) ->
+    its training summary."""
     from policies.train import HEADLINE, Trainer
     from policies.train_args import TrainArgs
 
@@ -86,7 +94,7 @@ def train_task(ctx, task: str, minutes: float) -> dict:
                      env_options=json.dumps(options),
                      minutes=minutes, steps=int(PLANNED_STEPS_PER_S * 60 * minutes), seed=cfg.seed,
                      device=cfg.device, threads=cfg.threads, progress=False, tensorboard=False, eval_every=0,
-                     resume=ctx.resuming and (run_dir / "checkpoint.pt").is_file())
+                     resume=resume and (run_dir / "checkpoint.pt").is_file())
     if args.resume:
         from policies.train import load_train_state, resumed_args
 
@@ -136,21 +144,117 @@ def evaluate_task(ctx, task: str) -> tuple[dict, dict]:
     return {**trained, **quality}, {**scripted, **quality}
 
 
+# Training arguments that do not change what a policy learns (or that the task settings state on their own).
+RUN_ONLY_ARGS = ("task", "character", "vae", "out", "run_dir", "steps", "minutes", "stop_after_update", "env_options",
+                 "device", "threads", "seed", "checkpoint_every", "eval_every", "eval_envs", "eval_seconds", "resume",
+                 "tensorboard", "progress")
+PRIOR_ARGS = ("prior", "prior_kl", "residual")  # a Gaussian build's policies have no code prior
+
+
+def recipe(train_args: dict, vq: bool) -> dict:
+    """The training arguments of ``train_args`` (a ``TrainArgs.to_dict()``) that shape the policy."""
+    drop = RUN_ONLY_ARGS + (() if vq else PRIOR_ARGS)
+    return {k: v for k, v in train_args.items() if k not in drop}
+
+
+def default_recipe(task: str, algo: str, vq: bool) -> dict:
+    """``train_policy.py``'s defaults for ``task`` with ``algo``, resolved as training resolves them (a new default
+    retrains the task's policy)."""
+    from policies.train_args import TrainArgs
+
+    args = TrainArgs(task=task, algo=algo)
+    args.validate()
+    return recipe(args.to_dict(), vq)
+
+
+def task_settings(ctx, task: str) -> dict:
+    """What ``task``'s policy depends on besides the bundle's model files: its own fingerprint (``run``)."""
+    cfg = ctx.cfg
+    algo = cfg.algo_for(task)
+    settings_ = {"task": task, "algo": algo, "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed,
+                 "device": cfg.device, "options": task_options(task, figures(ctx), cfg.joystick_repertoire),
+                 "recipe": default_recipe(task, algo, cfg.vq)}
+    return {**settings_, "prior": "prior.pt"} if cfg.vq else settings_
+
+
+def kept_task(ctx, task: str, print_: str) -> dict | None:
+    """The record of ``task`` when its policy was trained and evaluated with this fingerprint and its file is the one
+    that run wrote; else None."""
+    from common.fingerprint import file_fingerprint
+
+    record = ctx.state.task_record(task)
+    path = policy_path(ctx, task)
+    if not (record.get("done") and record.get("fingerprint") == print_ and path.is_file()):
+        return None
+    return record if file_fingerprint(path)["sha256"] == record.get("policy_sha256") else None
+
+
+def adopt_stage_record(ctx) -> None:
+    """Task records for a policies stage finished by a build made before they existed (one record for the whole stage,
+    now dropped because the stage reruns): each of its tasks gets a record when that stage's fingerprint is the one
+    its task list and budget give, so those policies are kept like any other."""
+    from characters.budget import split
+    from characters.build_state import fingerprint
+    from common.fingerprint import file_fingerprint
+
+    old = ctx.state.dropped.get("policies") or {}
+    tasks = list((old.get("metrics") or {}).keys())
+    if not old.get("done") or not tasks or any(ctx.state.task_record(t) for t in tasks):
+        return
+    minutes = split(ctx.cfg.minutes, tasks, prior=ctx.cfg.vq).policy
+    if fingerprint(*settings(ctx, tasks, minutes)) != old.get("fingerprint"):
+        return
+    files = [p for p in (ctx.out / "vae.pt", code_prior_path(ctx)) if p is not None]
+    for task in tasks:
+        if not policy_path(ctx, task).is_file():
+            continue
+        task_settings_ = {**task_settings(ctx, task), "minutes": round(minutes, 2)}
+        trained_with = torch.load(policy_path(ctx, task), map_location="cpu", weights_only=True).get("train_args") or {}
+        if recipe(trained_with, ctx.cfg.vq) != task_settings_["recipe"]:
+            continue  # trained with other defaults: it trains again
+        print_ = fingerprint(task_settings_, files)
+        gates = [g for g in old.get("gates", []) if g.get("stage") == f"policy {task}"]
+        ctx.state.set_task_record(task, {"fingerprint": print_, "done": True, "result": old["metrics"][task],
+                                         "gates": gates,
+                                         "policy_sha256": file_fingerprint(policy_path(ctx, task))["sha256"]})
+
+
 def run(ctx):
     from characters.budget import remaining_policy_minutes
+    from characters.build_state import fingerprint
+    from characters.gates import Gate
+    from common.fingerprint import file_fingerprint
 
+    adopt_stage_record(ctx)
     tasks = ctx.cfg.task_list
+    files = [p for p in (ctx.out / "vae.pt", code_prior_path(ctx)) if p is not None]
+    prints = {task: fingerprint(task_settings(ctx, task), files) for task in tasks}
+    kept = {task: kept_task(ctx, task, prints[task]) for task in tasks}
     results, gates = {}, []
-    for k, task in enumerate(tasks):
-        minutes = remaining_policy_minutes(ctx.budget, ctx.progress.elapsed_s / 60.0, len(tasks) - k)
+    to_train = [task for task in tasks if kept[task] is None]
+    for task in tasks:
+        if kept[task] is not None:
+            ctx.progress.stage("policies", f"{task}: already trained (same model and settings): kept")
+            results[task] = kept[task]["result"]
+            gates += [Gate(**g) for g in kept[task]["gates"]]
+            continue
+        k = to_train.index(task)
+        minutes = remaining_policy_minutes(ctx.budget, ctx.progress.elapsed_s / 60.0, len(to_train) - k)
         ctx.progress.stage("policies", f"{task}: {ctx.cfg.algo_for(task).upper()} for {minutes:.1f} min")
+        record = ctx.state.task_record(task)
+        resume = record.get("fingerprint") == prints[task] and not record.get("done")
+        ctx.state.set_task_record(task, {"fingerprint": prints[task], "done": False})
         started = time.perf_counter()
-        summary = train_task(ctx, task, minutes)
+        summary = train_task(ctx, task, minutes, resume)
         ctx.progress.figure(f"{task}: evaluating the policy and the scripted baseline ({ctx.cfg.eval_episodes} "
                             "episodes each)")
         trained, scripted = evaluate_task(ctx, task)
         results[task] = {"policy": trained, "scripted": scripted,
                          "train_minutes": (time.perf_counter() - started) / 60.0,
                          "updates": summary.get("update"), "env_steps": summary.get("global_step")}
-        gates += policy_gates(task, trained, scripted)
+        task_gates = policy_gates(task, trained, scripted)
+        gates += task_gates
+        ctx.state.set_task_record(task, {"fingerprint": prints[task], "done": True, "result": results[task],
+                                         "gates": [g.as_dict() for g in task_gates],
+                                         "policy_sha256": file_fingerprint(policy_path(ctx, task))["sha256"]})
     return results, gates

@@ -132,6 +132,33 @@ def test_a_stage_that_starts_over_gets_its_budget_back_and_apg_trains_the_polici
     assert torch.load(out / "policies" / "target.pt", weights_only=True)["train_args"]["algo"] == "apg"
 
 
+def test_adding_a_task_trains_that_task_only(built, tmp_path):
+    """--tasks gains the joystick, --policy-minutes keeps the target's minutes: the target policy is kept as it was
+    (also from a build recorded before policies had records of their own), the joystick trains and is exported."""
+    from characters.budget import split
+
+    out = tmp_path / "more_tasks"
+    shutil.copytree(built, out)
+    (out / "build.log").unlink()
+    state = json.loads((out / "build" / "state.json").read_text())
+    del state["tasks"]  # as an older build recorded it: one record for the whole policies stage
+    (out / "build" / "state.json").write_text(json.dumps(state))
+    target = (out / "policies" / "target.pt").read_bytes()
+    minutes = split(1.0, ["target"]).policy
+    tiny = [a if a != "target" else "target,joystick" for a in TINY]
+    assert main(["pybullet", "--out", str(out), "--name", "tiny", *tiny, "--policy-minutes", str(minutes)]) == 0
+    log = (out / "build.log").read_text()
+    assert "target: already trained (same model and settings): kept" in log, log
+    assert re.search(r"joystick: APG for [0-9.]+ min", log) and "target: PPO for" not in log, log
+    assert (out / "policies" / "target.pt").read_bytes() == target
+    character = load_character(out)
+    assert character.policy("joystick").is_file() and character.policy("target").is_file()
+    assert "[PASS] policy target: success" in log or "policy target: success" in log  # its gates are shown again
+    (out / "build.log").unlink()
+    assert main(["pybullet", "--out", str(out), "--name", "tiny", *tiny, "--policy-minutes", str(minutes)]) == 0
+    assert skipped((out / "build.log").read_text(), "policies")
+
+
 def test_a_build_recorded_by_an_older_version_gets_its_data_figures_measured_again(built, tmp_path):
     out = tmp_path / "older"
     shutil.copytree(built, out)
