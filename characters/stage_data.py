@@ -122,8 +122,11 @@ def data_path(ctx) -> Path:
 
 def settings(ctx) -> tuple[dict, list[Path]]:
     cfg = ctx.cfg
+    from mocap.features import FACING_DEFINITION
+
     return ({"clips": cfg.clips, "fps": cfg.fps, "mirror": cfg.mirror, "seed": cfg.seed,
-             "graph_seconds": cfg.graph_seconds, "styles": cfg.styles}, input_files(ctx.inputs))
+             "graph_seconds": cfg.graph_seconds, "styles": cfg.styles, "facing": FACING_DEFINITION},
+            input_files(ctx.inputs))
 
 
 def figures(ctx) -> dict:

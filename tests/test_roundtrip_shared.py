@@ -96,11 +96,11 @@ def test_mirroring_is_exact(shared_mocap, rel):
 
 
 def test_mirrored_right_turn_turns_left(shared_mocap):
-    _, motion, _ = load_30fps(shared_mocap / "games105/walk60.bvh")
+    _, motion, _ = load_30fps(shared_mocap / "games105/walk_and_ture_right.bvh")  # sic: the dataset's file name
     frames, _, _ = motion_to_frames(motion)
     mirrored = mirror_frames(frames, motion.skeleton.mirror_indices(), motion.skeleton.mirror_reflections())
     layout = PoseLayout(motion.skeleton.num_joints)
     turn = np.degrees(layout.root_deltas(frames)[1:, layout.root_dyaw].sum())
     mirrored_turn = np.degrees(layout.root_deltas(mirrored)[1:, layout.root_dyaw].sum())
-    assert turn < -45.0  # walk60 curves to the right
+    assert turn < -45.0  # it turns right by 95 deg (its travel direction: by 89 deg)
     assert mirrored_turn == pytest.approx(-turn)
