@@ -9,25 +9,38 @@ that is shown (and exported):
   joint (from :func:`mocap.quality.toe_joints`, the joints the field's foot-sliding metric measures), its parent
   the knee, its grandparent the hip, and the toe (that metric's toe joint when it lies below the foot, else the
   foot's first child, else the foot itself).
-- :func:`detect_contacts` labels contacts from kinematics for models that predict none, with the thresholds of the
-  data's own labels (:func:`mocap.features.foot_contacts`: within ``CONTACT_HEIGHT_M`` of the floor, slower than
+- :func:`detect_contacts` labels contacts from kinematics for models that predict none, with the rule of the data's
+  own labels (:func:`mocap.features.foot_contacts`: within ``CONTACT_HEIGHT_M`` of the floor, slower than
   ``CONTACT_SPEED_MPS`` horizontally) against the floor the data uses (:func:`floor_heights`: the
   ``FLOOR_PERCENTILE``-th percentile of each joint's height, as ``mocap.prepare`` labels every clip).
 - :func:`lock_legs` moves the legs so each locked toe reaches a ground target, and turns the hip and knee
   rotations with their bones so forward kinematics (a BVH) reproduces the corrected positions. A target beyond the
-  leg's reach first lowers the whole body (:func:`pelvis_drop`, at most ``MAX_PELVIS_DROP_M``), as game engines
-  do: the shipped character's stance legs are nearly straight while its body runs ahead of its planted feet.
-- :class:`FootLocker` steps B characters once per simulation step: on a contact start it records where the
-  toe is (ground-plane x, z; the height always follows the pose), holds it there while the contact lasts, eases
-  it from the lock back to the model's toe over ``BLEND_OUT_FRAMES`` when the contact ends (no pop), and lets go
-  when the foot drifts more than ``RELEASE_DISTANCE_M`` from its lock (hard sliding; at once beyond
-  ``JUMP_RELEASES`` times that: a teleport it was not told about, ``reset`` being the way to tell it).
+  leg's reach first lowers the whole body (:func:`pelvis_drop`, :func:`needed_drop`, at most
+  ``MAX_PELVIS_DROP_M``), as game engines do: the shipped character's stance legs are nearly straight while its
+  body runs ahead of its planted feet.
+- :class:`FootLocker` steps B characters once per simulation step. A lock starts on a contact by the data's rule
+  but up to ``LOCK_SPEED_MPS`` (the models slide planted feet faster than the data's speed), where the toe was drawn
+  the step before (ground-plane x, z; the height always follows the pose), and holds while that contact lasts. A
+  held toe the model drags away is let trail at most ``LEASH_M`` behind it (``PLANTED_LEASH_M`` while the model's
+  toe is slower than the data's contact speed, so a toe the data calls planted stays put), its lock sliding along
+  behind, never faster than the model's toe. When the contact ends, the correction eases out while the toe moves
+  with the model, over ``BLEND_OUT_FRAMES`` steps or more (at most ``BLEND_OUT_STEP_M`` per step: no pop). The body
+  lowers for out-of-reach locks at most ``DROP_SPEED_MPS`` and rises at most ``RISE_SPEED_MPS``; a leg that still
+  falls short moves its lock to where its toe got. A foot more than ``RELEASE_DISTANCE_M`` from its lock in one step
+  lets go (at once beyond ``JUMP_RELEASES`` times that: a teleport it was not told about, ``reset`` being the way
+  to tell it).
 
-Measured on the shipped character over the 20 s joystick tour as ``play.py`` draws it (``tests/test_play.py``): the
-toe's horizontal drift over a contact goes from 3.1 cm on average (14 cm at most) to 0; CAMDM foot sliding
-(``mocap.quality``) from 0.39 to 0.13 (what remains: feet the model slides faster than ``CONTACT_SPEED_MPS``,
-which the data's rule does not call planted); jitter rises 7 % (6.6 -> 7.1 m/s^2). A step costs 0.4 ms for one
-character and 1.2 ms for 256 (numpy, one CPU thread).
+Measured (CAMDM foot sliding, :mod:`mocap.quality`, of the motion with foot locking as ``policies.evaluate`` reports
+it, ``foot_sliding_ik``; 100 episodes of 30 s; the data's own value 0.081): the shipped character's joystick policy
+0.468 unlocked -> 0.064 (0.191 with the rules before: lock only below the data's 0.6 m/s, let go at 25 cm, blend from
+the lock); its target policy 0.467 -> 0.312 (was 0.405): that policy's feet skid along the floor at 1-2.4 m/s for
+metres, faster than ``LOCK_SPEED_MPS`` and farther than any leash a leg reaches (49 % of what remains is toes never
+locked, 28 % blending out, 13 % leashed). Jitter of the locked motion rises 2 % over the model's (9.09 -> 9.27 and
+12.9 -> 13.2 m/s^2; was 7 % and 3 %); a toe moves at most 5.0 cm per step faster than the model's (was 15 cm), the
+knee's acceleration is at most 16.5 cm/step^2 (was 19.3; the model's own 13.2). On the 20 s joystick tour of
+``tests/test_play.py`` (DeepMimic) a toe planted by the data's rule drifts at most 0.3 cm (14 cm unlocked), foot
+sliding 0.39 -> 0.067 (was 0.13), jitter +13.5 % (6.6 -> 7.5 m/s^2). A step costs 0.5 ms for one character and
+1.5 ms for 256 (numpy, one CPU thread).
 
 Spaces: ``world_`` is the y-up world in metres. Sides are ordered (left, right) everywhere.
 """
@@ -43,8 +56,28 @@ from mocap.prepare import FLOOR_PERCENTILE
 from mocap.quality import toe_joints
 from mocap.skeleton import Skeleton
 
-BLEND_OUT_FRAMES = 5  # a released foot returns to the model's motion over this many steps (1/6 s at 30 fps)
-RELEASE_DISTANCE_M = 0.25  # a foot this far (horizontally) from its lock lets go: teleported or sliding hard
+# A lock starts and holds while its foot is in contact by the data's rule (:func:`detect_contacts`: lowest joint within
+# CONTACT_HEIGHT_M of its floor) but slower than this horizontally instead of the data's CONTACT_SPEED_MPS: the toes
+# the old rule left unlocked where the shipped joystick policy's foot sliding counts them slid at 0.6-1.3 m/s (10th-90th
+# percentile). Its foot_sliding_ik (100 episodes): 0.133 with 0.6, 0.093 with 0.8, 0.064 with 1.0, 0.050 with 1.2, but
+# then locks taken while a DeepMimic foot still skids trail into its planted frames (tests/test_play.py's tour: a
+# planted toe drifts 4 cm).
+LOCK_SPEED_MPS = 1.0
+# A held toe the model moves faster than the data's contact speed trails at most this far (m, horizontally) behind
+# the model's toe; its lock slides along behind it beyond. A longer leash gains little (foot_sliding_ik 0.065 / 0.064 /
+# 0.063 with 0.20 / 0.25 / 0.30) while stretching the stance leg farther behind the body, which then lowers more.
+LEASH_M = 0.25
+# ... and this far while the model's toe is slower (planted by the data's rule): such a toe does not slide until then,
+# and trails 10 cm less once moving. 0.25 (one leash): the tour drifts a planted DeepMimic toe 1.7 cm,
+# foot_sliding_ik 0.077; 0.30: 0.070; 0.35: 0.064; 0.40: 0.104 (held toes reach RELEASE_DISTANCE_M and let go).
+PLANTED_LEASH_M = 0.35
+BLEND_OUT_FRAMES = 5  # a released foot returns to the model's motion over at least this many steps (1/6 s at 30 fps)
+# ... and over more where its correction exceeds this many metres per step: a toe let go 35 cm from the model's toe
+# moved up to 7.8 cm per step faster than the model's over 5 steps; at most 5.0 with this (foot sliding the same).
+BLEND_OUT_STEP_M = 0.05
+# A foot this far (horizontally) from its lock lets go: held toes stay within PLANTED_LEASH_M plus about one step
+# below LOCK_SPEED_MPS (0.38 m), so only a toe that jumped does (a teleport nobody reported).
+RELEASE_DISTANCE_M = 0.40
 # A foot more than this many release distances from its lock jumped (a teleport nobody reported): it lets go at once,
 # since blending from a lock metres away would drag the leg across the gap; a slide just past the release distance
 # blends out as a lifted foot does.
@@ -54,13 +87,21 @@ JUMP_RELEASES = 2.0
 # hip-ankle axis: no visible pop when a lock starts.
 FORWARD_POLE_M = 1e-3
 # A locked leg spans at most this share of its length from hip to ankle (or as much as the pose spans): near full
-# extension the knee swings several cm per mm of reach. Measured on the joystick tour as the app plays it, against
-# 1.0: the knee's largest acceleration 0.061 instead of 0.109 m/frame^2 (the model's own: 0.038).
-MAX_STRETCH = 0.99
-# A lock beyond that lowers the whole body, by at most this much (m). The shipped character's stance legs are nearly
-# straight and its body runs ahead of its planted feet: on the 20 s joystick tour as the app plays it the body dips
-# less than 1.5 cm 90 % of the time and 8.7 cm at most; 5 cm would leave 1 contact in 80 drifting by up to 6 cm.
-MAX_PELVIS_DROP_M = 0.10
+# extension the knee swings several cm per mm of reach. Knee acceleration of the shipped joystick policy's locked
+# motion, 99.9th percentile / largest, cm/step^2: 10.5 / 16.5 with 0.95, 12.4 / 16.9 with 0.97, 14.0 / 18.4 with 0.99
+# (the model's own 6.9 / 13.2); foot sliding the same.
+MAX_STRETCH = 0.95
+# A lock beyond that lowers the whole body, by at most this much (m). The leashes hold feet up to 35 cm behind the
+# shipped characters' nearly straight stance legs: with 0.10 the legs of the tour's DeepMimic character fall short and
+# a planted toe drifts 6.6 cm, with 0.15 0.3 cm (0.20: the same). The shipped joystick policy's body is lowered
+# 0.5 cm at the median, more than 4.8 cm 10 % of the time (the old rules: 0.5 cm 10 % of the time, 9.9 cm at most).
+MAX_PELVIS_DROP_M = 0.15
+# The body lowers at most this fast (m/s) and rises at most RISE_SPEED_MPS, rather than at once: the old instant drop
+# moved the whole body up to 5 cm in one step. 0.3 m/s down leaves the tour's legs short (a planted toe drifts
+# 3.4 cm); jitter of the shipped joystick policy's locked motion over its own: +11.3 % rising at once, +6.2 % at
+# 0.6 m/s, +2.1 % at 0.3 m/s (+1.4 % at 0.15 m/s, but the knee's largest acceleration rises to 21.5 cm/step^2).
+DROP_SPEED_MPS = 0.6
+RISE_SPEED_MPS = 0.3
 _EPS = 1e-12
 _UP = np.array([0.0, 1.0, 0.0])
 
@@ -284,6 +325,27 @@ def _within_reach_on_ground(world_hip: np.ndarray, world_target: np.ndarray, rea
     return world_hip + to * np.array([1.0, 0.0, 1.0]) * shrink + to * _UP
 
 
+def _leg_goals(world_pos: np.ndarray, chains: LegChains, world_target_xz: np.ndarray,
+               stretch: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ankle targets (..., 2, 3) m, reach (..., 2) m) of toe targets (x, z) (..., 2, 2) as :func:`lock_legs` takes
+    them: the toe keeps the pose's height and its offset from the ankle; a leg spans at most ``stretch`` of its length
+    (or the pose's own span when longer)."""
+    hip, knee, foot = world_pos[..., chains.hip, :], world_pos[..., chains.knee, :], world_pos[..., chains.foot, :]
+    toe = world_pos[..., chains.toe, :]  # (..., 2, 3)
+    target = toe.copy()
+    target[..., 0], target[..., 2] = world_target_xz[..., 0], world_target_xz[..., 1]
+    leg_length = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(foot - knee, axis=-1)  # (..., 2)
+    return target - (toe - foot), np.maximum(np.linalg.norm(foot - hip, axis=-1), stretch * leg_length)
+
+
+def needed_drop(world_pos: np.ndarray, chains: LegChains, world_target_xz: np.ndarray, active: np.ndarray,
+                stretch: float = MAX_STRETCH, max_drop_m: float = MAX_PELVIS_DROP_M) -> np.ndarray:
+    """How far (..., 1) m :func:`lock_legs` lowers the body of poses (..., J, 3) for these toe targets (..., 2, 2)
+    (x, z) of the ``active`` (..., 2) legs when not told (:func:`pelvis_drop`)."""
+    ankle_target, reach = _leg_goals(world_pos, chains, world_target_xz, stretch)
+    return pelvis_drop(world_pos[..., chains.hip, :], ankle_target, reach, active, max_drop_m)
+
+
 def lock_legs(world_pos: np.ndarray, world_rot: np.ndarray | None, chains: LegChains, world_target_xz: np.ndarray,
               active: np.ndarray, stretch: float = MAX_STRETCH, max_drop_m: float = MAX_PELVIS_DROP_M,
               drop_m: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -302,16 +364,12 @@ def lock_legs(world_pos: np.ndarray, world_rot: np.ndarray | None, chains: LegCh
     to their new direction; the joints riding on them turn with them, the foot's subtree moves with the ankle, so
     forward kinematics of the returned rotations and root position reproduces the returned positions (up to the
     pose's own mismatch). ``drop_m`` (..., 1) m lowers the body by that much instead (to repeat one step's
-    correction on another pose of the same step).
+    correction on another pose of the same step, or a drop the caller eased; a leg it leaves short reaches as far
+    as it can).
     """
     hip, knee, foot = world_pos[..., chains.hip, :], world_pos[..., chains.knee, :], world_pos[..., chains.foot, :]
-    toe = world_pos[..., chains.toe, :]  # (..., 2, 3)
-    target = toe.copy()
-    target[..., 0], target[..., 2] = world_target_xz[..., 0], world_target_xz[..., 1]
-    ankle_target = target - (toe - foot)  # (..., 2, 3)
+    ankle_target, reach = _leg_goals(world_pos, chains, world_target_xz, stretch)  # (..., 2, 3), (..., 2)
     thigh, shin = knee - hip, foot - knee
-    leg_length = np.linalg.norm(thigh, axis=-1) + np.linalg.norm(shin, axis=-1)  # (..., 2)
-    reach = np.maximum(np.linalg.norm(foot - hip, axis=-1), stretch * leg_length)  # (..., 2)
     drop = pelvis_drop(hip, ankle_target, reach, active, max_drop_m) if drop_m is None else drop_m  # (..., 1)
     world_down = drop[..., None] * _UP  # (..., 1, 3)
     body = world_pos - world_down  # (..., J, 3): the lowered body, legs still as posed
@@ -357,13 +415,18 @@ class FootLocker:
     ``floor``: (2, 2) m per side (foot, toe) from :func:`floor_heights` of the data's poses; None: the lowest
     height each joint kind (foot, toe) has reached on either side of any character since construction (for models
     that carry no poses of their data; the first steps then take the lower foot as standing on the floor).
-    State per character and side: ``locked`` (B, 2), ``world_lock_xz`` (B, 2, 2) m, ``weight`` (B, 2) of the
-    correction (1 while locked, falling to 0 over ``blend_frames`` after), ``contacts`` (B, 2) of the last step.
+    State per character and side: ``locked`` (B, 2), ``world_lock_xz`` (B, 2, 2) m where a locked toe is held,
+    ``weight`` (B, 2) of the correction (1 while locked, falling to 0 over ``blend_frames`` or more steps after),
+    ``world_offset_xz`` (B, 2, 2) m the correction a released toe eases out (its lock minus the model's toe when it
+    let go), ``contacts`` (B, 2) of the last step; per character ``drop_m`` (B, 1) m the body is lowered by.
     """
 
     def __init__(self, chains: LegChains, num_characters: int, fps: float, floor: np.ndarray | None = None, *,
                  blend_frames: int = BLEND_OUT_FRAMES, release_m: float = RELEASE_DISTANCE_M,
-                 height_m: float = CONTACT_HEIGHT_M, speed_mps: float = CONTACT_SPEED_MPS):
+                 height_m: float = CONTACT_HEIGHT_M, speed_mps: float = LOCK_SPEED_MPS, leash_m: float = LEASH_M,
+                 planted_leash_m: float = PLANTED_LEASH_M,
+                 stretch: float = MAX_STRETCH, max_drop_m: float = MAX_PELVIS_DROP_M,
+                 drop_speed_mps: float = DROP_SPEED_MPS, rise_speed_mps: float = RISE_SPEED_MPS):
         if blend_frames < 1:
             raise ValueError(f"blend_frames must be at least 1, got {blend_frames}")
         self.chains = chains
@@ -372,16 +435,22 @@ class FootLocker:
         self.fixed_floor = floor is not None
         self.floor = np.asarray(floor, dtype=np.float64) if floor is not None else np.full((2, 2), np.inf)
         self.blend_frames = int(blend_frames)
-        self.release_m = float(release_m)
+        self.release_m, self.leash_m, self.planted_leash_m = float(release_m), float(leash_m), float(planted_leash_m)
         self.height_m, self.speed_mps = float(height_m), float(speed_mps)
+        self.stretch, self.max_drop_m = float(stretch), float(max_drop_m)
+        self.drop_step_m, self.rise_step_m = float(drop_speed_mps) / self.fps, float(rise_speed_mps) / self.fps
         b = self.num_characters
         self.locked = np.zeros((b, 2), dtype=bool)
         self.released = np.zeros((b, 2), dtype=bool)  # let go while still in contact: wait for the contact to end
         self.weight = np.zeros((b, 2))
         self.world_lock_xz = np.zeros((b, 2, 2))
+        self.world_offset_xz = np.zeros((b, 2, 2))
         self.contacts = np.zeros((b, 2), dtype=bool)
+        self.drop_m = np.zeros((b, 1))
+        self._fade = np.full((b, 2), 1.0 / self.blend_frames)  # weight lost per step while blending out
         self._prev_pos: np.ndarray | None = None  # (B, J, 3) the last step's uncorrected pose
         self._has_prev = np.zeros(b, dtype=bool)
+        self._world_drawn_xz = np.zeros((b, 2, 2))  # the toes (x, z) as the last step drew them
 
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Forget the locks (and the previous pose) of characters ``mask`` (B,) bool (None: all), e.g. teleported
@@ -391,23 +460,26 @@ class FootLocker:
         self.released[mask] = False
         self.weight[mask] = 0.0
         self.contacts[mask] = False
+        self.drop_m[mask] = 0.0
         self._has_prev[mask] = False
 
     def step(self, world_pos: np.ndarray, world_rot: np.ndarray | None = None,
              contacts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """One simulation step: the model's pose (B, J, 3) m, optionally its world rotations (B, J, 3, 3) and
-        contacts (B, 2) bool per side (else detected, :func:`detect_contacts`) -> corrected positions (B, J, 3)
-        and rotations (B, J, 3, 3) (None without ``world_rot``). The inputs are not modified."""
+        contacts (B, 2) bool per side (else detected, :func:`detect_contacts` at ``speed_mps``) -> corrected
+        positions (B, J, 3) and rotations (B, J, 3, 3) (None without ``world_rot``). The inputs are not modified."""
         if world_pos.shape[0] != self.num_characters:
             raise ValueError(f"FootLocker for {self.num_characters} characters got poses of {world_pos.shape[0]}")
         if not self.fixed_floor:
             kinds = world_pos[:, self.chains.contact_joints, 1].min(axis=(0, 1))  # (2,) foot, toe
             self.floor = np.minimum(self.floor, kinds[None, :])
+        world_prev = world_pos if self._prev_pos is None else self._prev_pos  # (B, J, 3) the model's last pose
         if contacts is None:
-            prev = world_pos if self._prev_pos is None else self._prev_pos
-            contacts = detect_contacts(world_pos, prev, self.chains, self.floor, self.fps, self.height_m,
+            contacts = detect_contacts(world_pos, world_prev, self.chains, self.floor, self.fps, self.height_m,
                                        self.speed_mps) & self._has_prev[:, None]
         contacts = np.asarray(contacts, dtype=bool)
+        drawn_before = self._has_prev.copy()  # (B,) the last step drew the character (no reset since)
+        world_step = np.linalg.norm((world_pos - world_prev)[:, self.chains.toe][..., ::2], axis=-1)  # (B, 2) m
         self._prev_pos = world_pos.copy()
         self._has_prev[:] = True
         self.contacts = contacts
@@ -415,30 +487,66 @@ class FootLocker:
         world_toe_xz = world_pos[:, self.chains.toe][..., ::2]  # (B, 2, 2): x, z
         drift = np.linalg.norm(world_toe_xz - self.world_lock_xz, axis=-1)  # (B, 2) m
         slid = self.locked & (drift > self.release_m)  # before the contact test: a jump also ends the contact
+        ended = self.locked & ~(contacts & ~slid)
         self.locked &= contacts & ~slid
         self.released = (self.released | slid) & contacts
-        # Let go, the toe eases from its lock to the model's toe over blend_frames steps: it peels off the
-        # ground instead of taking the model's slide at once.
-        self.weight = np.where(self.locked, 1.0, np.maximum(self.weight - 1.0 / self.blend_frames, 0.0))
+        # Let go, the correction (the lock minus the model's toe then) eases to nothing while the toe moves with the
+        # model: over blend_frames steps, more for a correction over BLEND_OUT_STEP_M per step, so the toe never
+        # moves more than that faster than the model's (no pop), and peels off the ground rather than sliding.
+        offset = self.world_lock_xz - world_toe_xz  # (B, 2, 2)
+        steps = np.maximum(self.blend_frames, np.ceil(np.linalg.norm(offset, axis=-1) / BLEND_OUT_STEP_M - 1e-9))
+        self._fade = np.where(ended, 1.0 / steps, self._fade)
+        self.world_offset_xz = np.where(ended[..., None], offset, self.world_offset_xz)
+        self.weight = np.where(self.locked, 1.0, np.maximum(self.weight - self._fade, 0.0))
         self.weight[slid & (drift > JUMP_RELEASES * self.release_m)] = 0.0
-        # A new lock starts where the toe is drawn now (mid blend-out included): no jump.
+        # A new lock starts where the toe was drawn the step before (mid blend-out included): the model's step into
+        # the contact is not taken.
         start = contacts & ~self.locked & ~self.released
-        drawn_xz = world_toe_xz + self.weight[..., None] * (self.world_lock_xz - world_toe_xz)  # (B, 2, 2)
-        self.world_lock_xz = np.where(start[..., None], drawn_xz, self.world_lock_xz)
+        world_drawn_xz = np.where(drawn_before[:, None, None], self._world_drawn_xz,
+                                  world_toe_xz + self.weight[..., None] * self.world_offset_xz)  # (B, 2, 2)
+        self.world_lock_xz = np.where(start[..., None], world_drawn_xz, self.world_lock_xz)
         self.weight = np.where(start, 1.0, self.weight)
         self.locked |= start
+        # The leash: a held toe the model moves faster than the data's contact speed (CONTACT_SPEED_MPS: not
+        # planted by the data's rule) is pulled to within leash_m of the model's toe, by at most the model toe's own
+        # step (never faster than the model's toe); a toe the data's rule calls planted never slides.
+        away = self.world_lock_xz - world_toe_xz  # (B, 2, 2)
+        gap = np.linalg.norm(away, axis=-1)  # (B, 2) m
+        planted = world_step <= CONTACT_SPEED_MPS / self.fps  # the data's rule would call it planted
+        leash = np.where(planted, self.planted_leash_m, self.leash_m)  # (B, 2) m
+        pull = np.where(self.locked, np.clip(gap - leash, 0.0, world_step), 0.0)  # (B, 2) m
+        self.world_lock_xz = self.world_lock_xz - away * (pull / np.maximum(gap, _EPS))[..., None]
 
-        return self.apply(world_pos, world_rot)
+        # The body lowers for locks beyond the legs' reach (needed_drop) at most drop_speed_mps, and rises back at
+        # most rise_speed_mps: no whole-body pop when a lock starts or ends.
+        world_target_xz, active = self._targets(world_toe_xz)
+        need = needed_drop(world_pos, self.chains, world_target_xz, active, self.stretch, self.max_drop_m)  # (B, 1)
+        self.drop_m = np.clip(need, self.drop_m - self.rise_step_m, self.drop_m + self.drop_step_m)
+        out_pos, out_rot = self.apply(world_pos, world_rot)
+        # A leg the body was not lowered enough for reaches as near its lock as it can (lock_legs): the lock moves
+        # there, so the toe does not spring back when the body catches up.
+        world_drawn_xz = out_pos[:, self.chains.toe][..., ::2]
+        self.world_lock_xz = np.where(self.locked[..., None], world_drawn_xz, self.world_lock_xz)
+        self._world_drawn_xz = world_drawn_xz.copy()
+        return out_pos, out_rot
+
+    def _targets(self, world_toe_xz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(toe targets (B, 2, 2) m x, z; active legs (B, 2)) of the locks as they stand, for toes at ``world_toe_xz``
+        (B, 2, 2): a locked toe's lock, a released toe's own position plus its remaining correction."""
+        correction = np.where(self.locked[..., None], self.world_lock_xz - world_toe_xz,
+                              self.weight[..., None] * self.world_offset_xz)  # (B, 2, 2)
+        return world_toe_xz + correction, self.locked | (self.weight > 0.0)
 
     def apply(self, world_pos: np.ndarray, world_rot: np.ndarray | None = None,
               drop_m: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The locks as they stand applied to a pose (B, J, 3) (and rotations (B, J, 3, 3)) without stepping: the
         last step's pose again, e.g. for its rotations only when a capture asks, or the pose forward kinematics
-        makes of its rotations, lowered by the ``drop_m`` (B, 1) m the step's pose was (:func:`lock_legs`). The
-        inputs are not modified (they come back as they are where no foot is locked or blending out)."""
-        active = self.weight > 0.0
-        if not active.any():
+        makes of its rotations, lowered by the ``drop_m`` (B, 1) m the step's pose was (default: the step's own,
+        ``self.drop_m``). The inputs are not modified (they come back as they are where no foot is locked or
+        blending out and the body is not lowered)."""
+        drop_m = self.drop_m if drop_m is None else drop_m
+        world_target_xz, active = self._targets(world_pos[:, self.chains.toe][..., ::2])
+        if not active.any() and not (drop_m > 0.0).any():
             return world_pos, world_rot
-        world_toe_xz = world_pos[:, self.chains.toe][..., ::2]  # (B, 2, 2)
-        target_xz = world_toe_xz + self.weight[..., None] * (self.world_lock_xz - world_toe_xz)
-        return lock_legs(world_pos, world_rot, self.chains, target_xz, active, drop_m=drop_m)
+        return lock_legs(world_pos, world_rot, self.chains, world_target_xz, active, self.stretch, self.max_drop_m,
+                         drop_m)

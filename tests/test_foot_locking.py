@@ -12,8 +12,14 @@ import pytest
 from mocap.features import CONTACT_HEIGHT_M, CONTACT_SPEED_MPS
 from mocap.foot_locking import (
     BLEND_OUT_FRAMES,
+    BLEND_OUT_STEP_M,
+    DROP_SPEED_MPS,
+    LEASH_M,
+    LOCK_SPEED_MPS,
     MAX_PELVIS_DROP_M,
+    PLANTED_LEASH_M,
     RELEASE_DISTANCE_M,
+    RISE_SPEED_MPS,
     FootLocker,
     detect_contacts,
     leg_chains,
@@ -302,3 +308,89 @@ def test_a_lock_beyond_reach_lowers_the_body_and_the_other_foot_stays():
     out, _ = lock_legs(pose, None, chains, target, np.array([[True, False]]))
     assert out[0, chains.toe[0], 1] == pytest.approx(pose[0, chains.toe[0], 1], abs=1e-9)
     assert pose[0, 0, 1] - out[0, 0, 1] == pytest.approx(MAX_PELVIS_DROP_M)
+
+
+def drawn_toes(locker, world_pos, contacts=None):
+    """Step ``locker`` through poses (T, 1, J, 3) -> the drawn left toe (T, 2) x, z and the body's drop (T,) m."""
+    toe, drop = [], []
+    for t in range(len(world_pos)):
+        out, _ = locker.step(world_pos[t], contacts=None if contacts is None else contacts[t])
+        toe.append(out[0, locker.chains.toe[0]][::2])
+        drop.append(world_pos[t, 0, 0, 1] - out[0, 0, 1])
+    return np.stack(toe), np.array(drop)
+
+
+@pytest.mark.parametrize("speed, leash", [(0.3, PLANTED_LEASH_M), (0.8, LEASH_M)])
+def test_a_low_sliding_toe_is_held_from_where_it_was_then_trails_on_its_leash(speed, leash):
+    # The walker's toes stay on the floor and slide with the body at `speed`: 0.3 m/s (planted by the data's rule)
+    # or 0.8 m/s (faster than the data's 0.6 m/s contact speed, which never locked it, slower than LOCK_SPEED_MPS).
+    assert CONTACT_SPEED_MPS < 0.8 < LOCK_SPEED_MPS
+    skeleton, _, world_pos = walk(np.full(60, speed))
+    chains = leg_chains(skeleton)
+    toe, drop = drawn_toes(FootLocker(chains, 1, FPS, floor_of(world_pos[:, 0], chains)), world_pos)
+    raw = world_pos[:, 0, chains.toe[0]][:, ::2]  # (T, 2) the model's toe
+    gap = np.linalg.norm(toe - raw, axis=-1)
+    assert gap.max() <= leash + 1e-12 and np.linalg.norm(raw[-1] - raw[0]) > leash + 0.1
+    assert (drop == 0).all(), "within the walker's reach"
+    # The lock starts at step 1 where the toe was drawn at step 0: the model's step into the contact is not taken.
+    first = int(np.argmax(np.linalg.norm(raw - raw[0], axis=-1) > leash + 1e-9))  # the model's toe past the leash
+    np.testing.assert_allclose(toe[:first], np.broadcast_to(raw[0], toe[:first].shape), atol=1e-9,
+                               err_msg="the toe stays where it was until the model's toe is a leash away")
+    np.testing.assert_allclose(gap[first:], leash, atol=1e-9, err_msg="then it trails exactly the leash behind")
+    step, raw_step = np.linalg.norm(np.diff(toe, axis=0), axis=-1), np.linalg.norm(np.diff(raw, axis=0), axis=-1)
+    assert (step <= raw_step + 1e-9).all(), "a trailing toe never moves faster than the model's"
+
+    # The data's own contact speed never locks the faster toe.
+    if speed > CONTACT_SPEED_MPS:
+        data_rule = FootLocker(chains, 1, FPS, floor_of(world_pos[:, 0], chains), speed_mps=CONTACT_SPEED_MPS)
+        np.testing.assert_allclose(drawn_toes(data_rule, world_pos)[0], raw, atol=1e-12)
+
+
+def test_a_release_eases_out_at_most_blend_out_step_faster_than_the_model_and_a_new_lock_starts_without_a_jump():
+    # 2 s at 0.3 m/s (held, then trailing a planted leash behind), 10 steps at 1.2 m/s (faster than LOCK_SPEED_MPS:
+    # the contact ends with the toe about 0.39 m from the model's), then slow again (a new contact).
+    speeds = np.concatenate([np.full(60, 0.3), np.full(10, 1.2), np.full(20, 0.3)])
+    skeleton, _, world_pos = walk(speeds)
+    chains = leg_chains(skeleton)
+    locker = FootLocker(chains, 1, FPS, floor_of(world_pos[:, 0], chains))
+    toe, weights = [], []
+    for t in range(len(world_pos)):
+        toe.append(locker.step(world_pos[t])[0][0, chains.toe[0]][::2])
+        weights.append(locker.weight[0, 0])
+    toe, weights = np.stack(toe), np.array(weights)
+    raw = world_pos[:, 0, chains.toe[0]][:, ::2]
+    end = 60  # the first fast step
+    assert weights[end - 1] == 1.0 and weights[end] < 1.0
+    offset = np.linalg.norm(toe[end - 1] - raw[end])  # the correction when it let go
+    assert RELEASE_DISTANCE_M > offset > BLEND_OUT_FRAMES * BLEND_OUT_STEP_M
+    steps = int(np.ceil(offset / BLEND_OUT_STEP_M))  # more steps than BLEND_OUT_FRAMES for a large correction
+    np.testing.assert_allclose(weights[end:end + steps], 1.0 - np.arange(1, steps + 1) / steps, atol=1e-12)
+    excess = np.linalg.norm(np.diff(toe, axis=0), axis=-1) - np.linalg.norm(np.diff(raw, axis=0), axis=-1)
+    assert excess.max() <= BLEND_OUT_STEP_M + 1e-9, f"a jump of {excess.max() * 100:.1f} cm beyond the model's step"
+    np.testing.assert_allclose(toe[end + steps - 1:end + 10], raw[end + steps - 1:end + 10], atol=1e-12,
+                               err_msg="after the blend the toe is the model's")
+    # The new contact locks where the toe was drawn the step before: it stops there, no jump.
+    restart = end + 10
+    assert weights[restart] == 1.0 and weights[restart - 1] == 0.0
+    np.testing.assert_allclose(toe[restart], toe[restart - 1], atol=1e-12)
+
+
+def test_the_body_lowers_and_rises_at_bounded_speeds_and_a_short_leg_moves_its_lock():
+    # The left foot is held (contacts given) on a leash longer than the leg reaches while the body runs at 2 m/s:
+    # the body lowers to reach it, at most DROP_SPEED_MPS, then rises back at most RISE_SPEED_MPS once let go.
+    speeds = np.full(75, 2.0)
+    skeleton, _, world_pos = walk(speeds)
+    chains = leg_chains(skeleton)
+    contacts = np.zeros((75, 1, 2), dtype=bool)
+    contacts[1:20, 0, 0] = True
+    locker = FootLocker(chains, 1, FPS, floor_of(world_pos[:, 0], chains), leash_m=1.0, planted_leash_m=1.0,
+                        release_m=2.0)
+    toe, drop = drawn_toes(locker, world_pos, contacts)
+    rate = np.diff(drop)
+    assert drop.max() == pytest.approx(MAX_PELVIS_DROP_M)
+    assert rate.max() <= DROP_SPEED_MPS / FPS + 1e-12 and rate.max() == pytest.approx(DROP_SPEED_MPS / FPS)
+    assert rate.min() >= -RISE_SPEED_MPS / FPS - 1e-12 and rate.min() == pytest.approx(-RISE_SPEED_MPS / FPS)
+    assert drop[-1] == 0.0
+    # While held, a leg the body has not been lowered enough for reaches toward its lock (the toe moves forward with
+    # the body, never back: the lock follows it).
+    assert (np.diff(toe[1:20, 1]) >= -1e-12).all() and toe[19, 1] - toe[1, 1] > 0.05
