@@ -230,9 +230,14 @@ def test_bandai_namco_locomotion_faces_steadily(shared_mocap, clip, most):
     """Measured 2.1 / 2.4 / 3.2 / 1.1 deg (with every joint pair: 20.7 / 11.1 / 20.3 / 22.3)."""
     from mocap.bvh import read_bvh
     from mocap.features import root_pairs
+    from mocap.skeleton import name_side
 
     m = read_bvh(shared_mocap / "bandai-namco-1" / f"dataset-1_{clip}_normal_001.bvh")
     _, world_pos = motion_world(m)
     sk = m.skeleton
     assert sorted(sk.joint_names[i] for i in root_pairs(sk, sk.mirror_indices())) == ["Shoulder_L", "UpperLeg_L"]
     assert facing_wobble_deg(facing_yaw(sk, world_pos), m.fps) < most
+    perm = sk.mirror_indices()  # every pair, feet and hands too, as the facing was made before
+    left = [i for i, name in enumerate(sk.joint_names) if name_side(name) == "left" and perm[i] != i]
+    across = (world_pos[:, left] - world_pos[:, perm[left]]).sum(axis=1)
+    assert facing_wobble_deg(np.arctan2(-across[:, 2], across[:, 0]), m.fps) > 10.0
