@@ -100,10 +100,11 @@ def _constant_weight(node, inits: dict) -> np.ndarray | None:
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
         return None
-    if len(node.input) > 2 and node.input[2] and (node.input[2] not in inits or inits[node.input[2]].dims[-1:] !=
-                                                 [w.shape[0] if attrs.get("transB", 0) else w.shape[1]]):
-        return None  # a bias that is not a constant (N,) vector
-    return w.T if attrs.get("transB", 0) else w
+    w = w.T if attrs.get("transB", 0) else w  # (K, N)
+    bias = node.input[2] if len(node.input) > 2 else ""
+    if bias and (bias not in inits or list(inits[bias].dims) != [w.shape[1]]):
+        return None  # MatMulNBits adds a constant (N,) bias only
+    return w
 
 
 def int8_weights(model, min_weights: int | None = None):

@@ -272,13 +272,14 @@ class MotionCore:
         self.generator.set_state(state["generator"])
 
     # ---- step -----------------------------------------------------------------------------------
-    def sample_prior(self) -> torch.Tensor:
+    def sample_prior(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, Z) standard-normal latents, or (B,) codes for a discrete manifold (drawn from the code prior given each
-        character's context where there is one, else uniformly), from the core's generator."""
+        character's context where there is one, else uniformly), from ``generator`` (default: the core's)."""
+        generator = self.generator if generator is None else generator
         if self.code_prior is not None:
             probs = self.prior_log_probs().exp()  # (B, K)
-            return torch.multinomial(probs, 1, generator=self.generator)[:, 0]  # (B,)
-        return self.manifold.sample_prior(self.num_envs, generator=self.generator)
+            return torch.multinomial(probs, 1, generator=generator)[:, 0]  # (B,)
+        return self.manifold.sample_prior(self.num_envs, generator=generator)
 
     @torch.no_grad()
     def step(self, latent: torch.Tensor) -> torch.Tensor:

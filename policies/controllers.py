@@ -54,10 +54,7 @@ class PriorController:
 
     @torch.no_grad()
     def __call__(self, env, obs=None) -> torch.Tensor:
-        if env.core.code_prior is not None:
-            probs = env.core.prior_log_probs().exp()  # (B, K)
-            return torch.multinomial(probs, 1, generator=self.generator)[:, 0]  # (B,)
-        z = env.manifold.sample_prior(env.num_envs, generator=self.generator).to(env.device)
+        z = env.core.sample_prior(self.generator).to(env.device)  # (B, Z) latents or (B,) codes
         return z.long() if env.core.discrete else (z / env.action_scale).clamp(-1.0, 1.0)
 
 
