@@ -38,7 +38,6 @@ class BuildState:
     def __init__(self, folder: Path):
         self.path = Path(folder) / STATE_FILE
         self.data: dict = {"format": FORMAT, "inputs": None, "stages": {}}
-        self.dropped: dict = {}  # records ``forget`` dropped during this run (a stage may still use what they hold)
         if self.path.is_file():
             try:
                 loaded = json.loads(self.path.read_text())
@@ -86,7 +85,6 @@ class BuildState:
     def forget(self, stages: list[str]) -> float:
         """Drop the records of ``stages`` (they start over) -> the seconds their earlier runs had spent."""
         dropped = {stage: self.data["stages"].pop(stage) for stage in stages if stage in self.data["stages"]}
-        self.dropped.update(dropped)
         self.save()
         return sum(float(record.get("seconds", 0.0)) for record in dropped.values())
 

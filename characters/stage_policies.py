@@ -6,9 +6,10 @@ from the aggregate posterior) for the stage's minutes: the first update measures
 and the learning-rate schedule is set to end with the budget. The run folder ``<bundle>/build/<algo>_<task>`` holds the
 training checkpoint, so an interrupted build resumes the task. Each task has its own fingerprint (its settings and the
 model files, :func:`task_settings`): a task already trained and evaluated with the same one keeps its policy and
-figures when the stage reruns (e.g. ``--tasks`` gained a task). Then ``policies.evaluate`` runs the policy and the
-scripted baseline on ``--eval-episodes`` episodes each; the policy gates compare them (and the METRICS.md figures
-against the data's). The policy goes to ``<bundle>/policies/<task>.pt``.
+figures when the stage reruns (e.g. ``--tasks`` gained a task); the fingerprint holds the reward's foot-slide
+definition (``envs.foot_slide.FOOT_SLIDE_DEFINITION``), so a policy trained on another one trains again. Then
+``policies.evaluate`` runs the policy and the scripted baseline on ``--eval-episodes`` episodes each; the policy gates
+compare them (and the METRICS.md figures against the data's). The policy goes to ``<bundle>/policies/<task>.pt``.
 
 A VQ build (``--manifold vq``) trains every task with PPO through the bundle's code prior (``prior.pt``, from the
 prior stage; ``TrainArgs.prior``): prior-residual policies, whose logits are the prior's next-code log-probabilities
@@ -21,8 +22,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-
-import torch
 
 from characters.gates import policy_gates
 from characters.stage_data import figures
@@ -57,18 +56,12 @@ def task_options(task: str, data: dict, repertoire: bool = True) -> dict:
     return options
 
 
-def settings(ctx, tasks: list[str] | None = None, policy_minutes: float | None = None) -> tuple[dict, list[Path]]:
-    """The stage's settings and files (``tasks`` and ``policy_minutes``: those of another task list)."""
-    cfg = ctx.cfg
-    data = figures(ctx)
-    tasks = cfg.task_list if tasks is None else tasks
-    minutes = ctx.budget.policy if policy_minutes is None else policy_minutes
-    settings_ = {"tasks": tasks, "algo": {t: cfg.algo_for(t) for t in tasks},
-                 "minutes": round(minutes, 2), "seed": cfg.seed, "device": cfg.device,
-                 "options": {t: task_options(t, data, cfg.joystick_repertoire) for t in tasks}}
-    if not cfg.vq:  # a Gaussian build's fingerprint stays that of builds before the VQ line
-        return settings_, [ctx.out / "vae.pt"]
-    return {**settings_, "prior": "prior.pt"}, [ctx.out / "vae.pt", code_prior_path(ctx)]
+def settings(ctx) -> tuple[dict, list[Path]]:
+    """The stage's settings (each task's own, :func:`task_settings`: a change to any reruns the stage, which then
+    keeps the tasks whose settings did not change) and files."""
+    settings_ = {"tasks": {task: task_settings(ctx, task) for task in ctx.cfg.task_list}}
+    files = [p for p in (ctx.out / "vae.pt", code_prior_path(ctx)) if p is not None]
+    return settings_, files
 
 
 def code_prior_path(ctx) -> Path | None:
@@ -169,11 +162,13 @@ def default_recipe(task: str, algo: str, vq: bool) -> dict:
 
 def task_settings(ctx, task: str) -> dict:
     """What ``task``'s policy depends on besides the bundle's model files: its own fingerprint (``run``)."""
+    from envs.foot_slide import FOOT_SLIDE_DEFINITION
+
     cfg = ctx.cfg
     algo = cfg.algo_for(task)
     settings_ = {"task": task, "algo": algo, "minutes": round(ctx.budget.policy, 2), "seed": cfg.seed,
                  "device": cfg.device, "options": task_options(task, figures(ctx), cfg.joystick_repertoire),
-                 "recipe": default_recipe(task, algo, cfg.vq)}
+                 "recipe": default_recipe(task, algo, cfg.vq), "foot_slide": FOOT_SLIDE_DEFINITION}
     return {**settings_, "prior": "prior.pt"} if cfg.vq else settings_
 
 
@@ -189,43 +184,12 @@ def kept_task(ctx, task: str, print_: str) -> dict | None:
     return record if file_fingerprint(path)["sha256"] == record.get("policy_sha256") else None
 
 
-def adopt_stage_record(ctx) -> None:
-    """Task records for a policies stage finished by a build made before they existed (one record for the whole stage,
-    now dropped because the stage reruns): each of its tasks gets a record when that stage's fingerprint is the one
-    its task list and budget give, so those policies are kept like any other."""
-    from characters.budget import split
-    from characters.build_state import fingerprint
-    from common.fingerprint import file_fingerprint
-
-    old = ctx.state.dropped.get("policies") or {}
-    tasks = list((old.get("metrics") or {}).keys())
-    if not old.get("done") or not tasks or any(ctx.state.task_record(t) for t in tasks):
-        return
-    minutes = split(ctx.cfg.minutes, tasks, prior=ctx.cfg.vq).policy
-    if fingerprint(*settings(ctx, tasks, minutes)) != old.get("fingerprint"):
-        return
-    files = [p for p in (ctx.out / "vae.pt", code_prior_path(ctx)) if p is not None]
-    for task in tasks:
-        if not policy_path(ctx, task).is_file():
-            continue
-        task_settings_ = {**task_settings(ctx, task), "minutes": round(minutes, 2)}
-        trained_with = torch.load(policy_path(ctx, task), map_location="cpu", weights_only=True).get("train_args") or {}
-        if recipe(trained_with, ctx.cfg.vq) != task_settings_["recipe"]:
-            continue  # trained with other defaults: it trains again
-        print_ = fingerprint(task_settings_, files)
-        gates = [g for g in old.get("gates", []) if g.get("stage") == f"policy {task}"]
-        ctx.state.set_task_record(task, {"fingerprint": print_, "done": True, "result": old["metrics"][task],
-                                         "gates": gates,
-                                         "policy_sha256": file_fingerprint(policy_path(ctx, task))["sha256"]})
-
-
 def run(ctx):
     from characters.budget import remaining_policy_minutes
     from characters.build_state import fingerprint
     from characters.gates import Gate
     from common.fingerprint import file_fingerprint
 
-    adopt_stage_record(ctx)
     tasks = ctx.cfg.task_list
     files = [p for p in (ctx.out / "vae.pt", code_prior_path(ctx)) if p is not None]
     prints = {task: fingerprint(task_settings(ctx, task), files) for task in tasks}

@@ -20,6 +20,9 @@ from policies.network import RESIDUALS
 ALGORITHMS = ("ppo", "apg")
 DEFAULT_LEARNING_RATE = {"ppo": 3e-4, "apg": 1e-3}
 DEFAULT_NUM_ENVS = {"ppo": 512, "apg": 256}  # apg: more, shorter updates learn faster per minute
+# APG follows the term's gradient itself: at 0.3 its Bandai-Namco joystick slid 0.73 (0.29 with foot locking), at 0.6
+# 0.66 (0.17) with heading errors under 10 deg in every speed band, at 1.0 0.53 (0.12) but 23 deg (16-minute runs).
+DEFAULT_FOOT_SLIDE_WEIGHT = {"ppo": 0.3, "apg": 0.6}
 
 
 @dataclass
@@ -109,9 +112,10 @@ class TrainArgs:
     Default: the character's, else the VAE's own bound (measured where its decoder was trained), else 4."""
     env_options: str = "{}"
     """JSON dict of extra environment options, e.g. '{"max_speed": 1.5, "max_episode_steps": 600}'."""
-    foot_slide_weight: float = 0.3
+    foot_slide_weight: float | None = None
     """Foot-sliding reward term (envs.foot_slide): positive rewards are scaled by exp(-w x cm the toes in contact
-    slide per frame); 0 turns it off. Needs a model whose skeleton names its toes or feet."""
+    slide per frame); 0 turns it off. Default: 0.3 for PPO, 0.6 for APG. Needs a model whose skeleton names its toes
+    or feet."""
     style_change_s: float = 5.0
     """With a VAE that has styles: each character switches to a random style on average this often (seconds; 0:
     never), so the policy keeps working when a user switches styles live."""
@@ -157,6 +161,8 @@ class TrainArgs:
             raise ValueError(f"--algo {self.algo!r}: choose one of {', '.join(ALGORITHMS)}")
         if self.learning_rate is None:
             self.learning_rate = DEFAULT_LEARNING_RATE[self.algo]
+        if self.foot_slide_weight is None:
+            self.foot_slide_weight = DEFAULT_FOOT_SLIDE_WEIGHT[self.algo]
         if self.num_envs is None:
             self.num_envs = DEFAULT_NUM_ENVS[self.algo]
         positive = ("num_envs", "steps", "rollout_steps", "minibatch_size", "epochs", "checkpoint_every")

@@ -132,17 +132,15 @@ def test_a_stage_that_starts_over_gets_its_budget_back_and_apg_trains_the_polici
     assert torch.load(out / "policies" / "target.pt", weights_only=True)["train_args"]["algo"] == "apg"
 
 
-def test_adding_a_task_trains_that_task_only(built, tmp_path):
-    """--tasks gains the joystick, --policy-minutes keeps the target's minutes: the target policy is kept as it was
-    (also from a build recorded before policies had records of their own), the joystick trains and is exported."""
+def test_adding_a_task_trains_that_task_only(built, tmp_path, monkeypatch):
+    """--tasks gains the joystick, --policy-minutes keeps the target's minutes: the target policy is kept as it was,
+    the joystick trains and is exported; a new foot-slide reward definition trains both again."""
+    import envs.foot_slide
     from characters.budget import split
 
     out = tmp_path / "more_tasks"
     shutil.copytree(built, out)
     (out / "build.log").unlink()
-    state = json.loads((out / "build" / "state.json").read_text())
-    del state["tasks"]  # as an older build recorded it: one record for the whole policies stage
-    (out / "build" / "state.json").write_text(json.dumps(state))
     target = (out / "policies" / "target.pt").read_bytes()
     minutes = split(1.0, ["target"]).policy
     tiny = [a if a != "target" else "target,joystick" for a in TINY]
@@ -157,6 +155,11 @@ def test_adding_a_task_trains_that_task_only(built, tmp_path):
     (out / "build.log").unlink()
     assert main(["pybullet", "--out", str(out), "--name", "tiny", *tiny, "--policy-minutes", str(minutes)]) == 0
     assert skipped((out / "build.log").read_text(), "policies")
+    (out / "build.log").unlink()
+    monkeypatch.setattr(envs.foot_slide, "FOOT_SLIDE_DEFINITION", "another-definition")
+    assert main(["pybullet", "--out", str(out), "--name", "tiny", *tiny, "--policy-minutes", str(minutes)]) == 0
+    log = (out / "build.log").read_text()
+    assert "target: PPO for" in log and re.search(r"joystick: APG for [0-9.]+ min", log), log
 
 
 def test_a_build_recorded_by_an_older_version_gets_its_data_figures_measured_again(built, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from characters.bundle import load_character
-from envs.foot_slide import CONTACT_HEIGHT_M, contact_slide_cm, hover_cm, world_toes
+from envs.foot_slide import CONTACT_HEIGHT_M, HOVER_HEIGHT_M, contact_slide_cm, hover_cm, world_toes
 from envs.vec_env import MotionVecEnv
 from mocap.pose_layout import PoseLayout
 
@@ -26,11 +26,24 @@ def test_slide_counts_toes_on_the_floor_and_fades_out_by_five_centimetres():
     torch.testing.assert_close(contact_slide_cm(before, after, floor), torch.tensor([1.0, 0.5, 0.0, 0.5]))
 
 
-def test_floating_with_both_feet_up_costs_what_the_lower_toe_floats_above_the_contact_height():
+def test_floating_with_both_feet_up_costs_what_the_lower_toe_floats_above_the_hover_height():
     floor = torch.full((2,), 0.04)
     toes = torch.zeros(3, 2, 3)
-    toes[..., 1] = torch.tensor([[0.04, 0.30], [0.04 + CONTACT_HEIGHT_M, 0.2], [0.12 + CONTACT_HEIGHT_M, 0.2]])
+    toes[..., 1] = torch.tensor([[0.04, 0.30], [0.04 + HOVER_HEIGHT_M, 0.2], [0.12 + HOVER_HEIGHT_M, 0.2]])
     torch.testing.assert_close(hover_cm(toes, floor), torch.tensor([0.0, 0.0, 8.0]))
+
+
+def test_no_toe_height_lets_both_feet_slide_for_free():
+    """A policy held its toes just under 5 cm while both terms started there, and glided: every height from the
+    floor to 10 cm must cost something for two toes sliding 3 cm a frame (0.9 m/s)."""
+    floor = torch.zeros(2)
+    heights = torch.linspace(0.0, 2 * CONTACT_HEIGHT_M, 101)  # (N,) m
+    before = torch.zeros(len(heights), 2, 3)
+    before[..., 1] = heights[:, None]
+    after = before.clone()
+    after[..., 0] += 0.03
+    penalty_cm = contact_slide_cm(before, after, floor) + hover_cm(after, floor)  # (N,)
+    assert float(penalty_cm.min()) > 1.0
 
 
 def test_toes_are_placed_in_the_world_by_the_root():
