@@ -51,9 +51,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="inference: ONNX Runtime (auto when installed) or torch")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+    p.add_argument("--precision", choices=("fp32", "int8", "bf16"), default="fp32",
                    help="int8: ONNX Runtime on 8-bit weights (CPU only; policy + decoder of one character in 0.072 "
-                        "instead of 0.121 ms; README, section 6)")
+                        "instead of 0.121 ms); bf16: the decoder in bfloat16 through torch, for crowds on processors "
+                        "with bfloat16 instructions (README, section 6)")
     p.add_argument("--policies", type=Path, default=None,
                    help="folder of task policies <task>.pt, e.g. target.pt, path_follow.pt (default: the character's; "
                         "missing: sampling fallback)")
@@ -147,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed if args.seed is not None else (script.seed if script else 0),
         policies_dir=args.policies if args.policies is not None else BUNDLE_POLICIES,
         foot_locking=not args.no_foot_locking, style=args.style, prior=args.prior, prior_flag=args.prior is not None,
+        foot_lock_nearest=0 if args.record_bvh_all else AppConfig.foot_lock_nearest,  # every exported file planted
     )
     sim = Simulation(config)  # loads the model first: its errors come before any window opens
     if script is not None and abs(script.fps - sim.fps) > 1e-6:

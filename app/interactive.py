@@ -305,6 +305,7 @@ class App:
         self._last_camera = self._camera_state()
         if self.input_recorder is not None:
             self.input_recorder.add(step_input)
+        self.sim.set_view_focus(self.camera.target[::2])  # a crowd plants the feet of those nearest the view
         self.sim.step(step_input, self.azimuth())
         positions = self.sim.joint_positions()
         if self.motion_capture is not None:

@@ -32,7 +32,10 @@ Planted feet (on by default, ``set_foot_locking``; key L in the app): a :class:`
 steps with the characters and holds each foot in contact where it landed with two-bone IK, so
 ``joint_positions()`` / ``joint_rotations()`` are the pose as drawn, recorded and exported to BVH (feet locked), and
 ``model_joint_positions()`` the model's own. Contacts come from kinematics against the floor of the model's start
-frames (its training data); teleported characters (``teleported``) start without locks.
+frames (its training data); teleported characters (``teleported``) start without locks. A crowd locks the feet of the
+``foot_lock_nearest`` characters nearest the view (``set_view_focus``; the app passes its camera's target) and draws
+the others as the model made them: beyond a few dozen characters the rest are drawn as capsule impostors whose feet
+nobody sees, and locking 1,024 characters took 5 of a 15 ms step. A character that comes near starts without locks.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ MIN_CANDIDATES = 4
 EPISODE_STEPS = 10**12  # interactive characters never time out
 SEED_STRIDE = 7919  # each environment made in a session gets seed + k * SEED_STRIDE
 CROWD_WARNING = 2048  # characters beyond which a crowd costs seconds per step on a laptop CPU
+BF16_HINT_CHARACTERS = 256  # from this crowd size a float32 CPU run says that --precision bf16 would step it faster
 MAX_CHARACTERS = 100_000
 # Environment options that are the trainer's business, not the task's (the app keeps its own).
 TRAINING_ONLY_OPTIONS = ("max_episode_steps", "autoreset_mode", "array_backend", "action_scale", "style_change_s",
@@ -84,12 +88,13 @@ class AppConfig:
     characters: int = 1
     backend: str = "auto"
     device: str = "auto"
-    precision: str = "fp32"  # "int8": the ONNX graphs on 8-bit weights (controller.quantize; CPU only)
+    precision: str = "fp32"  # "int8": ONNX graphs on 8-bit weights (CPU); "bf16": the decoder in bfloat16 (torch)
     seed: int = 0
     policies_dir: Path | str | None = BUNDLE_POLICIES
     speeds: dict | None = None  # m/s for walk / run / dash (default: the character's, speeds_mps)
     num_candidates: int = NUM_CANDIDATES
     foot_locking: bool = True  # planted feet held by IK (mocap.foot_locking); the app's key L toggles it
+    foot_lock_nearest: int = 64  # a crowd locks the feet of this many characters nearest the view; 0: every one
     style: str | None = None  # a model with styles: start in this one (default: each start pose's own)
     prior: Path | None = None  # a VQ model's code prior (default: the character's, when its own VAE is used)
     prior_flag: bool = False  # ``prior`` came from the user (play.py --prior): its errors name the flag
@@ -108,13 +113,23 @@ class AppConfig:
                 self.speeds = bundle.speeds
         self.speeds = self.speeds or dict(DEFAULT_SPEEDS)
         self.task = canonical_task(self.task, "--task")
+        if not isinstance(self.foot_lock_nearest, int) or self.foot_lock_nearest < 0:
+            raise ValueError(f"foot_lock_nearest must be an integer >= 0 (0: every character), got "
+                             f"{self.foot_lock_nearest!r}")
         if not isinstance(self.characters, int) or not 1 <= self.characters <= MAX_CHARACTERS:
             raise ValueError(f"--characters must be an integer in [1, {MAX_CHARACTERS}], got {self.characters!r}")
-        if self.precision not in ("fp32", "int8"):
-            raise ValueError(f"--precision must be fp32 or int8, got {self.precision!r}")
+        if self.precision not in ("fp32", "int8", "bf16"):
+            raise ValueError(f"--precision must be fp32, int8 or bf16, got {self.precision!r}")
         if self.precision == "int8" and (self.backend == "torch" or self.device == "cuda"):
             raise ValueError(f"--precision int8 runs ONNX Runtime on the CPU; it cannot go with --backend {self.backend} "
                              f"--device {self.device} (use --precision fp32 there)")
+        if self.precision == "bf16":
+            if self.backend == "onnx":
+                raise ValueError("--precision bf16 runs the decoder in torch; it cannot go with --backend onnx "
+                                 "(use --backend auto or torch)")
+            from controller.bfloat16 import check_supported
+
+            check_supported("cuda" if self.device == "cuda" else "cpu")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**62:
             raise ValueError(f"--seed must be an integer in [0, 2**62), got {self.seed!r}")
         if not Path(self.vae).is_file():
@@ -157,12 +172,20 @@ class Simulation:
         self.teleported = torch.ones(self.num_characters, dtype=torch.bool)  # rows whose motion jumped this step
         self.act_ms = self.decode_ms = 0.0
         self.metrics: dict = {}
+        self.view_focus_xz: np.ndarray | None = None  # (2,) m where the view looks (None: the first character)
+        self._lock_rows: np.ndarray | None = None  # (L,) the character each foot-locker row holds
         self.foot_locker, self.foot_locking_unavailable = self._make_foot_locker()
         self.foot_locking = bool(config.foot_locking) and self.foot_locker is not None
         self._shown_positions: np.ndarray | None = None  # (B, J, 3) this step's pose with feet locked
         if self.num_characters > CROWD_WARNING:
             self._note(f"{self.num_characters} characters: each step decodes them all, expect well under 30 Hz on a "
                        "laptop CPU (the largest crowd holding 30 Hz is in the README's benchmarks)")
+        if self.num_characters >= BF16_HINT_CHARACTERS and config.precision == "fp32" and config.device != "cuda":
+            from controller.bfloat16 import native_bfloat16
+
+            if native_bfloat16("cpu"):
+                self._note(f"{self.num_characters} characters: --precision bf16 steps a crowd in about 60 % of the "
+                           "float32 time on this CPU (README, section 6)")
         self.style_names = list(getattr(backend, "style_names", []) or [])
         self.style_choice: int | None = None  # the style the user picked (None: each start pose's own)
         if config.style is not None:
@@ -469,7 +492,9 @@ class Simulation:
             layout = PoseLayout.from_frame_size(frames.shape[-1])
             poses = layout.positions(frames.reshape(-1, frames.shape[-1]))  # (N, J, 3): heights are world heights
             floor = floor_heights(poses, chains)
-        return FootLocker(chains, self.num_characters, self.fps, floor), None
+        rows = self.num_characters if not self.config.foot_lock_nearest else min(self.num_characters,
+                                                                                 self.config.foot_lock_nearest)
+        return FootLocker(chains, rows, self.fps, floor), None
 
     def set_foot_locking(self, on: bool) -> None:
         """Planted feet on or off (on starts every foot unlocked); where the skeleton has no legs, a note says so."""
@@ -481,16 +506,40 @@ class Simulation:
         if self.foot_locking:
             self.foot_locker.reset()
 
+    def set_view_focus(self, world_xz) -> None:
+        """Where the view looks (x, z in metres): a crowd locks the feet of the characters nearest it."""
+        self.view_focus_xz = np.asarray(world_xz, dtype=np.float64).reshape(2)
+
+    def _locked_characters(self, model_pos: np.ndarray) -> np.ndarray:
+        """(L,) the characters the foot locker holds this step (every one when it has a row for each), in the order
+        of its rows; a row whose character changed starts without locks."""
+        rows = self.foot_locker.num_characters
+        if rows == self.num_characters:
+            chosen = np.arange(rows)
+        else:
+            focus = model_pos[0, 0, ::2] if self.view_focus_xz is None else self.view_focus_xz
+            distance = np.linalg.norm(model_pos[:, 0, ::2] - focus, axis=-1)  # (B,) m
+            nearest = np.argpartition(distance, rows - 1)[:rows]
+            # Characters kept from the last step keep their rows (and locks); newcomers take the freed rows.
+            chosen = nearest if self._lock_rows is None else _keep_rows(self._lock_rows, nearest)
+        if self._lock_rows is not None and not np.array_equal(chosen, self._lock_rows):
+            self.foot_locker.reset(chosen != self._lock_rows)
+        self._lock_rows = chosen
+        return chosen
+
     def _forget_teleported_locks(self) -> None:
         self._shown_positions = None
-        if self.foot_locker is not None and bool(self.teleported.any()):
-            self.foot_locker.reset(self.teleported.numpy())
+        if self.foot_locker is not None and self._lock_rows is not None and bool(self.teleported.any()):
+            self.foot_locker.reset(self.teleported.numpy()[self._lock_rows])
 
     def _lock_feet(self) -> None:
         """Step the foot locker on this step's model pose (once per simulation step: contacts need the last pose)."""
         self._forget_teleported_locks()
         if self.foot_locking:
-            self._shown_positions = self.foot_locker.step(self.model_joint_positions())[0]
+            model_pos = self.model_joint_positions()
+            rows = self._locked_characters(model_pos)
+            model_pos[rows] = self.foot_locker.step(model_pos[rows])[0]
+            self._shown_positions = model_pos
 
     # ---- what to draw and show --------------------------------------------------------------------------------
     def model_joint_positions(self) -> np.ndarray:
@@ -502,7 +551,10 @@ class Simulation:
         if not self.foot_locking:
             return self.model_joint_positions()
         if self._shown_positions is None:  # a task switch since the last step: the locks as they stand
-            self._shown_positions = self.foot_locker.apply(self.model_joint_positions())[0]
+            model_pos = self.model_joint_positions()
+            rows = self._locked_characters(model_pos)
+            model_pos[rows] = self.foot_locker.apply(model_pos[rows])[0]
+            self._shown_positions = model_pos
         return self._shown_positions.copy()
 
     def joint_rotations(self) -> np.ndarray:
@@ -524,7 +576,9 @@ class Simulation:
         local_pos[:, 0] = model_root
         _, world_fk = forward_kinematics(parents, world_to_local_rotations(parents, world_rot), local_pos)
         drop = model_root[:, 1:2] - self.joint_positions()[:, 0, 1:2]  # (B, 1) m the drawn body was lowered
-        return self.foot_locker.apply(world_fk, world_rot, drop_m=drop)[1]
+        rows = self._lock_rows
+        world_rot[rows] = self.foot_locker.apply(world_fk[rows], world_rot[rows], drop_m=drop[rows])[1]
+        return world_rot
 
     def draw_data(self, index: int = 0) -> dict:
         return self.env.draw_data(index)
@@ -543,6 +597,15 @@ class Simulation:
     def close(self) -> None:
         if self.env is not None:
             self.env.close()
+
+
+def _keep_rows(previous: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+    """Rows for the characters ``nearest`` (L,): each one already in ``previous`` (L,) keeps its row, the others fill
+    the rows of characters no longer among them."""
+    rows = previous.copy()
+    stays = np.isin(previous, nearest)
+    rows[~stays] = nearest[~np.isin(nearest, previous)]
+    return rows
 
 
 def _first_line(e: BaseException) -> str:

@@ -23,6 +23,9 @@ Prints one JSON line:
 * ``crowd_app_fps``: the same app running its whole loop (``App.tick`` on wall time: the simulation at 30 Hz,
   at most 4 steps a frame, plus rendering) for ``--crowd-seconds``; ``sim_hz`` says how many steps a second the
   simulation managed (30 when it holds the rate).
+* ``crowd_app_fps_bf16`` (processors with bfloat16 instructions): the whole loop again with ``--precision bf16``
+  (the decoder in bfloat16 through torch on every CPU, :mod:`controller.bfloat16`), and
+  ``crowd_target_bf16_step_ms``: its ``Simulation.step`` at 1,024 characters, next to ``crowd_target_step_ms``.
 * ``crowd_render_fps_spread``: rendering only again, the crowd placed at random over the Target arena (the app
   starts every character at the origin, so its crowd is dense for its first tens of seconds; spread is what it
   becomes).
@@ -89,11 +92,12 @@ def frame_summary(seconds: list[float]) -> dict:
             "ms_min": round(ms[0], 2), "ms_median": round(mid, 2), "ms_max": round(ms[-1], 2), "frames": len(ms)}
 
 
-def make_sim(args, backend_name: str, characters: int = 1, backend=None, task: str = "joystick"):
+def make_sim(args, backend_name: str, characters: int = 1, backend=None, task: str = "joystick",
+             precision: str = "fp32"):
     from app.simulation import AppConfig, Simulation
 
     config = AppConfig(vae=args.vae, task=task, characters=characters, backend=backend_name,
-                       policies_dir=args.policies, seed=0)
+                       policies_dir=args.policies, seed=0, precision=precision)
     return Simulation(config, backend=backend, verbose=False)
 
 
@@ -112,8 +116,8 @@ def inference(args, backend_name: str) -> tuple[dict, str]:
     return out, label
 
 
-def crowd_step_ms(args, backend, n: int, task: str) -> list[float]:
-    sim = make_sim(args, "auto", n, backend, task)
+def crowd_step_ms(args, backend, n: int, task: str, precision: str = "fp32") -> list[float]:
+    sim = make_sim(args, "auto", n, backend, task, precision)
     sim.step(held_w(), 0.0)
     samples = []
     for _ in range(args.crowd_steps):
@@ -220,13 +224,7 @@ def crowd_fps(args) -> dict:
         app.step_simulation()
     out = {"crowd_render_fps": {**render_only(app, window, args.crowd_frames), "characters": args.crowd,
                                 "after_steps": sim.step_count}}
-
-    frames, steps = [], sim.step_count
-    begin = last = time.perf_counter()
-    while time.perf_counter() - begin < args.crowd_seconds:
-        last = app_frame(app, window, last, frames)
-    out["crowd_app_fps"] = {**frame_summary(frames), "characters": args.crowd,
-                            "sim_hz": round((sim.step_count - steps) / (time.perf_counter() - begin), 1)}
+    out["crowd_app_fps"] = whole_loop(args, app, window)
 
     # The app starts every character at the origin: spread over the arena instead, the crowd is what it becomes
     # after a minute of walking to targets (and what a spread start would show at once).
@@ -242,6 +240,47 @@ def crowd_fps(args) -> dict:
     app.close()
     window.close()
     sim.close()
+    from controller.bfloat16 import native_bfloat16
+
+    if native_bfloat16("cpu"):
+        out.update(crowd_bf16(args))
+    return out
+
+
+def whole_loop(args, app, window) -> dict:
+    """The app's whole loop for ``--crowd-seconds``: frame times and the simulation's steps per second."""
+    frames, steps = [], app.sim.step_count
+    begin = last = time.perf_counter()
+    while time.perf_counter() - begin < args.crowd_seconds:
+        last = app_frame(app, window, last, frames)
+    return {**frame_summary(frames), "characters": args.crowd,
+            "sim_hz": round((app.sim.step_count - steps) / (time.perf_counter() - begin), 1)}
+
+
+def crowd_bf16(args) -> dict:
+    """The crowd's step and whole loop with the decoder in bfloat16, on torch's threads as the app leaves them
+    (every CPU; the float32 crowd's ONNX Runtime sessions take every CPU too)."""
+    from app.interactive import App
+    from viewer.window import ViewerWindow
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        samples = crowd_step_ms(args, None, CROWDS[-1], "target", "bf16")
+        out = {"crowd_target_bf16_step_ms": {str(CROWDS[-1]): {"median_ms": median(samples),
+                                                               "min_ms": round(min(samples), 3)},
+                                             "torch_threads": torch.get_num_threads()}}
+        sim = make_sim(args, "auto", args.crowd, task="target", precision="bf16")
+        window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
+        app = App(sim, window)
+        for _ in range(args.crowd_warmup):
+            app.step_simulation()
+        out["crowd_app_fps_bf16"] = whole_loop(args, app, window)
+        app.close()
+        window.close()
+        sim.close()
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 

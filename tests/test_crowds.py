@@ -230,3 +230,54 @@ def test_recording_n_steps_of_a_crowd_gives_n_frames(x_display, tmp_path):
         sim.close()
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == 12
     assert counts["mid"] + counts["far"] + counts["tiny"] > 0 and counts["near"] <= MAX_NEAR
+
+
+def test_a_crowd_plants_the_feet_of_the_characters_nearest_the_view():
+    """Foot locking in a crowd holds the ``foot_lock_nearest`` characters nearest the view's focus (the app's camera
+    target): the one looked at is among them and keeps its row while it stays near; the rest are drawn as the model
+    made them, and a character that comes near starts without locks."""
+    from app.simulation import AppConfig, Simulation
+
+    sim = Simulation(AppConfig(vae=VAE, task="target", characters=40, policies_dir=None, seed=0, foot_lock_nearest=6),
+                     verbose=False)
+    try:
+        assert sim.foot_locker.num_characters == 6
+        sim.step()
+        spread = np.random.default_rng(0).uniform(-15.0, 15.0, (40, 2))  # m: the crowd over the arena
+        import torch
+
+        sim.obs = sim.env.place(root_xz=torch.as_tensor(spread, dtype=torch.float32))
+        sim.teleported[:] = True
+        looked_at = 17
+        rows_seen, locked_steps = [], 0
+        for _ in range(45):
+            sim.set_view_focus(sim.model_joint_positions()[looked_at, 0, ::2])
+            sim.step()
+            rows_seen.append(sim._lock_rows.copy())
+            drawn, model = sim.joint_positions(), sim.model_joint_positions()
+            moved = np.abs(drawn - model).max(axis=(1, 2)) > 1e-9  # (B,) characters drawn otherwise than modelled
+            assert set(np.flatnonzero(moved)) <= set(sim._lock_rows.tolist())
+            locked_steps += int(moved[looked_at])
+        assert all(looked_at in rows for rows in rows_seen[1:])
+        row = [int(np.flatnonzero(rows == looked_at)[0]) for rows in rows_seen[1:]]
+        assert len(set(row)) == 1  # it keeps its row (and its locks) while it stays near
+        assert locked_steps > 0  # its feet were planted by the locker at some point
+        rotations = sim.joint_rotations()  # the BVH path takes the same rows
+        assert rotations.shape == (40, *rotations.shape[1:]) and np.isfinite(rotations).all()
+    finally:
+        sim.close()
+
+
+def test_every_character_is_planted_when_asked():
+    from app.simulation import AppConfig, Simulation
+
+    with pytest.raises(ValueError, match="foot_lock_nearest"):
+        AppConfig(vae=VAE, task="target", characters=4, policies_dir=None, foot_lock_nearest=-1).check()
+    sim = Simulation(AppConfig(vae=VAE, task="target", characters=70, policies_dir=None, seed=0, foot_lock_nearest=0),
+                     verbose=False)
+    try:
+        assert sim.foot_locker.num_characters == 70
+        sim.step()
+        assert sim._lock_rows.tolist() == list(range(70))
+    finally:
+        sim.close()

@@ -1,0 +1,119 @@
+"""The decoder in bfloat16 (controller.bfloat16, ``make_backend(precision="bf16")``, ``play.py --precision bf16``):
+frames next to float32's, the caller's model untouched, and what a user sees: the shipped joystick policy steers the
+bfloat16 character as well; flags that cannot go together are refused with the flag's name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from controller import bfloat16
+from controller.runtime import make_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+CHARACTER = ROOT / "assets" / "characters" / "bandai-namco"
+VAE = CHARACTER / "vae.pt"
+JOYSTICK = CHARACTER / "policies" / "joystick.pt"
+
+needs_bf16 = pytest.mark.skipif(not bfloat16.native_bfloat16("cpu"),
+                                reason="this CPU has no bfloat16 matmul instructions (AVX512-BF16 or AMX)")
+
+
+@pytest.fixture(scope="module")
+def backends():
+    fp32 = make_backend(str(VAE), policy=str(JOYSTICK), backend="torch", device="cpu", verbose=False)
+    bf16 = make_backend(str(VAE), policy=str(JOYSTICK), device="cpu", precision="bf16", verbose=False)
+    return fp32, bf16
+
+
+def real_inputs(backend, batch: int, seed: int = 0):
+    """(observations, condition windows, styles) of real start poses: the first step of a joystick episode."""
+    from envs import MotionVecEnv
+    from policies.checkpoint import load_policy
+
+    options = json.loads(load_policy(JOYSTICK).train_args.get("env_options") or "{}")
+    env = MotionVecEnv(batch, "joystick", backend, array_backend="torch", **options)
+    obs, _ = env.reset(seed=seed)
+    return torch.as_tensor(obs, dtype=torch.float32), env.core.cond.clone(), env.core.style.clone()
+
+
+@needs_bf16
+def test_frames_stay_close_to_float32_and_the_model_given_is_untouched(backends):
+    fp32, bf16 = backends
+    assert bf16.name == "torch" and bf16.precision == "bf16" and "bf16 decoder" in bf16.summary
+    assert next(bf16._stepper.decoder.parameters()).dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in bf16.manifold.parameters())  # the model given, untouched
+
+    obs, cond, style = real_inputs(fp32, 256)
+    frames, actions = fp32.control(obs, cond, style)
+    frames16, actions16 = bf16.control(obs, cond, style)
+    assert frames16.dtype == torch.float32 and frames16.shape == frames.shape
+    torch.testing.assert_close(actions16, actions)  # the policy stays float32
+    error = (frames16 - frames).abs() / fp32.manifold.data_std.float()  # in units of the data's own spread
+    assert error.max() < 0.1
+    assert error.mean() < 0.01
+
+
+@needs_bf16
+def test_a_policy_steers_the_bfloat16_character_as_well(backends):
+    """64 joystick episodes of the shipped policy, run by each backend: heading and speed errors, foot sliding and
+    jitter of the bfloat16 run next to the float32 run (the bars of the int8 test)."""
+    from policies.checkpoint import load_policy
+    from policies.controllers import PolicyController
+    from policies.evaluate import evaluate
+
+    torch.set_num_threads(1)
+    policy = load_policy(JOYSTICK)
+    options = json.loads(policy.train_args.get("env_options") or "{}")
+    results = {}
+    for backend in backends:
+        results[backend.precision] = evaluate(lambda env, b=backend: PolicyController(policy, backend=b),
+                                              task="joystick", vae=backend, episodes=64, seed=0, batch_size=64,
+                                              action_scale=policy.action_scale, env_options=options)
+    fp32, bf16 = results["fp32"], results["bf16"]
+    assert abs(bf16["heading_error_deg"] - fp32["heading_error_deg"]) < 1.5
+    assert abs(bf16["speed_error_mps"] - fp32["speed_error_mps"]) < 0.03
+    assert bf16["foot_sliding"] < 1.15 * fp32["foot_sliding"]
+    assert bf16["jitter"] < 1.1 * fp32["jitter"]
+
+
+def test_bfloat16_refuses_onnx_and_processors_that_would_emulate_it(monkeypatch):
+    from app.simulation import AppConfig
+
+    with pytest.raises(ValueError, match="backend='torch' or 'auto'"):
+        make_backend(str(VAE), backend="onnx", precision="bf16", verbose=False)
+    with pytest.raises(ValueError, match="--backend onnx"):
+        AppConfig(character=str(CHARACTER), backend="onnx", precision="bf16").check()
+    monkeypatch.setattr(bfloat16, "native_bfloat16", lambda device="cpu": False)
+    with pytest.raises(ValueError, match="--precision fp32"):
+        make_backend(str(VAE), precision="bf16", verbose=False)
+    with pytest.raises(ValueError, match="no bfloat16 matmul instructions"):
+        AppConfig(character=str(CHARACTER), precision="bf16").check()
+
+
+@needs_bf16
+def test_play_precision_flag_reaches_the_hud():
+    from app.hud import simulation_lines
+    from app.simulation import AppConfig, Simulation
+
+    sim = Simulation(AppConfig(character=str(CHARACTER), task="joystick", characters=8, precision="bf16"),
+                     verbose=False)
+    assert sim.backend.precision == "bf16"
+    assert "bf16 decoder" in " ".join(simulation_lines(sim))
+    sim.step()
+    assert sim.controller.label.startswith("policy"), sim.notes  # the character's policy fits the bfloat16 model
+    assert np.isfinite(sim.model_joint_positions()).all()
+
+
+@needs_bf16
+def test_a_float32_crowd_is_told_about_bf16():
+    from app.simulation import BF16_HINT_CHARACTERS, AppConfig, Simulation
+
+    sim = Simulation(AppConfig(character=str(CHARACTER), task="target", characters=BF16_HINT_CHARACTERS),
+                     verbose=False)
+    assert any("--precision bf16" in note for note in sim.notes)
+    sim.close()
