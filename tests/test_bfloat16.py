@@ -4,7 +4,6 @@ bfloat16 character as well; flags that cannot go together are refused with the f
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,25 +29,14 @@ def backends():
     return fp32, bf16
 
 
-def real_inputs(backend, batch: int, seed: int = 0):
-    """(observations, condition windows, styles) of real start poses: the first step of a joystick episode."""
-    from envs import MotionVecEnv
-    from policies.checkpoint import load_policy
-
-    options = json.loads(load_policy(JOYSTICK).train_args.get("env_options") or "{}")
-    env = MotionVecEnv(batch, "joystick", backend, array_backend="torch", **options)
-    obs, _ = env.reset(seed=seed)
-    return torch.as_tensor(obs, dtype=torch.float32), env.core.cond.clone(), env.core.style.clone()
-
-
 @needs_bf16
-def test_frames_stay_close_to_float32_and_the_model_given_is_untouched(backends):
+def test_frames_stay_close_to_float32_and_the_model_given_is_untouched(backends, joystick_inputs):
     fp32, bf16 = backends
     assert bf16.name == "torch" and bf16.precision == "bf16" and "bf16 decoder" in bf16.summary
     assert next(bf16._stepper.decoder.parameters()).dtype == torch.bfloat16
     assert all(p.dtype == torch.float32 for p in bf16.manifold.parameters())  # the model given, untouched
 
-    obs, cond, style = real_inputs(fp32, 256)
+    obs, cond, style = joystick_inputs(fp32, 256)
     frames, actions = fp32.control(obs, cond, style)
     frames16, actions16 = bf16.control(obs, cond, style)
     assert frames16.dtype == torch.float32 and frames16.shape == frames.shape
@@ -59,26 +47,10 @@ def test_frames_stay_close_to_float32_and_the_model_given_is_untouched(backends)
 
 
 @needs_bf16
-def test_a_policy_steers_the_bfloat16_character_as_well(backends):
+def test_a_policy_steers_the_bfloat16_character_as_well(backends, steers_alike):
     """64 joystick episodes of the shipped policy, run by each backend: heading and speed errors, foot sliding and
     jitter of the bfloat16 run next to the float32 run (the bars of the int8 test)."""
-    from policies.checkpoint import load_policy
-    from policies.controllers import PolicyController
-    from policies.evaluate import evaluate
-
-    torch.set_num_threads(1)
-    policy = load_policy(JOYSTICK)
-    options = json.loads(policy.train_args.get("env_options") or "{}")
-    results = {}
-    for backend in backends:
-        results[backend.precision] = evaluate(lambda env, b=backend: PolicyController(policy, backend=b),
-                                              task="joystick", vae=backend, episodes=64, seed=0, batch_size=64,
-                                              action_scale=policy.action_scale, env_options=options)
-    fp32, bf16 = results["fp32"], results["bf16"]
-    assert abs(bf16["heading_error_deg"] - fp32["heading_error_deg"]) < 1.5
-    assert abs(bf16["speed_error_mps"] - fp32["speed_error_mps"]) < 0.03
-    assert bf16["foot_sliding"] < 1.15 * fp32["foot_sliding"]
-    assert bf16["jitter"] < 1.1 * fp32["jitter"]
+    steers_alike(*backends)
 
 
 def test_bfloat16_refuses_onnx_and_processors_that_would_emulate_it(monkeypatch):

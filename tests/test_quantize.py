@@ -4,12 +4,10 @@ character through the int8 graphs keeps its heading error, speed error and foot 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from controller import quantize
 from controller.runtime import make_backend
@@ -43,18 +41,7 @@ def backends():
     return fp32, int8
 
 
-def real_inputs(backend, batch: int, seed: int = 0):
-    """(observations, condition windows, styles) of real start poses: the first step of a joystick episode."""
-    from envs import MotionVecEnv
-    from policies.checkpoint import load_policy
-
-    options = json.loads(load_policy(JOYSTICK).train_args.get("env_options") or "{}")
-    env = MotionVecEnv(batch, "joystick", backend, array_backend="torch", **options)
-    obs, _ = env.reset(seed=seed)
-    return torch.as_tensor(obs, dtype=torch.float32), env.core.cond.clone(), env.core.style.clone()
-
-
-def test_the_big_matmuls_are_8_bit_and_the_frames_stay_close(backends):
+def test_the_big_matmuls_are_8_bit_and_the_frames_stay_close(backends, joystick_inputs):
     import onnx
 
     fp32, int8 = backends
@@ -65,7 +52,7 @@ def test_the_big_matmuls_are_8_bit_and_the_frames_stay_close(backends):
     big = sum(i.raw_data.__len__() for i in quantized.graph.initializer if i.name.endswith("_int8"))
     assert big >= 1_000_000  # the experts' weights, one byte each
 
-    obs, cond, style = real_inputs(fp32, 64)
+    obs, cond, style = joystick_inputs(fp32, 64)
     frames, actions = fp32.control(obs, cond, style)
     frames8, actions8 = int8.control(obs, cond, style)
     spread = fp32.manifold.data_std.float()  # per feature: differences in units of the data's own spread
@@ -76,26 +63,10 @@ def test_the_big_matmuls_are_8_bit_and_the_frames_stay_close(backends):
     assert (one - frames8[:1]).abs().max() < 1e-3
 
 
-def test_a_policy_steers_the_int8_character_as_well(backends):
+def test_a_policy_steers_the_int8_character_as_well(backends, steers_alike):
     """64 joystick episodes of the shipped policy, run by each backend: heading and speed errors, foot sliding and
     jitter of the int8 run next to the float32 run (differences measured across seeds: 0.3 deg, 0.02 m/s, 5 %)."""
-    from policies.checkpoint import load_policy
-    from policies.controllers import PolicyController
-    from policies.evaluate import evaluate
-
-    torch.set_num_threads(1)
-    policy = load_policy(JOYSTICK)
-    options = json.loads(policy.train_args.get("env_options") or "{}")
-    results = {}
-    for backend in backends:
-        results[backend.precision] = evaluate(lambda env, b=backend: PolicyController(policy, backend=b),
-                                              task="joystick", vae=backend, episodes=64, seed=0, batch_size=64,
-                                              action_scale=policy.action_scale, env_options=options)
-    fp32, int8 = results["fp32"], results["int8"]
-    assert abs(int8["heading_error_deg"] - fp32["heading_error_deg"]) < 1.5
-    assert abs(int8["speed_error_mps"] - fp32["speed_error_mps"]) < 0.03
-    assert int8["foot_sliding"] < 1.15 * fp32["foot_sliding"]
-    assert int8["jitter"] < 1.1 * fp32["jitter"]
+    steers_alike(*backends)
 
 
 def test_int8_needs_the_onnx_backend_on_the_cpu():
