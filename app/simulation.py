@@ -184,7 +184,7 @@ class Simulation:
             from controller.bfloat16 import native_bfloat16
 
             if native_bfloat16("cpu"):
-                self._note(f"{self.num_characters} characters: --precision bf16 steps a crowd in about 60 % of the "
+                self._note(f"{self.num_characters} characters: --precision bf16 steps a crowd in 60-70 % of the "
                            "float32 time on this CPU (README, section 6)")
         self.style_names = list(getattr(backend, "style_names", []) or [])
         self.style_choice: int | None = None  # the style the user picked (None: each start pose's own)

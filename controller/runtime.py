@@ -29,7 +29,7 @@ Backends:
   character at batch 1, frames within a few hundredths of the float32 ones.
 * ``"torch"``: the torch modules themselves, under ``torch.no_grad`` (CUDA when available).
   ``precision="bf16"`` runs the decoder in bfloat16 (:mod:`controller.bfloat16`; processors with bfloat16
-  instructions only): a crowd's step at about half the float32 time.
+  instructions only): a crowd's step in 60-70 % of the float32 time.
 * ``"auto"``: ``"onnx"`` when onnxruntime is installed (``"torch"`` for ``precision="bf16"``), else ``"torch"``.
 
 ``prior=`` (a VQ model's code prior file or ``vae.prior.CodePrior``): ``backend.code_prior`` is the prior on the same
