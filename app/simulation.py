@@ -128,8 +128,9 @@ class AppConfig:
                 raise ValueError("--precision bf16 runs the decoder in torch; it cannot go with --backend onnx "
                                  "(use --backend auto or torch)")
             from controller.bfloat16 import check_supported
+            from controller.runtime import torch_device
 
-            check_supported("cuda" if self.device == "cuda" else "cpu")
+            check_supported(torch_device(self.device))  # the device the torch backend will run on
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**62:
             raise ValueError(f"--seed must be an integer in [0, 2**62), got {self.seed!r}")
         if not Path(self.vae).is_file():
@@ -180,10 +181,11 @@ class Simulation:
         if self.num_characters > CROWD_WARNING:
             self._note(f"{self.num_characters} characters: each step decodes them all, expect well under 30 Hz on a "
                        "laptop CPU (the largest crowd holding 30 Hz is in the README's benchmarks)")
-        if self.num_characters >= BF16_HINT_CHARACTERS and config.precision == "fp32" and config.device != "cuda":
+        if self.num_characters >= BF16_HINT_CHARACTERS and config.precision == "fp32":
             from controller.bfloat16 import native_bfloat16
+            from controller.runtime import torch_device
 
-            if native_bfloat16("cpu"):
+            if torch_device(config.device) == "cpu" and native_bfloat16("cpu"):
                 self._note(f"{self.num_characters} characters: --precision bf16 steps a crowd in 60-70 % of the "
                            "float32 time on this CPU (README, section 6)")
         self.style_names = list(getattr(backend, "style_names", []) or [])

@@ -57,11 +57,7 @@ def bfloat16_manifold(manifold):
     if not isinstance(getattr(manifold, "decoder", None), nn.Module):
         raise ValueError(f"precision 'bf16': {type(manifold).__name__} has no decoder module to convert")
     decoder = manifold.decoder
-    manifold.decoder = None  # not deep-copied twice: the bfloat16 copy is made from it below
-    try:
-        result = copy.deepcopy(manifold)
-    finally:
-        manifold.decoder = decoder
+    result = copy.deepcopy(manifold, {id(decoder): decoder})  # every part but the decoder, copied once below
     result.decoder = BFloat16Decoder(decoder)
     return result.eval()
 

@@ -570,6 +570,12 @@ def _export_folder(vae, policy, vae_src, pol_src, action_scale, export_dir) -> c
     return cache.temporary_export(vae_src.module, None if pol_src is None else pol_src.module, action_scale)
 
 
+def torch_device(device: str) -> str:
+    """The device the torch backend runs on for ``device`` ("auto" | "cpu" | "cuda"): CUDA unless told "cpu" or
+    torch sees no GPU."""
+    return "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
+
+
 def make_backend(vae, policy=None, backend: str = "auto", device: str = "auto", export_dir=None, *,
                  action_scale: float | None = None, threads: int = DEFAULT_THREADS, batch_threads: int | None = None,
                  prior=None, precision: str = "fp32", verbose: bool = True):
@@ -603,7 +609,7 @@ def make_backend(vae, policy=None, backend: str = "auto", device: str = "auto", 
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device='cuda' but torch sees no GPU (a CPU build of torch, or no CUDA device); "
                                "use device='cpu'")
-        where = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
+        where = torch_device(device)
         vae_src = resolve_vae(vae, where)
         manifold = vae_src.module
         if not _is_path(vae) and device != "auto" and manifold.device.type != where:
@@ -640,4 +646,4 @@ def make_backend(vae, policy=None, backend: str = "auto", device: str = "auto", 
     return result
 
 
-__all__ = ["BACKENDS", "PRECISIONS", "OnnxBackend", "TorchBackend", "make_backend"]
+__all__ = ["BACKENDS", "PRECISIONS", "OnnxBackend", "TorchBackend", "make_backend", "torch_device"]
