@@ -52,6 +52,7 @@ import torch
 from app.input_script import StepInput
 from app.inputs import Control, combine, command_speed, world_direction
 from envs.registry import canonical_task, task_spec
+from mocap.foot_locking import channel_contacts
 from policies.controllers import PolicyController, PriorController, SamplingController
 
 BUNDLE_POLICIES = "bundle"  # AppConfig.policies_dir: the character's own policies folder
@@ -175,6 +176,7 @@ class Simulation:
         self.metrics: dict = {}
         self.view_focus_xz: np.ndarray | None = None  # (2,) m where the view looks (None: the first character)
         self._lock_rows: np.ndarray | None = None  # (L,) the character each foot-locker row holds
+        self._contact_sides: np.ndarray | None = None  # (F,) the side of each contact channel (None: none used)
         self.foot_locker, self.foot_locking_unavailable = self._make_foot_locker()
         self.foot_locking = bool(config.foot_locking) and self.foot_locker is not None
         self._shown_positions: np.ndarray | None = None  # (B, J, 3) this step's pose with feet locked
@@ -478,7 +480,7 @@ class Simulation:
     # ---- planted feet ------------------------------------------------------------------------------------------
     def _make_foot_locker(self):
         """(a FootLocker for this crowd, None) or (None, why there is none: no skeleton, or one without legs)."""
-        from mocap.foot_locking import FootLocker, floor_heights, leg_chains
+        from mocap.foot_locking import FootLocker, channel_sides, floor_heights, leg_chains
         from mocap.pose_layout import PoseLayout
 
         if self.skeleton is None:
@@ -494,6 +496,8 @@ class Simulation:
             layout = PoseLayout.from_frame_size(frames.shape[-1])
             poses = layout.positions(frames.reshape(-1, frames.shape[-1]))  # (N, J, 3): heights are world heights
             floor = floor_heights(poses, chains)
+        head = getattr(self.backend, "contacts", None)
+        self._contact_sides = None if head is None else channel_sides(chains, self.skeleton, head.joints)
         rows = self.num_characters if not self.config.foot_lock_nearest else min(self.num_characters,
                                                                                  self.config.foot_lock_nearest)
         return FootLocker(chains, rows, self.fps, floor), None
@@ -540,8 +544,16 @@ class Simulation:
         if self.foot_locking:
             model_pos = self.model_joint_positions()
             rows = self._locked_characters(model_pos)
-            model_pos[rows] = self.foot_locker.step(model_pos[rows])[0]
+            model_pos[rows] = self.foot_locker.step(model_pos[rows], predicted=self._channel_contacts(rows))[0]
             self._shown_positions = model_pos
+
+    def _channel_contacts(self, rows: np.ndarray) -> np.ndarray | None:
+        """(L, 2) contacts per side of characters ``rows`` from the model's contact channels (:mod:`vae.contacts`),
+        or None (the locker reads them from the poses) for a model without them."""
+        if self._contact_sides is None:
+            return None
+        probabilities = self.env.core.contact_probabilities(rows)  # (L, F)
+        return None if probabilities is None else channel_contacts(probabilities.cpu().numpy(), self._contact_sides)
 
     # ---- what to draw and show --------------------------------------------------------------------------------
     def model_joint_positions(self) -> np.ndarray:

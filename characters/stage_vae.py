@@ -150,6 +150,11 @@ def run(ctx):
     progress.figure("evaluating: held-out reconstruction, a 5-minute random walk, held latents, steerability")
     model = load_manifold(train_path(ctx))
     result = evaluate(model, str(data_path(ctx)), frames=EVAL_FRAMES, seed=cfg.seed)
+    if model.contacts is not None:
+        accuracy = model.contacts.metrics.get("accuracy", [])
+        result["contact_accuracy"] = min(accuracy) if accuracy else None
+        progress.figure(f"contact channels ({', '.join(model.contacts.joints)}): held-out accuracy "
+                        f"{', '.join(f'{a:.3f}' for a in accuracy)}")
     if model.discrete:
         slim_checkpoint(train_path(ctx), ctx.out / "vae.pt")
     else:

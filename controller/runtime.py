@@ -103,6 +103,16 @@ class _ManifoldFacade:
     num_styles = property(lambda self: int(getattr(self.manifold, "num_styles", 0) or 0))
     style_names = property(lambda self: list(getattr(self.manifold, "style_names", []) or []))
     start_styles = property(lambda self: getattr(self.manifold, "start_styles", None))
+    contacts = property(lambda self: getattr(self.manifold, "contacts", None))
+
+    def contact_probabilities(self, latent, cond_raw, style=None) -> torch.Tensor | None:
+        """(B, F) the foot contact channels of the frame ``step`` predicts from the same inputs (the torch manifold's
+        small head, :mod:`vae.contacts`); None without contact channels."""
+        if self.contacts is None:
+            return None
+        return self.manifold.contact_probabilities(torch.as_tensor(latent, device=self.manifold.device),
+                                                   torch.as_tensor(cond_raw, device=self.manifold.device),
+                                                   style=style).to(self.device)
 
     def _style_weights(self, style, batch: int) -> np.ndarray:
         """(B, S) float32 blend weights of ``style``: (B,) indices, (B, S) weights, or None (the average style)."""

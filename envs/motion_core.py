@@ -73,6 +73,7 @@ class MotionCore:
         self.yaw = torch.zeros(b, device=self.device)
         self.steps = torch.zeros(b, dtype=torch.int64, device=self.device)
         self.num_styles = manifold_source.num_styles(manifold)
+        self._step_inputs: tuple | None = None
         self.style_names = manifold_source.style_names(manifold)
         self.start_styles = manifold_source.start_styles(manifold, self.start_frames, start_frames, self.device)
         self.style_from = torch.zeros(b, self.num_styles, device=self.device)  # (B, S)
@@ -289,6 +290,8 @@ class MotionCore:
     def differentiable_step(self, latent: torch.Tensor) -> torch.Tensor:
         """``step`` that records the graph when grad mode is on: the new frame, root and facing are differentiable
         functions of ``latent`` and of the state before (analytic policy gradients, :mod:`policies.apg`)."""
+        # What the contact channels read (contact_probabilities): the latent, the condition and the style of this step.
+        self._step_inputs = (latent.detach(), self.cond, self.style if self.num_styles else None)
         if self.num_styles:
             nxt = self.manifold.step(latent, self.cond, style=self.style).to(torch.float32)  # (B, D)
             self.style_progress = (self.style_progress + self.dt / self.style_blend_s.clamp_min(1e-6)).clamp(max=1.0)
@@ -309,6 +312,18 @@ class MotionCore:
         return nxt
 
     # ---- views ----------------------------------------------------------------------------------
+    def contact_probabilities(self, rows=None) -> torch.Tensor | None:
+        """(B, F) the manifold's foot contact channels for the frame the last step made (the probability that each
+        joint of ``manifold.contacts.joints`` touches the ground; :mod:`vae.contacts`), or (L, F) for ``rows`` (L,)
+        indices; None for a manifold without them or before the first step."""
+        if getattr(self.manifold, "contacts", None) is None or self._step_inputs is None:
+            return None
+        latent, cond, style = self._step_inputs
+        if rows is not None:
+            rows = torch.as_tensor(rows, device=latent.device)
+            latent, cond, style = latent[rows], cond[rows], None if style is None else style[rows]
+        return self.manifold.contact_probabilities(latent, cond, style=style)
+
     @property
     def frame(self) -> torch.Tensor:
         """(B, D) the current raw frame."""

@@ -18,8 +18,11 @@ that is shown (and exported):
   leg's reach first lowers the whole body (:func:`pelvis_drop`, :func:`needed_drop`, at most
   ``MAX_PELVIS_DROP_M``), as game engines do: the shipped character's stance legs are nearly straight while its
   body runs ahead of its planted feet.
+- :func:`channel_sides` and :func:`channel_contacts` turn a Motion VAE's contact channels (:mod:`vae.contacts`:
+  the contact of each labelled foot joint in the frame the decoder predicts) into contacts per side.
 - :class:`FootLocker` steps B characters once per simulation step. A lock starts on a contact by the data's rule
-  but up to ``LOCK_SPEED_MPS`` (the models slide planted feet faster than the data's speed), where the toe was drawn
+  but up to ``LOCK_SPEED_MPS`` (the models slide planted feet faster than the data's speed), or where the model's
+  contact channels say contact (its stance frames, where its foot may move faster), where the toe was drawn
   the step before (ground-plane x, z; the height always follows the pose), and holds while that contact lasts. A
   held toe the model drags away is let trail at most ``LEASH_M`` behind it (``PLANTED_LEASH_M`` while the model's
   toe is slower than the data's contact speed, so a toe the data calls planted stays put), its lock sliding along
@@ -31,16 +34,17 @@ that is shown (and exported):
   to tell it).
 
 Measured (CAMDM foot sliding, :mod:`mocap.quality`, of the motion with foot locking as ``policies.evaluate`` reports
-it, ``foot_sliding_ik``; 100 episodes of 30 s; the data's own value 0.081): the shipped character's joystick policy
-0.468 unlocked -> 0.064 (0.191 with the rules before: lock only below the data's 0.6 m/s, let go at 25 cm, blend from
-the lock); its target policy 0.467 -> 0.312 (was 0.405): that policy's feet skid along the floor at 1-2.4 m/s for
-metres, faster than ``LOCK_SPEED_MPS`` and farther than any leash a leg reaches (49 % of what remains is toes never
-locked, 28 % blending out, 13 % leashed). Jitter of the locked motion rises 2 % over the model's (9.09 -> 9.27 and
-12.9 -> 13.2 m/s^2; was 7 % and 3 %); a toe moves at most 5.0 cm per step faster than the model's (was 15 cm), the
-knee's acceleration is at most 16.5 cm/step^2 (was 19.3; the model's own 13.2). On the 20 s joystick tour of
-``tests/test_play.py`` (DeepMimic) a toe planted by the data's rule drifts at most 0.3 cm (14 cm unlocked), foot
-sliding 0.39 -> 0.067 (was 0.13), jitter +13.5 % (6.6 -> 7.5 m/s^2). A step costs 0.5 ms for one character and
-1.5 ms for 256 (numpy, one CPU thread).
+it, ``foot_sliding_ik``; 100 episodes of 30 s; the data's own value 0.081): the shipped Bandai-Namco joystick policy
+0.632 unlocked -> 0.091 with its contact channels (0.225 with contacts from the poses alone), its target policy
+0.338 -> 0.060 (0.182). The previous release's joystick policy went 0.468 -> 0.064 with contacts from the poses (0.191
+with the rules before: lock only below the data's 0.6 m/s, let go at 25 cm, blend from the lock); its target policy
+0.467 -> 0.312 (was 0.405): that policy's feet skid along the floor at 1-2.4 m/s for metres, faster than
+``LOCK_SPEED_MPS`` and farther than any leash a leg reaches. Jitter of the locked motion over the model's: +5 % and
++12 % (8.24 -> 8.68 and 13.7 -> 15.3 m/s^2; the same with contacts from the poses alone); a toe moves at most 5.0 cm
+per step faster than the model's, the knee's acceleration is at most 16.5 cm/step^2 (the model's own 13.2; the
+previous release's policies). On the 20 s joystick tour of ``tests/test_play.py`` (DeepMimic) a toe planted by the
+data's rule drifts at most 0.3 cm (14 cm unlocked), foot sliding 0.39 -> 0.052 (0.067 from the poses alone). A step
+costs 0.5 ms for one character and 1.5 ms for 256 (numpy, one CPU thread).
 
 Spaces: ``world_`` is the y-up world in metres. Sides are ordered (left, right) everywhere.
 """
@@ -64,8 +68,12 @@ from mocap.skeleton import Skeleton
 # planted toe drifts 4 cm).
 LOCK_SPEED_MPS = 1.0
 # A held toe the model moves faster than the data's contact speed trails at most this far (m, horizontally) behind
-# the model's toe; its lock slides along behind it beyond. A longer leash gains little (foot_sliding_ik 0.065 / 0.064 /
-# 0.063 with 0.20 / 0.25 / 0.30) while stretching the stance leg farther behind the body, which then lowers more.
+# the model's toe; its lock slides along behind it beyond. With contacts read from the poses a longer leash gained
+# little (foot_sliding_ik 0.065 / 0.064 / 0.063 with 0.20 / 0.25 / 0.30); with the model's contact channels, which
+# hold stance feet the model drags, it gains more (the shipped Bandai-Namco joystick policy 0.091 / 0.087 / 0.084 /
+# 0.079 with 0.25 / 0.28 / 0.30 / 0.35, RELEASE_DISTANCE_M 0.60; data 0.081), but the DeepMimic character's legs then
+# fall short of locks that far behind: on the tour of tests/test_play.py a planted toe drifts 0.32 / 1.10 / 1.10 /
+# 1.65 cm.
 LEASH_M = 0.25
 # ... and this far while the model's toe is slower (planted by the data's rule): such a toe does not slide until then,
 # and trails 10 cm less once moving. 0.25 (one leash): the tour drifts a planted DeepMimic toe 1.7 cm,
@@ -75,9 +83,10 @@ BLEND_OUT_FRAMES = 5  # a released foot returns to the model's motion over at le
 # ... and over more where its correction exceeds this many metres per step: a toe let go 35 cm from the model's toe
 # moved up to 7.8 cm per step faster than the model's over 5 steps; at most 5.0 with this (foot sliding the same).
 BLEND_OUT_STEP_M = 0.05
-# A foot this far (horizontally) from its lock lets go: held toes stay within PLANTED_LEASH_M plus about one step
-# below LOCK_SPEED_MPS (0.38 m), so only a toe that jumped does (a teleport nobody reported).
-RELEASE_DISTANCE_M = 0.40
+# A foot this far (horizontally) from its lock lets go: held toes stay within a leash plus about one step of the
+# model's toe, so only a toe that jumped does (a teleport nobody reported). 0.40 let go of toes the contact channels
+# hold on long strides (the shipped Bandai-Namco joystick policy's foot_sliding_ik 0.101 against 0.091 with 0.60).
+RELEASE_DISTANCE_M = 0.60
 # A foot more than this many release distances from its lock jumped (a teleport nobody reported): it lets go at once,
 # since blending from a lock metres away would drag the leg across the gap; a slide just past the release distance
 # blends out as a lifted foot does.
@@ -293,6 +302,27 @@ def detect_contacts(world_pos: np.ndarray, prev_world_pos: np.ndarray, chains: L
     return low & slow
 
 
+def channel_sides(chains: LegChains, skeleton: Skeleton, joints: list[str]) -> np.ndarray | None:
+    """(F,) the side (0 left, 1 right, -1 neither) of each contact channel, given the channels' joint names
+    ``joints`` (a Motion VAE's ``contacts.joints``, :mod:`vae.contacts`); None when a side has no channel on its foot
+    or toe (then contacts come from the poses, :func:`detect_contacts`)."""
+    names = list(skeleton.joint_names)
+    sides = np.full(len(joints), -1)
+    for f, name in enumerate(joints):
+        index = names.index(name) if name in names else -1
+        for side in range(2):
+            if index in chains.contact_joints[side]:
+                sides[f] = side
+    return sides if all((sides == side).any() for side in range(2)) else None
+
+
+def channel_contacts(probabilities: np.ndarray, sides: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Contacts (..., 2) bool per side from contact channels (..., F) probabilities: a foot is in contact while the
+    channel of its foot or its toe (``sides`` (F,) from :func:`channel_sides`) is above ``threshold``."""
+    above = np.asarray(probabilities) > threshold  # (..., F)
+    return np.stack([above[..., sides == side].any(axis=-1) for side in range(2)], axis=-1)
+
+
 # ---- correction -----------------------------------------------------------------------------------------------
 def world_forward(world_pos: np.ndarray, chains: LegChains) -> np.ndarray:
     """(..., 3) unit horizontal forward of the pelvis: left-minus-right hip x up (as ``mocap.features``' facing)."""
@@ -463,11 +493,12 @@ class FootLocker:
         self.drop_m[mask] = 0.0
         self._has_prev[mask] = False
 
-    def step(self, world_pos: np.ndarray, world_rot: np.ndarray | None = None,
-             contacts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    def step(self, world_pos: np.ndarray, world_rot: np.ndarray | None = None, contacts: np.ndarray | None = None,
+             predicted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """One simulation step: the model's pose (B, J, 3) m, optionally its world rotations (B, J, 3, 3) and
-        contacts (B, 2) bool per side (else detected, :func:`detect_contacts` at ``speed_mps``) -> corrected
-        positions (B, J, 3) and rotations (B, J, 3, 3) (None without ``world_rot``). The inputs are not modified."""
+        contacts (B, 2) bool per side (else detected, :func:`detect_contacts` at ``speed_mps``, or-ed with the
+        model's ``predicted`` ones (B, 2), :func:`channel_contacts`) -> corrected positions (B, J, 3) and rotations
+        (B, J, 3, 3) (None without ``world_rot``). The inputs are not modified."""
         if world_pos.shape[0] != self.num_characters:
             raise ValueError(f"FootLocker for {self.num_characters} characters got poses of {world_pos.shape[0]}")
         if not self.fixed_floor:
@@ -476,8 +507,10 @@ class FootLocker:
         world_prev = world_pos if self._prev_pos is None else self._prev_pos  # (B, J, 3) the model's last pose
         if contacts is None:
             contacts = detect_contacts(world_pos, world_prev, self.chains, self.floor, self.fps, self.height_m,
-                                       self.speed_mps) & self._has_prev[:, None]
-        contacts = np.asarray(contacts, dtype=bool)
+                                       self.speed_mps)
+            if predicted is not None:  # the model's stance frames where its foot moves, and what its poses plant
+                contacts = contacts | np.asarray(predicted, dtype=bool)
+        contacts = np.asarray(contacts, dtype=bool) & self._has_prev[:, None]  # a new character starts unlocked
         drawn_before = self._has_prev.copy()  # (B,) the last step drew the character (no reset since)
         world_step = np.linalg.norm((world_pos - world_prev)[:, self.chains.toe][..., ::2], axis=-1)  # (B, 2) m
         self._prev_pos = world_pos.copy()

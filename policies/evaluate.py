@@ -160,7 +160,7 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
     obs, _ = env.reset(seed=seed)
     alive = torch.ones(b, dtype=torch.bool, device=env.device)
     feet = foot_joints_of(env.manifold)
-    joints_track, alive_track = [], []
+    joints_track, alive_track, contacts_track = [], [], []
     age = torch.zeros(b, device=env.device)  # target: seconds the current target has been up
     joystick = JoystickTracker(task, core, settle_seconds) if name == "joystick" else None
     ever_lost = torch.zeros(b, dtype=torch.bool, device=env.device)
@@ -178,6 +178,9 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
             tally.add("saturated", ((action.abs() >= SATURATED) & alive[:, None]).sum())
             tally.add("action_values", live.sum() * action.shape[1])
         joints_track.append(core.world_joint_positions().cpu())
+        contacts = core.contact_probabilities()  # (B, F) the model's contact channels, or None
+        if contacts is not None:
+            contacts_track.append(contacts.cpu())
         alive_track.append(alive.clone().cpu())  # alive changes in place below
         if name in ("target", "timed_target", "maze"):
             arrived = info["_time_to_target"] & alive
@@ -211,7 +214,8 @@ def run_batch(env, controller, *, seed: int, target_timeout: float = 10.0, settl
     joints, alive_steps = torch.stack(joints_track), torch.stack(alive_track)  # (T, B, J, 3), (T, B)
     if feet:
         _foot_skate(tally, env.manifold, feet, joints[:, :, feet], alive_steps)
-    _quality(tally, env.manifold, joints, alive_steps, core.fps)
+    contacts = torch.stack(contacts_track).numpy() if contacts_track else None  # (T, B, F)
+    _quality(tally, env.manifold, joints, alive_steps, core.fps, contacts)
     return tally
 
 
@@ -292,8 +296,10 @@ class JoystickTracker:
         self.since_change = torch.where(changed, torch.zeros_like(self.since_change), self.since_change)
 
 
-def _quality(tally: _Tally, manifold, joints: torch.Tensor, alive: torch.Tensor, fps: float) -> None:
-    """METRICS.md metrics of every episode (its frames while alive), pooled per episode."""
+def _quality(tally: _Tally, manifold, joints: torch.Tensor, alive: torch.Tensor, fps: float,
+             contacts: np.ndarray | None = None) -> None:
+    """METRICS.md metrics of every episode (its frames while alive), pooled per episode; ``contacts`` (T, B, F): the
+    model's contact channels at each frame, which the foot locking of ``foot_sliding_ik`` then follows."""
     skeleton = getattr(manifold, "skeleton", None)
     if skeleton is None:
         return
@@ -303,17 +309,17 @@ def _quality(tally: _Tally, manifold, joints: torch.Tensor, alive: torch.Tensor,
         return
     episodes = [joints[alive[:, i], i].double().numpy() for i in range(joints.shape[1])]
     quality = quality_over(episodes, toes, fps, window_s=WINDOW_S)
-    locked = locked_motion(manifold, joints.double().numpy(), fps)
+    locked = locked_motion(manifold, joints.double().numpy(), fps, contacts)
     if locked is not None:
         episodes = [locked[alive[:, i].numpy(), i] for i in range(joints.shape[1])]
         quality["foot_sliding_ik"] = quality_over(episodes, toes, fps, window_s=WINDOW_S)["foot_sliding"]
     tally.episode_quality.append(quality)
 
 
-def locked_motion(manifold, world_pos: np.ndarray, fps: float) -> np.ndarray | None:
-    """The rollout (T, B, J, 3) as the app shows it with foot locking (:mod:`mocap.foot_locking`), or None for a
-    skeleton without legs."""
-    from mocap.foot_locking import FootLocker, floor_heights, leg_chains
+def locked_motion(manifold, world_pos: np.ndarray, fps: float, contacts: np.ndarray | None = None) -> np.ndarray | None:
+    """The rollout (T, B, J, 3) as the app shows it with foot locking (:mod:`mocap.foot_locking`; with the model's
+    contact channels ``contacts`` (T, B, F) where it has them, as the app), or None for a skeleton without legs."""
+    from mocap.foot_locking import FootLocker, channel_contacts, channel_sides, floor_heights, leg_chains
 
     try:
         chains = leg_chains(manifold.skeleton)
@@ -326,7 +332,12 @@ def locked_motion(manifold, world_pos: np.ndarray, fps: float) -> np.ndarray | N
         poses = pose_layout(manifold).positions(frames.reshape(-1, frames.shape[-1]))  # (N, J, 3)
         floor = floor_heights(poses, chains)
     locker = FootLocker(chains, world_pos.shape[1], fps, floor)
-    return np.stack([locker.step(pose)[0] for pose in world_pos])  # (T, B, J, 3)
+    head = getattr(manifold, "contacts", None)
+    sides = None if contacts is None or head is None else channel_sides(chains, manifold.skeleton, head.joints)
+    if sides is None:
+        return np.stack([locker.step(pose)[0] for pose in world_pos])  # (T, B, J, 3)
+    sided = channel_contacts(contacts, sides)  # (T, B, 2)
+    return np.stack([locker.step(pose, predicted=c)[0] for pose, c in zip(world_pos, sided, strict=True)])
 
 
 def _foot_skate(tally: _Tally, manifold, feet: list[int], positions: torch.Tensor, alive: torch.Tensor) -> None:

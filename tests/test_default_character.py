@@ -144,24 +144,28 @@ def test_planted_toes_hold_while_it_walks_and_runs(drive):
 
     app = drive(seed=4)
     keys(app, key.W)
-    drawn, model = [], []
+    drawn, model, channels = [], [], []
     for seconds, extra in ((3.0, ()), (3.0, (key.LSHIFT,))):
         keys(app, *extra)
         for _ in range(round(seconds * app.sim.fps)):
             app.tick(app.sim.dt)
             drawn.append(app.sim.joint_positions()[0])
             model.append(app.sim.model_joint_positions()[0])
-    drawn, model = np.stack(drawn), np.stack(model)
+            channels.append(app.sim.foot_locker.contacts[0].copy())
+    drawn, model, channels = np.stack(drawn), np.stack(model), np.stack(channels)
     locker = app.sim.foot_locker
     contacts = detect_contacts(model[1:], model[:-1], locker.chains, locker.floor, app.sim.fps)  # (T-1, 2)
-    drift = []
-    for side in range(2):
-        edges = np.diff(np.concatenate([[0], contacts[:, side].astype(int), [0]]))
-        for start, end in zip(np.nonzero(edges == 1)[0] + 1, np.nonzero(edges == -1)[0] + 1, strict=True):
-            toe = drawn[start:end, locker.chains.toe[side]][:, ::2]  # (K, 2) ground x, z
-            drift.append(np.linalg.norm(toe - toe[0], axis=-1).max())
-    print(f"\n{len(drift)} contacts; largest drift of a planted toe {max(drift) * 100:.2f} cm")
-    assert len(drift) >= 10 and max(drift) < 0.01
+    for name, planted in (("data's rule on the model's poses", contacts), ("model's contact channels", channels[1:])):
+        drift = []
+        for side in range(2):
+            edges = np.diff(np.concatenate([[0], planted[:, side].astype(int), [0]]))
+            for start, end in zip(np.nonzero(edges == 1)[0] + 1, np.nonzero(edges == -1)[0] + 1, strict=True):
+                toe = drawn[start:end, locker.chains.toe[side]][:, ::2]  # (K, 2) ground x, z
+                drift.append(np.linalg.norm(toe - toe[0], axis=-1).max())
+        print(f"\n{name}: {len(drift)} contacts; largest drift of a planted toe {max(drift) * 100:.2f} cm, "
+              f"median {np.median(drift) * 100:.2f} cm")
+        if planted is contacts:  # a toe the data's rule calls planted stays put (the channels' stance frames may
+            assert len(drift) >= 10 and max(drift) < 0.01  # trail on the leash where the model drags the foot)
 
 
 def test_every_style_steps_the_onnx_decoder_like_torch():

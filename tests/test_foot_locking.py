@@ -310,11 +310,13 @@ def test_a_lock_beyond_reach_lowers_the_body_and_the_other_foot_stays():
     assert pose[0, 0, 1] - out[0, 0, 1] == pytest.approx(MAX_PELVIS_DROP_M)
 
 
-def drawn_toes(locker, world_pos, contacts=None):
-    """Step ``locker`` through poses (T, 1, J, 3) -> the drawn left toe (T, 2) x, z and the body's drop (T,) m."""
+def drawn_toes(locker, world_pos, contacts=None, predicted=None):
+    """Step ``locker`` through poses (T, 1, J, 3) (with ``contacts`` or ``predicted`` ones (T, 1, 2)) -> the drawn
+    left toe (T, 2) x, z and the body's drop (T,) m."""
     toe, drop = [], []
     for t in range(len(world_pos)):
-        out, _ = locker.step(world_pos[t], contacts=None if contacts is None else contacts[t])
+        out, _ = locker.step(world_pos[t], contacts=None if contacts is None else contacts[t],
+                             predicted=None if predicted is None else predicted[t])
         toe.append(out[0, locker.chains.toe[0]][::2])
         drop.append(world_pos[t, 0, 0, 1] - out[0, 0, 1])
     return np.stack(toe), np.array(drop)

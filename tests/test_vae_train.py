@@ -111,6 +111,9 @@ def test_train_writes_checkpoint_logs_and_preview(tiny_data, tmp_path):
     data = MotionDataset.load(tiny_data)
     assert torch.allclose(model.data_mean, torch.from_numpy(data.data[: data.end_indices[3] + 1].mean(0)), atol=1e-4)
     assert torch.equal(model.start_frames, extra["start_frames"])
+    # Contact channels fitted after the last epoch (vae.contacts): one per labelled foot joint.
+    assert model.contacts.joints == [data.skeleton.joint_names[j] for j in data.foot_joints]
+    assert len(raw["contacts"]["metrics"]["accuracy"]) == len(data.foot_joints)
 
     logs = tmp_path / "mvae_logs"
     rows = list(csv.DictReader(open(logs / "metrics.csv")))

@@ -10,6 +10,7 @@ Layout (a dict written with ``torch.save``, read with ``torch.load(weights_only=
     fps                 float, frames per second of the training data
     dataset_fingerprint str, MotionDataset.fingerprint() of the training data
     extra               dict of plain types (trainer metadata: epochs, losses, arguments ...)
+    contacts            (optional) the foot contact channels, vae.contacts.ContactHead.to_dict()
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from common.paths import portable_path
 from mocap.pose_layout import PoseLayout
 from mocap.skeleton import Skeleton
 from vae.config import VAEConfig
+from vae.contacts import ContactHead
 from vae.manifold import MotionManifold
 from vae.mixture_vae import PoseMixtureVAE
 from vae.pose_vae import PoseVAE
@@ -89,8 +91,18 @@ def save_checkpoint(path, model: MotionManifold, *, skeleton: Skeleton, fps: flo
         "dataset_fingerprint": str(dataset_fingerprint),
         "extra": extra,
     }
+    head = getattr(model, "contacts", None)
+    if head is not None:
+        payload["contacts"] = head.to_dict()
     with atomic_write(path) as f:
         torch.save(payload, f)
+
+
+def write_contacts(ckpt: dict, head: ContactHead, path) -> None:
+    """Write the checkpoint dict ``ckpt`` (from :func:`read_checkpoint`) with the contact channels ``head``, atomically."""
+    ckpt = {**ckpt, "contacts": head.to_dict()}
+    with atomic_write(Path(path)) as f:
+        torch.save(ckpt, f)
 
 
 def read_checkpoint(path) -> dict:
@@ -154,6 +166,10 @@ def load_manifold(path, device: str | torch.device = "cpu") -> MotionManifold:
     model.dataset_fingerprint = str(ckpt["dataset_fingerprint"])
     model.extra = ckpt.get("extra", {})
     model.style_names = [str(s) for s in model.extra.get("style_names", [])]
+    if ckpt.get("contacts") is not None:
+        condition_size = config.num_condition_frames * config.frame_size
+        model.set_contacts(ContactHead.from_dict(ckpt["contacts"], config.decoder_latent_size, condition_size,
+                                                 str(path)))
     return model.to(device).eval()
 
 

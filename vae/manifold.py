@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae.config import VAEConfig
+from vae.contacts import contact_probabilities
 
 STD_EPS = 1e-6
 
@@ -56,6 +57,18 @@ class MotionManifold(nn.Module):
         self.fps: float | None = None
         self.dataset_fingerprint: str | None = None
         self.extra: dict = {}
+        self.contacts = None  # the foot contact channels (vae.contacts.ContactHead), set by set_contacts
+
+    def set_contacts(self, head) -> None:
+        """Attach foot contact channels (:class:`vae.contacts.ContactHead`, or None to drop them). Not a submodule:
+        the state_dict, and so the weights fingerprint policies and code priors check, stays the motion's, which the
+        contact channels do not change."""
+        self.__dict__["contacts"] = head
+
+    def contact_probabilities(self, latent, cond_raw: torch.Tensor, style=None) -> torch.Tensor | None:
+        """(B, F) contact probability of each foot joint of the contact channels in the frame ``step(latent,
+        cond_raw, style)`` predicts; None without contact channels (:func:`vae.contacts.contact_probabilities`)."""
+        return contact_probabilities(self, latent, cond_raw, style)
 
     @property
     def start_frames(self) -> torch.Tensor | None:

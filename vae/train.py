@@ -49,7 +49,8 @@ condition windows from the training clips; environments start characters from th
 training clips' METRICS.md figures, :mod:`mocap.quality`), ``feature_envelope`` ((D,)
 largest |normalised value| of each feature on the training frames: environments call a character diverged far
 beyond it), ``history`` (per-epoch
-metrics), ``holdout`` (the split) and ``interrupted``. ``--resume CKPT`` continues from the checkpoint's epoch with
+metrics), ``holdout`` (the split) and ``interrupted``; a finished run's checkpoint also holds the foot contact
+channels fitted after the last epoch (``--contact-epochs``, :mod:`vae.contacts`). ``--resume CKPT`` continues from the checkpoint's epoch with
 the weights, optimiser state and learning-rate schedule restored. Every epoch reseeds the random generators from
 ``(seed, epoch, rank)``, so a run resumed from an end-of-epoch checkpoint reaches the same weights as an
 uninterrupted one. Ctrl-C saves a checkpoint (marked ``interrupted``: the epoch in progress counts as not done)
@@ -92,6 +93,7 @@ from mocap.quality import quality_over, toe_joints
 from vae.adversarial import GAN_LOSSES, WindowDiscriminator, discriminator_accuracy
 from vae.checkpoint import TRAINING_ONLY_KEYS, build_model, read_checkpoint, save_checkpoint
 from vae.config import MODELS, VAEConfig
+from vae.contacts import fit_contacts
 from vae.data import (
     WindowDataset,
     WindowSampler,
@@ -238,6 +240,10 @@ class TrainConfig:
     final_checks: bool = True
     """After the last epoch, hold latents for 30 s on a sample of characters and warn if they leave the data."""
 
+    contact_epochs: int = 8
+    """After the last epoch, fit foot contact channels (:mod:`vae.contacts`) to the data's contact labels for this many
+    epochs, the model frozen (0: none; the foot locker then reads contacts from the poses)."""
+
     adversarial_weight: float = 0.0
     """W, weight of a VQGAN-style adversarial term (:mod:`vae.adversarial`): a small discriminator on windows of
     --adversarial-window consecutive decoded frames of the rollout, trained against the data's windows; the model's
@@ -285,7 +291,7 @@ def check_config(cfg: TrainConfig) -> None:
         if getattr(cfg, name) < 1:
             problems.append(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     for name in ("teacher_epochs", "ramping_epochs", "student_epochs", "holdout_every", "preview_every",
-                 "stop_after_epoch", "threads"):
+                 "stop_after_epoch", "threads", "contact_epochs"):
         if getattr(cfg, name) < 0:
             problems.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
     if cfg.resume and cfg.init_from:
@@ -1050,6 +1056,10 @@ def train(cfg: TrainConfig, on_epoch=None) -> Path:
         if procs.main and done == cfg.epochs and not model.discrete:
             run.action_scale = measure_latent_bound(run)
             save_run(run, out_path, done, interrupted=False)  # now with the latent bound
+        if procs.main and done == cfg.epochs and cfg.contact_epochs > 0 and data.dataset.foot_contacts.shape[1]:
+            run.model.set_contacts(fit_contacts(run.model.eval(), data.dataset, epochs=cfg.contact_epochs,
+                                                seed=cfg.seed, log=logger.info))
+            save_run(run, out_path, done, interrupted=False)  # now with the contact channels
         if procs.main and done == cfg.epochs and cfg.final_checks:
             warn_if_unstable(run)
     return out_path
