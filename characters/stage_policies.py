@@ -214,7 +214,8 @@ def run(ctx):
                             "episodes each)")
         trained, scripted = evaluate_task(ctx, task)
         results[task] = {"policy": trained, "scripted": scripted,
-                         "train_minutes": (time.perf_counter() - started) / 60.0,
+                         # The trainer's own minutes (a resumed run's include those before the interruption).
+                         "train_minutes": summary.get("train_minutes", (time.perf_counter() - started) / 60.0),
                          "updates": summary.get("update"), "env_steps": summary.get("global_step")}
         task_gates = policy_gates(task, trained, scripted)
         gates += task_gates
