@@ -391,7 +391,8 @@ class App:
     def foot_locking_label(self) -> str:
         if self.sim.foot_locker is None:
             return f"{KEY_FOOT_LOCK} foot locking unavailable"
-        return f"{KEY_FOOT_LOCK} foot locking {'on' if self.sim.foot_locking else 'off'}"
+        channels = " (contact channels)" if self.sim.foot_locking and self.sim.contact_channels else ""
+        return f"{KEY_FOOT_LOCK} foot locking {'on' if self.sim.foot_locking else 'off'}{channels}"
 
     def run(self) -> None:
         """Interactive: pyglet's event loop, rendering as fast as the display allows."""

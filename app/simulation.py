@@ -547,6 +547,11 @@ class Simulation:
             model_pos[rows] = self.foot_locker.step(model_pos[rows], predicted=self._channel_contacts(rows))[0]
             self._shown_positions = model_pos
 
+    @property
+    def contact_channels(self) -> bool:
+        """Whether the foot locker follows the model's contact channels (else the contacts its poses show alone)."""
+        return self._contact_sides is not None
+
     def _channel_contacts(self, rows: np.ndarray) -> np.ndarray | None:
         """(L, 2) contacts per side of characters ``rows`` from the model's contact channels (:mod:`vae.contacts`),
         or None (the locker reads them from the poses) for a model without them."""

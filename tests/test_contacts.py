@@ -134,7 +134,7 @@ def test_the_app_locks_feet_where_the_model_says_contact():
     sim = Simulation(AppConfig(vae=DEEPMIMIC / "vae.pt", task="target", characters=3, policies_dir=None, seed=0),
                      verbose=False)
     try:
-        assert sim._contact_sides is not None
+        assert sim.contact_channels
         for _ in range(5):
             sim.step()
         predicted = channel_contacts(sim.env.core.contact_probabilities().numpy(), sim._contact_sides)

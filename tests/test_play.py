@@ -440,7 +440,7 @@ def test_foot_locking_plants_the_drawn_toes_of_the_joystick_demo_and_key_l_turns
     for locking in (True, False):
         app = make_app(script=InputScript.load(DEMO).player(), realtime=False, capture_path=tmp_path / f"{locking}.bvh")
         app.motion_capture = MotionCapture(app.sim.skeleton, app.sim.fps)
-        assert app.sim.foot_locking and "L foot locking on" in " ".join(app.hud_lines())
+        assert app.sim.foot_locking and "L foot locking on (contact channels)" in " ".join(app.hud_lines())
         if not locking:
             press(app.window, key.L)
             assert not app.sim.foot_locking and "L foot locking off" in " ".join(app.hud_lines())
