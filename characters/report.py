@@ -150,13 +150,14 @@ def page(ctx, figs: dict, gates: list[dict]) -> str:
     for task, result in policies.items():
         p, s = result["policy"], result["scripted"]
         for key in ("success_rate", "targets_per_minute", "heading_error_deg", "speed_error_mps", "path_error_mean_m",
-                    "goals_reached", "diverged_per_minute", "action_saturation", "foot_sliding", "jitter"):
+                    "goals_reached", "diverged_per_minute", "action_saturation", "foot_sliding", "foot_sliding_ik",
+                    "jitter"):
             if key in p:
                 policy_rows.append((task, key, _fmt(p.get(key)), _fmt(s.get(key)), _fmt(p.get(f"data_{key}"))))
     vae_rows = [(key, _fmt(vae.get(key)), _fmt(vae.get(f"data_{key}")))
                 for key in ("recon_error_teacher", "recon_error_rollout8", "active_latent_dims", "latent_output_std",
                             "bone_length_error_cm", "foot_sliding", "skating_ratio", "coherence", "jitter",
-                            "pose_diversity", "action_scale", "epochs", "train_minutes")]
+                            "pose_diversity", "action_scale", "contact_accuracy", "epochs", "train_minutes")]
     if vae.get("codes_used") is not None:  # a VQ model
         vae_rows += [(key, _fmt(vae.get(key)), "") for key in ("num_codes", "codes_used", "perplexity")]
     prior_section = "" if not prior else (

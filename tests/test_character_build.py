@@ -22,6 +22,7 @@ import torch
 
 from characters.build import BuildConfig, build, main
 from characters.bundle import load_character
+from vae.checkpoint import load_manifold
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--clips", "walk|turn", "--minutes", "1", "--graph-seconds", "30", "--tasks", "target", "--threads", "1",
@@ -56,6 +57,9 @@ def test_a_tiny_build_makes_a_complete_playable_bundle(built):
     for stage in ("[data 1/6", "[vae 2/6", "[policies 3/6", "[export 4/6", "[preview 5/6", "[report 6/6"):
         assert stage in log
     assert "epoch 1/" in log and "of 01:00" in log, "one progress view: stage, budget, key figure"
+    assert "contact channels (left_ankle, right_ankle)" in log or "contact channels (right_ankle, left_ankle)" in log
+    assert load_manifold(built / "vae.pt").contacts is not None, "the shipped VAE carries its contact channels"
+    assert 0.5 < state["stages"]["vae"]["metrics"]["contact_accuracy"] <= 1
     gates = [g for s in ("data", "vae", "policies") for g in state["stages"][s]["gates"]]
     assert {"motion", "held latents", "success"} <= {g["name"] for g in gates}
     assert any(g["status"] == "fail" for g in gates), "a 1-minute build on 8 s of motion fails its gates"
@@ -80,7 +84,7 @@ def test_the_report_has_every_figure_and_renders_in_a_real_browser(built, tmp_pa
     for figure in ("fig-vae-training", "fig-vae-held-latent", "fig-motion-quality", "fig-policy-target-curve",
                    "fig-preview"):
         assert f"id='{figure}'" in page, figure
-    assert 'id="gates"' in page and "Verdict:" in page
+    assert 'id="gates"' in page and "Verdict:" in page and "contact_accuracy" in page and "foot_sliding_ik" in page
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("no Chromium on this machine (apt install chromium)")
