@@ -36,7 +36,7 @@ that is shown (and exported):
 Measured (CAMDM foot sliding, :mod:`mocap.quality`, of the motion with foot locking as ``policies.evaluate`` reports
 it, ``foot_sliding_ik``; 100 episodes of 30 s; the data's own value 0.081): the shipped Bandai-Namco joystick policy
 0.632 unlocked -> 0.091 with its contact channels (0.225 with contacts from the poses alone), its target policy
-0.338 -> 0.060 (0.182). The previous release's joystick policy went 0.468 -> 0.064 with contacts from the poses (0.191
+0.338 -> 0.057 (0.182). The previous release's joystick policy went 0.468 -> 0.064 with contacts from the poses (0.191
 with the rules before: lock only below the data's 0.6 m/s, let go at 25 cm, blend from the lock); its target policy
 0.467 -> 0.312 (was 0.405): that policy's feet skid along the floor at 1-2.4 m/s for metres, faster than
 ``LOCK_SPEED_MPS`` and farther than any leash a leg reaches. Jitter of the locked motion over the model's: +5 % and
