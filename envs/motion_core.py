@@ -290,10 +290,11 @@ class MotionCore:
     def differentiable_step(self, latent: torch.Tensor) -> torch.Tensor:
         """``step`` that records the graph when grad mode is on: the new frame, root and facing are differentiable
         functions of ``latent`` and of the state before (analytic policy gradients, :mod:`policies.apg`)."""
+        style = self.style if self.num_styles else None  # (B, S): computed once, for the step and the channels
         # What the contact channels read (contact_probabilities): the latent, the condition and the style of this step.
-        self._step_inputs = (latent.detach(), self.cond, self.style if self.num_styles else None)
+        self._step_inputs = (latent.detach(), self.cond, style)
         if self.num_styles:
-            nxt = self.manifold.step(latent, self.cond, style=self.style).to(torch.float32)  # (B, D)
+            nxt = self.manifold.step(latent, self.cond, style=style).to(torch.float32)  # (B, D)
             self.style_progress = (self.style_progress + self.dt / self.style_blend_s.clamp_min(1e-6)).clamp(max=1.0)
         else:
             nxt = self.manifold.step(latent, self.cond).to(torch.float32)  # (B, D)

@@ -20,6 +20,8 @@ from mocap.skeleton import Skeleton, name_side
 # lowest height in the clip and moves slower than this horizontally.
 CONTACT_HEIGHT_M = 0.05
 CONTACT_SPEED_MPS = 0.6
+# A model's contact channel (vae.contacts: a probability per foot joint) above this is a contact.
+CONTACT_PROBABILITY = 0.5
 
 
 # Names the facing definition the frames are made with (a build's data stage records it: a new one prepares again).

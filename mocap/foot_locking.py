@@ -55,7 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mocap.features import CONTACT_HEIGHT_M, CONTACT_SPEED_MPS
+from mocap.features import CONTACT_HEIGHT_M, CONTACT_PROBABILITY, CONTACT_SPEED_MPS
 from mocap.prepare import FLOOR_PERCENTILE
 from mocap.quality import toe_joints
 from mocap.skeleton import Skeleton
@@ -316,7 +316,8 @@ def channel_sides(chains: LegChains, skeleton: Skeleton, joints: list[str]) -> n
     return sides if all((sides == side).any() for side in range(2)) else None
 
 
-def channel_contacts(probabilities: np.ndarray, sides: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+def channel_contacts(probabilities: np.ndarray, sides: np.ndarray,
+                     threshold: float = CONTACT_PROBABILITY) -> np.ndarray:
     """Contacts (..., 2) bool per side from contact channels (..., F) probabilities: a foot is in contact while the
     channel of its foot or its toe (``sides`` (F,) from :func:`channel_sides`) is above ``threshold``."""
     above = np.asarray(probabilities) > threshold  # (..., F)
