@@ -51,10 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="inference: ONNX Runtime (auto when installed) or torch")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--precision", choices=("fp32", "int8", "bf16"), default="fp32",
+    p.add_argument("--precision", choices=("auto", "fp32", "int8", "bf16"), default="auto",
                    help="int8: ONNX Runtime on 8-bit weights (CPU only; policy + decoder of one character in 0.072 "
                         "instead of 0.121 ms); bf16: the decoder in bfloat16 through torch, for crowds on processors "
-                        "with bfloat16 instructions (README, section 6)")
+                        "with bfloat16 instructions; auto (default): bf16 for 256 characters or more where it is "
+                        "native, else fp32 (README, section 6)")
     p.add_argument("--policies", type=Path, default=None,
                    help="folder of task policies <task>.pt, e.g. target.pt, path_follow.pt (default: the character's; "
                         "missing: sampling fallback)")

@@ -6,7 +6,8 @@ wall time (at most ``MAX_STEPS_PER_TICK`` steps per call), interpolates joint po
 states for rendering, and updates the camera and HUD; ``step_simulation()`` runs one step;
 ``record_video(path, steps)`` renders one video frame per simulation step (simulation time, never wall time),
 so a seed and an input script (:mod:`app.input_script`) reproduce a video exactly. Tests and benchmarks drive
-both without ``pyglet.app.run``.
+both without ``pyglet.app.run``; ``frame(dt)`` is one displayed frame (``tick`` with the window drawn before the
+simulation steps, so that software GL rasterises while they run; then ``flip``), what ``run`` repeats.
 
 Mouse: a left click places the goal (:meth:`Simulation.click`), a left drag draws a path (:meth:`Simulation.
 draw_path`); the window itself orbits on a right drag, pans on a middle drag and zooms on the wheel. Key B
@@ -24,6 +25,7 @@ wall-clock figures (fps, milliseconds) so that identical inputs give identical f
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -62,7 +64,7 @@ LEAD_RING_RADIUS = 0.6  # m: in a crowd, a ring on the ground marks the first ch
 LINE_WIDTH = 0.03
 STROKE_RGBA = (0.2, 0.75, 0.35, 1.0)
 NOTE_CHARS = 110  # longer console notes are cut in the HUD
-HUD_REFRESH_S = 0.25  # live HUD text refresh period (laying out text costs pyglet tens of ms)
+HUD_REFRESH_S = 0.25  # live HUD text refresh period (a changed line costs pyglet ~0.4 ms to lay out)
 HUD_RECORD_STEPS = 3  # recordings refresh the HUD every this many simulation steps
 
 
@@ -164,6 +166,16 @@ class App:
         self.capture_path = capture_path
         self._prev = self._cur = sim.joint_positions()
         self.character_rgba = crowd_colours(sim.num_characters)
+        self._task_items, self._task_items_key = ([], [], []), None  # task_items() and the step they belong to
+        self._torch_threads = None  # torch's threads before the app took half of them (restored by close)
+        if realtime and window.software_gl:
+            # The window rasterises on the CPU while the simulation steps (see tick): a crowd's torch decoder
+            # keeps to half the cores, so the two do not fight over them (1,000 characters on 2 cores: 29 ms a
+            # frame with one thread against 38 with two).
+            import torch
+
+            self._torch_threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
         window.set_help(["Keys and mouse"] + KEY_HELP + ([self.gamepads.status] if self.gamepads else []))
         window.push_handlers(self)
         self.reset_camera()
@@ -318,8 +330,24 @@ class App:
         if bool(jumped[0]):
             self.reset_camera()
 
-    def tick(self, dt: float) -> None:
-        """One rendered frame's worth of work: the simulation at its fixed rate, the camera, scene and HUD."""
+    def frame(self, dt: float) -> None:
+        """One displayed frame, ``dt`` seconds after the last: :meth:`tick` with the window drawn between the view
+        and the simulation steps, then shown (``flip``). What ``play.py`` runs and the benchmarks time."""
+        from pyglet import gl
+
+        def draw() -> None:
+            self.window.draw_frame()
+            gl.glFlush()  # the commands go to the GL now: software GL rasterises while the simulation steps
+
+        self.tick(dt, draw)
+        self.window.flip()  # waits for the frame to be rasterised
+
+    def tick(self, dt: float, draw=None) -> None:
+        """One rendered frame's worth of work, ``dt`` seconds after the last: the camera, scene and HUD of the
+        simulation as it stands (interpolated), ``draw()`` when given, then the simulation steps now due at its
+        fixed rate (at most ``MAX_STEPS_PER_TICK``). Stepping after the frame is drawn lets software GL (Mesa
+        llvmpipe) rasterise it on its own threads while the simulation steps on the CPU; the frame shows the
+        simulation as it stood before them, at most one step behind, as interpolating between steps does anyway."""
         dt = max(float(dt), 0.0)
         if dt > 0:
             self.fps = 1.0 / dt if self.fps == 0 else 0.9 * self.fps + 0.1 / dt
@@ -329,14 +357,16 @@ class App:
             if pad.next_style and not self._pad.next_style:
                 self.pending.append({"style": "next"})
             self._pad = pad
-        alpha = 1.0
         if not self.paused:
             self.accumulator = min(self.accumulator + dt, MAX_STEPS_PER_TICK * self.sim.dt)
-            while self.accumulator >= self.sim.dt:
-                self.step_simulation()
-                self.accumulator -= self.sim.dt
-            alpha = self.accumulator / self.sim.dt
-        self.update_view(dt, alpha)
+        # The interpolation runs one step behind the simulation clock: a frame between two steps shows that far
+        # between the last two states; when a step is due it shows the latest, then takes the step.
+        self.update_view(dt, min(self.accumulator / self.sim.dt, 1.0))
+        if draw is not None:
+            draw()
+        while not self.paused and self.accumulator >= self.sim.dt:
+            self.step_simulation()
+            self.accumulator -= self.sim.dt
 
     def update_view(self, dt: float, alpha: float) -> None:
         """Scene (positions interpolated ``alpha`` of the way from the previous to the current step), camera, HUD."""
@@ -344,10 +374,7 @@ class App:
 
         positions = self._prev + alpha * (self._cur - self._prev)
         self.camera.update(dt, self.follow_point(positions))
-        markers, lines, boxes = scene_items(self.sim.draw_data(0))
-        for i in range(1, min(self.sim.num_characters, CROWD_GOALS_DRAWN + 1)):
-            m, _, _ = scene_items(self.sim.draw_data(i), translucent=True)
-            markers.extend(m)
+        markers, lines, boxes = (list(items) for items in self.task_items())
         if len(self.stroke_preview) >= 2:
             pts = np.array([[x, 0.03, z] for x, z in self.stroke_preview])
             lines.append(Polyline(pts, STROKE_RGBA, LINE_WIDTH * 1.5))
@@ -356,6 +383,18 @@ class App:
         characters = Characters.from_skeleton(self.sim.skeleton, positions, rgba=self.character_rgba)
         self.window.set_scene(SceneFrame(characters=[characters], markers=markers, polylines=lines, boxes=boxes))
         self.refresh_hud()
+
+    def task_items(self) -> tuple[list, list, list]:
+        """(markers, polylines, boxes) of the task: the first character's, and the goals of the next
+        ``CROWD_GOALS_DRAWN``; rebuilt after each simulation step only (nothing else changes them; frames between
+        steps reuse them)."""
+        key = (self.sim.step_count, id(self.sim.env))
+        if self._task_items_key != key:
+            markers, lines, boxes = scene_items(self.sim.draw_data(0))
+            for i in range(1, min(self.sim.num_characters, CROWD_GOALS_DRAWN + 1)):
+                markers.extend(scene_items(self.sim.draw_data(i), translucent=True)[0])
+            self._task_items, self._task_items_key = (markers, lines, boxes), key
+        return self._task_items
 
     def refresh_hud(self, force: bool = False) -> None:
         """Re-lay the HUD text (pyglet takes tens of ms per text block): every ``HUD_REFRESH_S`` of wall time
@@ -398,11 +437,11 @@ class App:
         """Interactive: pyglet's event loop, rendering as fast as the display allows."""
         import pyglet
 
-        pyglet.clock.schedule(self.tick)
+        pyglet.clock.schedule(self.frame)
         try:
-            pyglet.app.run(interval=0)
+            pyglet.app.run(interval=None)  # self.frame draws and flips the window itself
         finally:
-            pyglet.clock.unschedule(self.tick)
+            pyglet.clock.unschedule(self.frame)
 
     def record_video(self, path, steps: int):
         """Render ``steps`` simulation steps, one video frame each, into ``path`` (.mp4 / .gif) -> the file's path."""
@@ -451,4 +490,8 @@ class App:
     def close(self) -> None:
         if self.gamepads is not None:
             self.gamepads.close()
+        if self._torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(self._torch_threads)
         self.window.remove_handlers(self)

@@ -21,8 +21,10 @@ The user talks to the task only through the environments' public API (``envs.tas
 first), a stroke is ``task.set_path`` (switching to the path task), the held keys / stick are
 ``task.set_command`` (tasks that accept a command). Switching task keeps the characters where they are
 (``env.place``: the new task re-plans their goals around them), except into tasks that place their
-characters themselves (the maze). Interactive characters never time out; a character that fails its task
-(lost the path, hit a maze wall) restarts alone, as in the environments.
+characters themselves (the maze). Several characters start spread around the first one (``crowd_start_xz``: a
+jittered grid ``CROWD_SPACING_M`` apart, closer where the task's arena is too small), not on top of each other.
+Interactive characters never time out; a character that fails its task (lost the path, hit a maze wall) restarts
+alone, as in the environments (a crowd member at its own start spot).
 
 Joystick: the held direction (keys / stick, relative to the camera) becomes the command with
 ``hold_seconds=inf``; released keys keep the last command (Space stops); before any input the task's own
@@ -65,11 +67,33 @@ MIN_CANDIDATES = 4
 EPISODE_STEPS = 10**12  # interactive characters never time out
 SEED_STRIDE = 7919  # each environment made in a session gets seed + k * SEED_STRIDE
 CROWD_WARNING = 2048  # characters beyond which a crowd costs seconds per step on a laptop CPU
-BF16_HINT_CHARACTERS = 256  # from this crowd size a float32 CPU run says that --precision bf16 would step it faster
+BF16_CROWD_CHARACTERS = 256  # from this crowd size --precision auto runs the decoder in bfloat16 where it is native
 MAX_CHARACTERS = 100_000
+CROWD_SPACING_M = 2.0  # several characters start this far apart (less where the task's arena is too small for them)
+CROWD_JITTER = 0.25  # of the spacing: start spots off the grid, so that a crowd does not march in ranks
 # Environment options that are the trainer's business, not the task's (the app keeps its own).
 TRAINING_ONLY_OPTIONS = ("max_episode_steps", "autoreset_mode", "array_backend", "action_scale", "style_change_s",
                          "foot_slide_weight", "divergence_penalty", "device")
+
+
+def crowd_start_xz(count: int, spacing: float, half_arena: float | None, seed: int) -> torch.Tensor:
+    """(count, 2) world metres where ``count`` characters start: the first at the origin, the others on a square
+    grid of ``spacing`` around it, nearest cells first (a round crowd for any count), each moved by up to
+    ``CROWD_JITTER`` of the spacing; closer where ``count`` cells of ``spacing`` would not fit in the square arena of
+    half side ``half_arena`` m (None: no arena), and inside it."""
+    side = math.ceil(math.sqrt(count))
+    if half_arena is not None:
+        spacing = min(spacing, 2.0 * half_arena / side)
+    index = torch.arange(side, dtype=torch.float64) - (side - 1) / 2.0
+    cells = torch.stack(torch.meshgrid(index, index, indexing="ij"), dim=-1).reshape(-1, 2)  # (side^2, 2)
+    cells = cells[torch.argsort(cells.norm(dim=1), stable=True)][:count]  # (count, 2) nearest the middle first
+    generator = torch.Generator().manual_seed(seed)
+    jitter = (torch.rand(count, 2, generator=generator, dtype=torch.float64) * 2.0 - 1.0) * CROWD_JITTER
+    jitter[0] = 0.0
+    xz = (cells - cells[0] + jitter) * spacing
+    if half_arena is not None:
+        xz = xz.clamp(-half_arena, half_arena)
+    return xz.float()
 
 
 def heading_deg(dx: float, dz: float) -> float:
@@ -89,7 +113,9 @@ class AppConfig:
     characters: int = 1
     backend: str = "auto"
     device: str = "auto"
-    precision: str = "fp32"  # "int8": ONNX graphs on 8-bit weights (CPU); "bf16": the decoder in bfloat16 (torch)
+    # "int8": ONNX graphs on 8-bit weights (CPU); "bf16": the decoder in bfloat16 (torch); "auto": bf16 for a crowd of
+    # BF16_CROWD_CHARACTERS or more where the device multiplies bfloat16 natively, else fp32 (``check`` resolves it)
+    precision: str = "auto"
     seed: int = 0
     policies_dir: Path | str | None = BUNDLE_POLICIES
     speeds: dict | None = None  # m/s for walk / run / dash (default: the character's, speeds_mps)
@@ -99,6 +125,7 @@ class AppConfig:
     style: str | None = None  # a model with styles: start in this one (default: each start pose's own)
     prior: Path | None = None  # a VQ model's code prior (default: the character's, when its own VAE is used)
     prior_flag: bool = False  # ``prior`` came from the user (play.py --prior): its errors name the flag
+    precision_auto: bool = False  # set by ``check``: ``precision`` was "auto" and is now what it resolved to
 
     def check(self) -> None:
         own_vae = self.vae is None or self.character is not None  # the character's model drives the app
@@ -119,8 +146,10 @@ class AppConfig:
                              f"{self.foot_lock_nearest!r}")
         if not isinstance(self.characters, int) or not 1 <= self.characters <= MAX_CHARACTERS:
             raise ValueError(f"--characters must be an integer in [1, {MAX_CHARACTERS}], got {self.characters!r}")
-        if self.precision not in ("fp32", "int8", "bf16"):
-            raise ValueError(f"--precision must be fp32, int8 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "int8", "bf16"):
+            raise ValueError(f"--precision must be auto, fp32, int8 or bf16, got {self.precision!r}")
+        if self.precision == "auto":
+            self.precision, self.precision_auto = self._auto_precision(), True
         if self.precision == "int8" and (self.backend == "torch" or self.device == "cuda"):
             raise ValueError(f"--precision int8 runs ONNX Runtime on the CPU; it cannot go with --backend {self.backend} "
                              f"--device {self.device} (use --precision fp32 there)")
@@ -144,6 +173,17 @@ class AppConfig:
 
             raise FileNotFoundError(f"{'--prior ' if self.prior_flag else ''}{self.prior}: no such code prior file; "
                                     f"train one with `{PRIOR_HINT}`")
+
+
+    def _auto_precision(self) -> str:
+        """bf16 for a crowd where the torch device multiplies bfloat16 natively (it steps a crowd in 60-70 % of the
+        float32 time), else fp32: one character's graph is faster on ONNX Runtime in float32."""
+        if self.characters < BF16_CROWD_CHARACTERS or self.backend == "onnx":
+            return "fp32"
+        from controller.bfloat16 import native_bfloat16
+        from controller.runtime import torch_device
+
+        return "bf16" if native_bfloat16(torch_device(self.device)) else "fp32"
 
 
 class Simulation:
@@ -172,6 +212,7 @@ class Simulation:
         self.notes: list[str] = []  # one-line messages for the console / HUD (e.g. a policy that was refused)
         self.user_command = None  # (direction (2,), speed) of the joystick once the user steered
         self.teleported = torch.ones(self.num_characters, dtype=torch.bool)  # rows whose motion jumped this step
+        self._start_xz: torch.Tensor | None = None  # (B, 2) m where several characters start (None: where the task says)
         self.act_ms = self.decode_ms = 0.0
         self.metrics: dict = {}
         self.view_focus_xz: np.ndarray | None = None  # (2,) m where the view looks (None: the first character)
@@ -183,13 +224,16 @@ class Simulation:
         if self.num_characters > CROWD_WARNING:
             self._note(f"{self.num_characters} characters: each step decodes them all, expect well under 30 Hz on a "
                        "laptop CPU (the largest crowd holding 30 Hz is in the README's benchmarks)")
-        if self.num_characters >= BF16_HINT_CHARACTERS and config.precision == "fp32":
+        if config.precision_auto and config.precision == "bf16":
+            self._note(f"{self.num_characters} characters: the decoder runs in bfloat16, a crowd's step in 60-70 % of "
+                       "the float32 time (--precision auto; --precision fp32 keeps float32)")
+        elif self.num_characters >= BF16_CROWD_CHARACTERS and config.precision == "fp32" and config.backend != "onnx":
             from controller.bfloat16 import native_bfloat16
             from controller.runtime import torch_device
 
-            if torch_device(config.device) == "cpu" and native_bfloat16("cpu"):
+            if native_bfloat16(torch_device(config.device)):
                 self._note(f"{self.num_characters} characters: --precision bf16 steps a crowd in 60-70 % of the "
-                           "float32 time on this CPU (README, section 6)")
+                           "float32 time on this device (README, section 6)")
         self.style_names = list(getattr(backend, "style_names", []) or [])
         self.style_choice: int | None = None  # the style the user picked (None: each start pose's own)
         if config.style is not None:
@@ -263,6 +307,12 @@ class Simulation:
         old = self.env
         env, obs = self._make_env(task)
         carry = carry and old is not None and env.task.placeable
+        self._start_xz = None
+        if not carry and env.task.placeable and self.num_characters > 1:
+            # Several characters start spread around the first one, not on top of each other.
+            self._start_xz = crowd_start_xz(self.num_characters, CROWD_SPACING_M, getattr(env.task, "half_arena", None),
+                                            self.config.seed)
+            obs = env.place(root_xz=self._start_xz)
         if carry:
             core = old.core
             obs = env.place(root_xz=core.root_xz, yaw=core.yaw, cond=core.cond)
@@ -373,6 +423,8 @@ class Simulation:
         done = out.terminated | out.truncated
         if bool(done.any()):
             self.obs, _ = self.env.reset(options={"reset_mask": done})
+            if self._start_xz is not None:  # a restarted crowd member goes back to its own start spot
+                self.obs = self.env.place(done, root_xz=self._start_xz)
             self.teleported = self.teleported | done.cpu()
         self.step_count += 1
         self._lock_feet()

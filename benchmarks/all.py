@@ -216,20 +216,26 @@ def rows_play(r: dict) -> list[list[str]]:
                      f"{num(c.get('fps'), 1)} fps ({num(c.get('fps_min'), 1)}–{num(c.get('fps_max'), 1)}); drawn: "
                      f"{levels or '–'}, {num(drawn.get('draw_calls'))} draw calls", "–", "–"])
     app = r.get("crowd_app_fps") or {}
-    rows.append([f"`bench_play`: crowd of {num(app.get('characters'))}, the whole app loop",
-                 f"{num(app.get('fps'), 1)} fps, simulation {num(app.get('sim_hz'), 1)} Hz", "–", "–"])
-    bf16 = r.get("crowd_app_fps_bf16")
-    if bf16:
+    for key in ("crowd_app_fps", "crowd_app_fps_default_character"):
+        c = r.get(key)
+        if c:
+            who = f" of the default character ({c['character']})" if c.get("character") else ""
+            rows.append([f"`bench_play`: crowd of {num(c.get('characters'))}{who}, the whole app loop "
+                         f"(`--precision auto`: {c.get('precision', '–')})",
+                         f"{num(c.get('fps'), 1)} fps median frame ({num(c.get('fps_min'), 1)}–"
+                         f"{num(c.get('fps_max'), 1)}), {num(c.get('fps_overall'), 1)} frames/s overall, simulation "
+                         f"{num(c.get('sim_hz'), 1)} Hz", "–", "–"])
+    fp32 = r.get("crowd_app_fps_fp32")
+    if fp32:
         size = str(max((int(k) for k in (r.get("crowd_target_bf16_step_ms") or {}) if k.isdigit()), default=0))
         fp32_step = dig(r, "crowd_target_step_ms", size, "median_ms")
         bf16_step = dig(r, "crowd_target_bf16_step_ms", size, "median_ms")
-        ratio = bf16["fps"] / app["fps"] if bf16.get("fps") and app.get("fps") else None
-        rows.append([f"`bench_play`: the same with `--precision bf16` (the decoder in bfloat16, torch, "
-                     f"{num(dig(r, 'crowd_target_bf16_step_ms', 'torch_threads'))} threads)",
-                     f"{num(bf16.get('fps'), 1)} fps ({num(bf16.get('fps_min'), 1)}–{num(bf16.get('fps_max'), 1)}), "
-                     f"simulation {num(bf16.get('sim_hz'), 1)} Hz; a step of {num(int(size))}: {num(bf16_step, 1)} ms",
-                     f"float32 (ONNX Runtime): {num(app.get('fps'), 1)} fps; a step of {num(int(size))}: "
-                     f"{num(fp32_step, 1)} ms", f"{num(ratio, 2)}×"])
+        ratio = app["fps"] / fp32["fps"] if fp32.get("fps") and app.get("fps") else None
+        rows.append([f"`bench_play`: bfloat16 against float32: a step of {num(int(size))} characters (torch "
+                     f"{num(dig(r, 'crowd_target_bf16_step_ms', 'torch_threads'))} threads) and the whole loop",
+                     f"bf16: a step {num(bf16_step, 1)} ms; {num(app.get('fps'), 1)} fps",
+                     f"`--precision fp32` (ONNX Runtime): a step {num(fp32_step, 1)} ms; {num(fp32.get('fps'), 1)} fps "
+                     f"({num(fp32.get('fps_min'), 1)}–{num(fp32.get('fps_max'), 1)})", f"{num(ratio, 2)}×"])
     rows.append(["`bench_play`: largest crowd stepped at 30 Hz (joystick / target / env only)",
                  " / ".join(num(r.get(f"max_crowd_30hz_{k}")) for k in ("joystick", "target", "env_only")),
                  "–", "–"])

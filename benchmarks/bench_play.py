@@ -20,18 +20,24 @@ Prints one JSON line:
   camera), after ``--crowd-warmup`` simulation steps so that it has started to walk: rendering only (``App.
   update_view`` with the interpolation moving between the last two steps, draw, ``glFinish``, ``flip``; no
   simulation step), with what the renderer drew (characters per level of detail, culled, impostors, draw calls).
-* ``crowd_app_fps``: the same app running its whole loop (``App.tick`` on wall time: the simulation at 30 Hz,
-  at most 4 steps a frame, plus rendering) for ``--crowd-seconds``; ``sim_hz`` says how many steps a second the
-  simulation managed (30 when it holds the rate).
-* ``crowd_app_fps_bf16`` (processors with bfloat16 instructions): the whole loop again with ``--precision bf16``
-  (the decoder in bfloat16 through torch on every CPU, :mod:`controller.bfloat16`), and
-  ``crowd_target_bf16_step_ms``: its ``Simulation.step`` at 1,024 characters, next to ``crowd_target_step_ms``.
+* ``crowd_app_fps``: the same app running its whole loop (the window's events and ``App.frame`` on wall time, as
+  ``play.py`` runs it: the simulation at 30 Hz, at most 4 steps a frame, stepping while the frame rasterises) for
+  ``--crowd-seconds``, at the app's default precision (``precision``: ``auto`` runs a crowd's decoder in bfloat16
+  where the processor has bfloat16 instructions); ``sim_hz`` says how many steps a second the simulation managed
+  (30 when it holds the rate).
+* ``crowd_app_fps_default_character``: the same whole loop for ``play.py --task target --characters N`` itself,
+  the default character's bundle (``character``), where ``--vae`` is another model.
+* ``crowd_app_fps_fp32`` (where the app's crowd ran bfloat16): the whole loop again with ``--precision fp32`` (ONNX
+  Runtime), and ``crowd_target_bf16_step_ms``: ``Simulation.step`` at 1,024 characters in bfloat16, next to
+  ``crowd_target_step_ms``.
 * ``crowd_render_fps_spread``: rendering only again, the crowd placed at random over the Target arena (the app
   starts every character at the origin, so its crowd is dense for its first tens of seconds; spread is what it
   becomes).
 
 Every fps figure comes with ``fps_min`` / ``fps_max`` and the frame times behind them (``ms_min`` /
-``ms_median`` / ``ms_max``); ``threads`` gives the CPU count, torch's threads and llvmpipe's rasteriser threads.
+``ms_median`` / ``ms_max``), the whole loops also with ``fps_overall`` (frames / seconds); ``threads`` gives the
+CPU count, torch's threads and llvmpipe's rasteriser threads (a live window on software GL leaves the simulation
+half the cores: ``app.interactive``).
 
 The controller is whatever the app would use: the character's ``policies/joystick.pt`` when it exists and fits the VAE,
 else the sampling fallback (``controller`` names it).
@@ -93,11 +99,16 @@ def frame_summary(seconds: list[float]) -> dict:
 
 
 def make_sim(args, backend_name: str, characters: int = 1, backend=None, task: str = "joystick",
-             precision: str = "fp32"):
+             precision: str = "fp32", character=None):
+    """The app's simulation of ``--vae`` / ``--policies``, or of the bundle ``character`` when given."""
     from app.simulation import AppConfig, Simulation
 
-    config = AppConfig(vae=args.vae, task=task, characters=characters, backend=backend_name,
-                       policies_dir=args.policies, seed=0, precision=precision)
+    if character is not None:
+        config = AppConfig(character=character, task=task, characters=characters, backend=backend_name, seed=0,
+                           precision=precision)
+    else:
+        config = AppConfig(vae=args.vae, task=task, characters=characters, backend=backend_name,
+                           policies_dir=args.policies, seed=0, precision=precision)
     return Simulation(config, backend=backend, verbose=False)
 
 
@@ -153,16 +164,11 @@ def crowd(args) -> dict:
 
 
 def app_frame(app, window, last: float, frames: list[float]) -> float:
-    """One frame of the app's whole loop on wall time (``App.tick`` since ``last``, then draw, ``glFinish``, flip);
-    appends its seconds to ``frames`` and returns when it started (the next frame's ``last``)."""
-    from pyglet import gl
-
+    """One frame of the app's whole loop on wall time (the window's events, then ``App.frame`` since ``last``: what
+    ``play.py`` runs); appends its seconds to ``frames`` and returns when it started (the next frame's ``last``)."""
     now = time.perf_counter()
-    app.tick(now - last)
     window.dispatch_events()
-    window.draw_frame()
-    gl.glFinish()
-    window.flip()
+    app.frame(now - last)
     frames.append(time.perf_counter() - now)
     return now
 
@@ -217,17 +223,18 @@ def crowd_fps(args) -> dict:
     from app.interactive import App
     from viewer.window import ViewerWindow
 
-    sim = make_sim(args, "auto", args.crowd, task="target")
+    sim = make_sim(args, "auto", args.crowd, task="target", precision="auto")
+    precision = sim.backend.precision
     window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
     app = App(sim, window)
     for _ in range(args.crowd_warmup):
         app.step_simulation()
     out = {"crowd_render_fps": {**render_only(app, window, args.crowd_frames), "characters": args.crowd,
                                 "after_steps": sim.step_count}}
-    out["crowd_app_fps"] = whole_loop(args, app, window)
+    out["crowd_app_fps"] = {**whole_loop(args, app, window), "precision": precision}
 
-    # The app starts every character at the origin: spread over the arena instead, the crowd is what it becomes
-    # after a minute of walking to targets (and what a spread start would show at once).
+    # The app starts its crowd on a grid around the first character: at random over the arena instead, the crowd is
+    # what it becomes after a minute of walking to targets.
     generator = torch.Generator().manual_seed(0)
     half = float(sim.env.task.half_arena) if hasattr(sim.env.task, "half_arena") else 20.0
     sim.obs = sim.env.place(root_xz=(torch.rand(args.crowd, 2, generator=generator) * 2.0 - 1.0) * half)
@@ -240,11 +247,31 @@ def crowd_fps(args) -> dict:
     app.close()
     window.close()
     sim.close()
-    from controller.bfloat16 import native_bfloat16
-
-    if native_bfloat16("cpu"):
-        out.update(crowd_bf16(args))
+    out.update(default_character_crowd(args))
+    if precision == "bf16":
+        out.update(crowd_fp32(args))
     return out
+
+
+def default_character_crowd(args) -> dict:
+    """The whole loop again for ``play.py --task target --characters N`` itself: the default character's bundle
+    (its VAE and policies), where ``--vae`` is another model."""
+    from app.interactive import App
+    from characters.bundle import DEFAULT_CHARACTER, load_character
+    from viewer.window import ViewerWindow
+
+    if load_character(DEFAULT_CHARACTER).vae.resolve() == Path(args.vae).resolve():
+        return {}
+    sim = make_sim(args, "auto", args.crowd, task="target", precision="auto", character=DEFAULT_CHARACTER)
+    window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
+    app = App(sim, window)
+    for _ in range(args.crowd_warmup):
+        app.step_simulation()
+    result = {**whole_loop(args, app, window), "precision": sim.backend.precision, "character": DEFAULT_CHARACTER}
+    app.close()
+    window.close()
+    sim.close()
+    return {"crowd_app_fps_default_character": result}
 
 
 def whole_loop(args, app, window) -> dict:
@@ -253,13 +280,15 @@ def whole_loop(args, app, window) -> dict:
     begin = last = time.perf_counter()
     while time.perf_counter() - begin < args.crowd_seconds:
         last = app_frame(app, window, last, frames)
-    return {**frame_summary(frames), "characters": args.crowd,
-            "sim_hz": round((app.sim.step_count - steps) / (time.perf_counter() - begin), 1)}
+    seconds = time.perf_counter() - begin
+    return {**frame_summary(frames), "fps_overall": round(len(frames) / seconds, 1), "characters": args.crowd,
+            "sim_hz": round((app.sim.step_count - steps) / seconds, 1)}
 
 
-def crowd_bf16(args) -> dict:
-    """The crowd's step and whole loop with the decoder in bfloat16, on torch's threads as the app leaves them
-    (every CPU; the float32 crowd's ONNX Runtime sessions take every CPU too)."""
+def crowd_fp32(args) -> dict:
+    """Where the app's crowd runs its decoder in bfloat16 (``--precision auto``): its ``Simulation.step`` at 1,024
+    characters in both precisions on torch's threads as the app leaves them outside a window (every CPU), and the
+    whole loop again with ``--precision fp32`` (ONNX Runtime's sessions on every CPU)."""
     from app.interactive import App
     from viewer.window import ViewerWindow
 
@@ -270,12 +299,12 @@ def crowd_bf16(args) -> dict:
         out = {"crowd_target_bf16_step_ms": {str(CROWDS[-1]): {"median_ms": median(samples),
                                                                "min_ms": round(min(samples), 3)},
                                              "torch_threads": torch.get_num_threads()}}
-        sim = make_sim(args, "auto", args.crowd, task="target", precision="bf16")
+        sim = make_sim(args, "auto", args.crowd, task="target", precision="fp32")
         window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
         app = App(sim, window)
         for _ in range(args.crowd_warmup):
             app.step_simulation()
-        out["crowd_app_fps_bf16"] = whole_loop(args, app, window)
+        out["crowd_app_fps_fp32"] = whole_loop(args, app, window)
         app.close()
         window.close()
         sim.close()

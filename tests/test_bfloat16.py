@@ -82,10 +82,19 @@ def test_play_precision_flag_reaches_the_hud():
 
 
 @needs_bf16
-def test_a_float32_crowd_is_told_about_bf16():
-    from app.simulation import BF16_HINT_CHARACTERS, AppConfig, Simulation
+def test_a_crowd_runs_bf16_by_default_and_a_float32_crowd_is_told_about_it():
+    from app.simulation import BF16_CROWD_CHARACTERS, AppConfig, Simulation
 
-    sim = Simulation(AppConfig(character=str(CHARACTER), task="target", characters=BF16_HINT_CHARACTERS),
-                     verbose=False)
+    crowd = AppConfig(character=str(CHARACTER), task="target", characters=BF16_CROWD_CHARACTERS)
+    sim = Simulation(crowd, verbose=False)
+    assert crowd.precision == "bf16" and sim.backend.precision == "bf16"
+    assert any("decoder runs in bfloat16" in note and "--precision fp32" in note for note in sim.notes)
+    sim.close()
+    small = AppConfig(character=str(CHARACTER), task="target", characters=BF16_CROWD_CHARACTERS - 1)
+    small.check()
+    assert small.precision == "fp32", "below a crowd one character's float32 graph on ONNX Runtime is faster"
+    sim = Simulation(AppConfig(character=str(CHARACTER), task="target", characters=BF16_CROWD_CHARACTERS,
+                               precision="fp32"), verbose=False)
+    assert sim.backend.precision == "fp32"
     assert any("--precision bf16" in note for note in sim.notes)
     sim.close()

@@ -281,3 +281,46 @@ def test_every_character_is_planted_when_asked():
         assert sim._lock_rows.tolist() == list(range(70))
     finally:
         sim.close()
+
+
+@pytest.mark.display
+def test_the_app_runs_a_crowd_of_1000_live_at_30_hz_drawing_every_step(x_display):
+    """``play.py --task target --characters 1000`` as it runs live (the default character; ``App.frame`` on wall time
+    in a 1280x720 window, software GL): the crowd starts spread around the first character (no two on one spot),
+    runs its decoder in bfloat16 where the processor has it (``--precision auto``), and for 4 s the simulation holds
+    30 Hz with a frame drawn for nearly every step (float32 with drawing and stepping in turn made 18 fps here)."""
+    import time
+
+    from controller.bfloat16 import native_bfloat16
+
+    configure_pyglet(headless=False)
+    from app.interactive import App
+    from app.simulation import AppConfig, Simulation
+    from viewer.window import ViewerWindow
+
+    sim = Simulation(AppConfig(task="target", characters=CROWD, seed=0), verbose=False)
+    window = ViewerWindow(1280, 720, visible=True, vsync=False)
+    app = App(sim, window)
+    try:
+        start_xz = sim.model_joint_positions()[:, 0, ::2]  # (N, 2) m
+        gaps = np.linalg.norm(start_xz[:, None] - start_xz[None], axis=-1) + np.eye(CROWD) * 1e3
+        assert gaps.min() > 0.4 and np.linalg.norm(start_xz[0]) < 0.5, "spread around the first character"
+        assert sim.backend.precision == ("bf16" if native_bfloat16("cpu") else "fp32")
+        for _ in range(10):  # warm-up: the first frames allocate and compile
+            app.frame(sim.dt)
+        frames, steps, begin = 0, sim.step_count, time.perf_counter()
+        last = begin
+        while (now := time.perf_counter()) - begin < 4.0:
+            window.dispatch_events()
+            app.frame(now - last)
+            last, frames = now, frames + 1
+        seconds = time.perf_counter() - begin
+    finally:
+        app.close()
+        window.close()
+        sim.close()
+    sim_hz, fps = (sim.step_count - steps) / seconds, frames / seconds
+    print(f"crowd live: {sim_hz:.1f} Hz, {fps:.1f} fps")
+    assert sim_hz > 27.0, f"the simulation ran at {sim_hz:.1f} Hz"
+    if native_bfloat16("cpu"):
+        assert fps > 0.9 * sim_hz, f"{fps:.1f} frames a second for {sim_hz:.1f} steps"

@@ -59,7 +59,9 @@ def frustum_planes(view_projection: np.ndarray) -> np.ndarray:
 
 def bounding_spheres(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poses (N, J, 3) -> (centres (N, 3), radii of the body (N,), radii with the shadow's reach (N,)) in metres."""
-    low, high = positions.min(axis=1), positions.max(axis=1)  # (N, 3)
+    # Reduced over a contiguous last axis: numpy takes 3-4x longer over the middle axis of (N, J, 3).
+    by_axis = np.ascontiguousarray(np.swapaxes(positions, 1, 2))  # (N, 3, J)
+    low, high = by_axis.min(axis=2), by_axis.max(axis=2)  # (N, 3)
     centre = 0.5 * (low + high)
     body = 0.5 * np.linalg.norm(high - low, axis=1) + BODY_MARGIN
     return centre, body, body + shadow_reach(high[:, 1] + BODY_MARGIN)

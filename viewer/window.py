@@ -40,6 +40,65 @@ HUD_MARGIN = 10
 HUD_PADDING = 8
 HUD_FONT_SIZE = 11
 HELP_FONT_SIZE = 13
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast")  # GL_RENDERER names of Mesa's CPU rasterisers
+
+
+class TextBlock:
+    """Lines of text on a translucent panel, one pyglet label per line: a line is laid out again only when its text
+    changes (laying out a whole block takes pyglet ~6 ms, a line ~0.4 ms), so a live HUD whose numbers change costs
+    little. Lines longer than ``width`` pixels wrap."""
+
+    def __init__(self, font_size: int, width: int) -> None:
+        self.font_size = font_size
+        self.width = max(200, int(width))
+        self.batch = pyglet.graphics.Batch()
+        self.labels: list = []
+        self.panel = pyglet.shapes.Rectangle(0, 0, 1, 1, color=(20, 24, 32, 150))
+        self._where: tuple | None = None  # (left, top) the labels were placed at, and their heights
+
+    @property
+    def lines(self) -> list[str]:
+        return [label.text for label in self.labels]
+
+    def set(self, lines: list[str]) -> None:
+        for label in self.labels[len(lines):]:
+            label.delete()
+        del self.labels[len(lines):]
+        for i, line in enumerate(lines):
+            if i == len(self.labels):
+                self.labels.append(pyglet.text.Label(line, font_size=self.font_size, color=(255, 255, 255, 255),
+                                                     multiline=True, width=self.width, anchor_x="left",
+                                                     anchor_y="top", batch=self.batch))
+            elif self.labels[i].text != line:
+                self.labels[i].text = line
+        self._where = None
+
+    def size(self) -> tuple[float, float]:
+        """(width, height) of the panel in pixels."""
+        if not self.labels:
+            return 0.0, 0.0
+        return (max(label.content_width for label in self.labels) + 2 * HUD_PADDING,
+                sum(label.content_height for label in self.labels) + 2 * HUD_PADDING)
+
+    def draw(self, left: float, top: float) -> None:
+        """Draw with the panel's top-left corner at (left, top) (pyglet window pixels, y up)."""
+        if not self.labels:
+            return
+        where = (left, top, tuple(label.content_height for label in self.labels))
+        if where != self._where:
+            width, height = self.size()
+            self.panel.position, self.panel.width, self.panel.height = (left, top - height), width, height
+            y = top - HUD_PADDING
+            for label in self.labels:
+                label.position = (left + HUD_PADDING, y, 0)
+                y -= label.content_height
+            self._where = where
+        self.panel.draw()
+        self.batch.draw()
+
+    def delete(self) -> None:
+        self.set([])
+        self.panel.delete()
 
 
 def _best_config(samples: int) -> gl.Config:
@@ -84,10 +143,16 @@ class ViewerWindow(pyglet.window.Window):
         self.renderer = Renderer()
         self.scene = SceneFrame()
         self.help_visible = False
-        self._hud_lines: list[str] = []
-        self._help_lines: list[str] = []
-        self._hud_label = self._hud_panel = None
-        self._help_label = self._help_panel = None
+        self._hud = TextBlock(HUD_FONT_SIZE, self.width - 2 * HUD_MARGIN)
+        self._help = TextBlock(HELP_FONT_SIZE, self.width - 2 * HUD_MARGIN)
+
+    @property
+    def software_gl(self) -> bool:
+        """Whether this window's GL rasterises on the CPU (Mesa llvmpipe / softpipe: Xvfb, machines without a GPU)."""
+        from pyglet.gl import gl_info
+
+        self.switch_to()
+        return any(name in gl_info.get_renderer().lower() for name in SOFTWARE_RENDERERS)
 
     # --- content -------------------------------------------------------------------------------------
     def set_scene(self, scene: SceneFrame) -> None:
@@ -97,33 +162,11 @@ class ViewerWindow(pyglet.window.Window):
 
     def set_hud(self, lines: list[str]) -> None:
         """Text shown in the top-left corner (e.g. task, speed, fps); an empty list hides it."""
-        lines = [str(x) for x in lines]
-        if lines != self._hud_lines:
-            self._hud_lines = lines
-            self._hud_label, self._hud_panel = self._make_text_block(lines, HUD_FONT_SIZE)
+        self._hud.set([str(x) for x in lines])
 
     def set_help(self, lines: list[str]) -> None:
         """Text of the help overlay, shown in the middle while ``help_visible`` is True."""
-        lines = [str(x) for x in lines]
-        if lines != self._help_lines:
-            self._help_lines = lines
-            self._help_label, self._help_panel = self._make_text_block(lines, HELP_FONT_SIZE)
-
-    def _make_text_block(self, lines: list[str], font_size: int):
-        if not lines:
-            return None, None
-        label = pyglet.text.Label("\n".join(lines), font_size=font_size, color=(255, 255, 255, 255),
-                                  multiline=True, width=max(200, self.width - 2 * HUD_MARGIN),
-                                  anchor_x="left", anchor_y="top")
-        label.width = label.content_width + 1  # shrink-wrap so the panel fits the text
-        panel = pyglet.shapes.Rectangle(0, 0, label.content_width + 2 * HUD_PADDING,
-                                        label.content_height + 2 * HUD_PADDING, color=(20, 24, 32, 150))
-        return label, panel
-
-    @staticmethod
-    def _place(label, panel, left: float, top: float) -> None:
-        panel.position = (left, top - panel.height)
-        label.position = (left + HUD_PADDING, top - HUD_PADDING, 0)
+        self._help.set([str(x) for x in lines])
 
     # --- drawing -------------------------------------------------------------------------------------
     def on_draw(self) -> None:
@@ -134,15 +177,10 @@ class ViewerWindow(pyglet.window.Window):
     def _draw_overlays(self) -> None:
         gl.glEnable(gl.GL_BLEND)
         gl.glBlendFunc(gl.GL_SRC_ALPHA, gl.GL_ONE_MINUS_SRC_ALPHA)
-        if self._hud_label is not None:
-            self._place(self._hud_label, self._hud_panel, HUD_MARGIN, self.height - HUD_MARGIN)
-            self._hud_panel.draw()
-            self._hud_label.draw()
-        if self.help_visible and self._help_label is not None:
-            panel = self._help_panel
-            self._place(self._help_label, panel, (self.width - panel.width) / 2, (self.height + panel.height) / 2)
-            panel.draw()
-            self._help_label.draw()
+        self._hud.draw(HUD_MARGIN, self.height - HUD_MARGIN)
+        if self.help_visible:
+            width, height = self._help.size()
+            self._help.draw((self.width - width) / 2, (self.height + height) / 2)
         gl.glDisable(gl.GL_BLEND)
 
     def draw_frame(self) -> None:
@@ -183,12 +221,16 @@ class ViewerWindow(pyglet.window.Window):
 
     def on_resize(self, width: int, height: int) -> None:
         # pyglet has already set the viewport and its 2D projection; the 3D view reads the framebuffer
-        # size every frame. Text blocks wrap to the window width, so rebuild them (once they exist:
+        # size every frame. Text wraps to the window width, so lay it out again (once the blocks exist:
         # pyglet may send a resize while the window is still being created).
-        if not hasattr(self, "_help_lines"):
+        if not hasattr(self, "_help"):
             return
-        self._hud_label, self._hud_panel = self._make_text_block(self._hud_lines, HUD_FONT_SIZE)
-        self._help_label, self._help_panel = self._make_text_block(self._help_lines, HELP_FONT_SIZE)
+        for name in ("_hud", "_help"):
+            old = getattr(self, name)
+            block = TextBlock(old.font_size, width - 2 * HUD_MARGIN)
+            block.set(old.lines)
+            old.delete()
+            setattr(self, name, block)
 
     def on_close(self) -> None:
         self.switch_to()
