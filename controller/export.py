@@ -58,7 +58,7 @@ from controller.sessions import DEFAULT_THREADS, open_session
 from controller.sources import resolve_policy, resolve_vae
 
 FORMAT = "mvae-onnx-export"
-VERSION = 1
+VERSION = 2  # 2: the decoder graphs end in raw units (denormalisation folded in); older exports are made again
 OPSET = 17
 PARITY_TOL = 1e-4
 MANIFEST = "manifest.json"

@@ -29,7 +29,7 @@ import tempfile
 import numpy as np
 
 BITS = 8
-BLOCK = 32  # quantisation block along the input dimension (block 64: 5 % faster, 30 % larger error)
+BLOCK = 64  # quantisation block along the input dimension (block 32: 4 % slower at batch 1, 30 % smaller error)
 ACCURACY_LEVEL = 4  # int8 activations and integer products: the fast CPU kernel
 MIN_WEIGHTS = 16_384  # entries of a weight matrix below which it stays float32
 DOMAIN = "com.microsoft"

@@ -320,7 +320,6 @@ def test_the_app_runs_a_crowd_of_1000_live_at_30_hz_drawing_every_step(x_display
         window.close()
         sim.close()
     sim_hz, fps = (sim.step_count - steps) / seconds, frames / seconds
-    print(f"crowd live: {sim_hz:.1f} Hz, {fps:.1f} fps")
     assert sim_hz > 27.0, f"the simulation ran at {sim_hz:.1f} Hz"
     if native_bfloat16("cpu"):
         assert fps > 0.9 * sim_hz, f"{fps:.1f} frames a second for {sim_hz:.1f} steps"
