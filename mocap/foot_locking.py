@@ -79,6 +79,21 @@ LEASH_M = 0.25
 # and trails 10 cm less once moving. 0.25 (one leash): the tour drifts a planted DeepMimic toe 1.7 cm,
 # foot_sliding_ik 0.077; 0.30: 0.070; 0.35: 0.064; 0.40: 0.104 (held toes reach RELEASE_DISTANCE_M and let go).
 PLANTED_LEASH_M = 0.35
+# ... and this far while the character's root moves slower than SLOW_ROOT_MPS (standing, stopping, turning on the
+# spot): its feet are under the body, so a lock that far is in reach, and the model's shuffling stance feet would
+# otherwise drag held toes at up to 1 m/s while the body stands (most of what the CAMDM foot sliding of the locked
+# motion counted: half of it came from windows whose root moved under 0.3 m/s). The shipped Bandai-Namco joystick
+# policy's foot_sliding_ik (one 100-episode rollout): 0.091 without, 0.083 / 0.076 / 0.075 with 0.35 / 0.45 / 0.55 below
+# 0.6 m/s (0.072 with 0.45 below 1.0 m/s, but walking legs then reach for locks behind); the body is lowered 14.4
+# instead of 10.5 cm at the 90th percentile (the median 0.8 cm either way).
+SLOW_LEASH_M = 0.45
+SLOW_ROOT_MPS = 0.6
+# ... but only while the lock is within this percentile of how far the data's toes get from the root
+# (:func:`stance_reach`; Bandai-Namco 0.50 m, DeepMimic 0.40): farther, the character's legs do not reach it (the
+# DeepMimic tour's planted toe drifted 2.0 cm with the slow leash unbounded, 0.3 with it, as before the slow leash).
+# ``python -m policies.evaluate ... --episodes 100``: the Bandai-Namco joystick policy's foot_sliding_ik 0.091 ->
+# 0.075 (data 0.081), target 0.057 -> 0.057, maze 0.083 -> 0.083; the DeepMimic policies' unchanged.
+REACH_PERCENTILE = 99.0
 BLEND_OUT_FRAMES = 5  # a released foot returns to the model's motion over at least this many steps (1/6 s at 30 fps)
 # ... and over more where its correction exceeds this many metres per step: a toe let go 35 cm from the model's toe
 # moved up to 7.8 cm per step faster than the model's over 5 steps; at most 5.0 with this (foot sliding the same).
@@ -284,6 +299,14 @@ def floor_heights(world_pos: np.ndarray, chains: LegChains, percentile: float = 
     return np.percentile(heights, percentile, axis=0)
 
 
+def stance_reach(world_pos: np.ndarray, chains: LegChains, percentile: float = REACH_PERCENTILE) -> float:
+    """How far (m, horizontally) the data's toes get from the root, from poses (..., J, 3): the ``percentile``-th
+    percentile over both toes. A lock within it is where the character's own legs go (the slow leash's bound)."""
+    poses = world_pos.reshape(-1, *world_pos.shape[-2:])  # (N, J, 3)
+    gap = np.linalg.norm(poses[:, chains.toe][..., ::2] - poses[:, None, 0, ::2], axis=-1)  # (N, 2)
+    return float(np.percentile(gap, percentile))
+
+
 def detect_contacts(world_pos: np.ndarray, prev_world_pos: np.ndarray, chains: LegChains, floor: np.ndarray,
                     fps: float, height_m: float = CONTACT_HEIGHT_M, speed_mps: float = CONTACT_SPEED_MPS) -> np.ndarray:
     """Contacts (..., 2) bool per side from two consecutive poses (..., J, 3) m ``1 / fps`` s apart.
@@ -457,7 +480,8 @@ class FootLocker:
                  height_m: float = CONTACT_HEIGHT_M, speed_mps: float = LOCK_SPEED_MPS, leash_m: float = LEASH_M,
                  planted_leash_m: float = PLANTED_LEASH_M,
                  stretch: float = MAX_STRETCH, max_drop_m: float = MAX_PELVIS_DROP_M,
-                 drop_speed_mps: float = DROP_SPEED_MPS, rise_speed_mps: float = RISE_SPEED_MPS):
+                 drop_speed_mps: float = DROP_SPEED_MPS, rise_speed_mps: float = RISE_SPEED_MPS,
+                 slow_leash_m: float = SLOW_LEASH_M, slow_root_mps: float = SLOW_ROOT_MPS, reach_m=None):
         if blend_frames < 1:
             raise ValueError(f"blend_frames must be at least 1, got {blend_frames}")
         self.chains = chains
@@ -468,6 +492,8 @@ class FootLocker:
         self.blend_frames = int(blend_frames)
         self.release_m, self.leash_m, self.planted_leash_m = float(release_m), float(leash_m), float(planted_leash_m)
         self.height_m, self.speed_mps = float(height_m), float(speed_mps)
+        self.slow_leash_m, self.slow_root_mps = float(slow_leash_m), float(slow_root_mps)
+        self.reach_m = None if reach_m is None else float(reach_m)
         self.stretch, self.max_drop_m = float(stretch), float(max_drop_m)
         self.drop_step_m, self.rise_step_m = float(drop_speed_mps) / self.fps, float(rise_speed_mps) / self.fps
         b = self.num_characters
@@ -548,6 +574,11 @@ class FootLocker:
         gap = np.linalg.norm(away, axis=-1)  # (B, 2) m
         planted = world_step <= CONTACT_SPEED_MPS / self.fps  # the data's rule would call it planted
         leash = np.where(planted, self.planted_leash_m, self.leash_m)  # (B, 2) m
+        root_speed = np.linalg.norm((world_pos - world_prev)[:, 0, ::2], axis=-1) * self.fps  # (B,) m/s
+        slow = (root_speed < self.slow_root_mps)[:, None]  # (B, 1)
+        if self.reach_m is not None:  # ... while the lock stays within the data's stance reach of the root
+            slow = slow & (np.linalg.norm(self.world_lock_xz - world_pos[:, None, 0, ::2], axis=-1) <= self.reach_m)
+        leash = np.where(slow, np.maximum(leash, self.slow_leash_m), leash)
         pull = np.where(self.locked, np.clip(gap - leash, 0.0, world_step), 0.0)  # (B, 2) m
         self.world_lock_xz = self.world_lock_xz - away * (pull / np.maximum(gap, _EPS))[..., None]
 

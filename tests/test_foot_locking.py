@@ -20,11 +20,14 @@ from mocap.foot_locking import (
     PLANTED_LEASH_M,
     RELEASE_DISTANCE_M,
     RISE_SPEED_MPS,
+    SLOW_LEASH_M,
+    SLOW_ROOT_MPS,
     FootLocker,
     detect_contacts,
     leg_chains,
     lock_legs,
     minimal_rotation,
+    stance_reach,
     two_bone_ik,
 )
 from mocap.kinematics import forward_kinematics, world_to_local_rotations
@@ -322,18 +325,26 @@ def drawn_toes(locker, world_pos, contacts=None, predicted=None):
     return np.stack(toe), np.array(drop)
 
 
-@pytest.mark.parametrize("speed, leash", [(0.3, PLANTED_LEASH_M), (0.8, LEASH_M)])
-def test_a_low_sliding_toe_is_held_from_where_it_was_then_trails_on_its_leash(speed, leash):
-    # The walker's toes stay on the floor and slide with the body at `speed`: 0.3 m/s (planted by the data's rule)
-    # or 0.8 m/s (faster than the data's 0.6 m/s contact speed, which never locked it, slower than LOCK_SPEED_MPS).
-    assert CONTACT_SPEED_MPS < 0.8 < LOCK_SPEED_MPS
-    skeleton, _, world_pos = walk(np.full(60, speed))
+@pytest.mark.parametrize("speed, slow_root_mps, reach_m, leash", [
+    (0.3, 0.2, None, PLANTED_LEASH_M), (0.3, SLOW_ROOT_MPS, None, SLOW_LEASH_M), (0.3, SLOW_ROOT_MPS, 0.1, PLANTED_LEASH_M),
+    (0.8, SLOW_ROOT_MPS, None, LEASH_M)])
+def test_a_low_sliding_toe_is_held_from_where_it_was_then_trails_on_its_leash(speed, slow_root_mps, reach_m, leash):
+    # The walker's toes stay on the floor and slide with the body at `speed`: 0.3 m/s (planted by the data's rule;
+    # a body that slow stands or turns on the spot, its feet under it: the longer slow leash unless the threshold is
+    # set below it, or the lock is farther from the root than the data's toes get, reach_m) or 0.8 m/s (faster than
+    # the data's 0.6 m/s contact speed, which never locked it, slower than LOCK_SPEED_MPS).
+    assert CONTACT_SPEED_MPS < 0.8 < LOCK_SPEED_MPS and SLOW_ROOT_MPS < 0.8
+    skeleton, _, world_pos = walk(np.full(80, speed))
     chains = leg_chains(skeleton)
-    toe, drop = drawn_toes(FootLocker(chains, 1, FPS, floor_of(world_pos[:, 0], chains)), world_pos)
+    locker = FootLocker(chains, 1, FPS, floor_of(world_pos[:, 0], chains), slow_root_mps=slow_root_mps, reach_m=reach_m)
+    toe, drop = drawn_toes(locker, world_pos)
     raw = world_pos[:, 0, chains.toe[0]][:, ::2]  # (T, 2) the model's toe
     gap = np.linalg.norm(toe - raw, axis=-1)
     assert gap.max() <= leash + 1e-12 and np.linalg.norm(raw[-1] - raw[0]) > leash + 0.1
-    assert (drop == 0).all(), "within the walker's reach"
+    if leash <= PLANTED_LEASH_M:
+        assert (drop == 0).all(), "within the walker's reach"
+    else:  # the slow leash holds the toe farther behind than this sliding walker's leg reaches: the body lowers
+        assert 0.0 <= drop.min() and drop.max() <= MAX_PELVIS_DROP_M + 1e-12
     # The lock starts at step 1 where the toe was drawn at step 0: the model's step into the contact is not taken.
     first = int(np.argmax(np.linalg.norm(raw - raw[0], axis=-1) > leash + 1e-9))  # the model's toe past the leash
     np.testing.assert_allclose(toe[:first], np.broadcast_to(raw[0], toe[:first].shape), atol=1e-9,
@@ -354,7 +365,8 @@ def test_a_release_eases_out_at_most_blend_out_step_faster_than_the_model_and_a_
     speeds = np.concatenate([np.full(60, 0.3), np.full(10, 1.2), np.full(20, 0.3)])
     skeleton, _, world_pos = walk(speeds)
     chains = leg_chains(skeleton)
-    locker = FootLocker(chains, 1, FPS, floor_of(world_pos[:, 0], chains))
+    # The planted leash, not the slow one: a body sliding at 0.3 m/s stands for the slow leash's rule.
+    locker = FootLocker(chains, 1, FPS, floor_of(world_pos[:, 0], chains), slow_root_mps=0.2)
     toe, weights = [], []
     for t in range(len(world_pos)):
         toe.append(locker.step(world_pos[t])[0][0, chains.toe[0]][::2])
@@ -396,3 +408,12 @@ def test_the_body_lowers_and_rises_at_bounded_speeds_and_a_short_leg_moves_its_l
     # While held, a leg the body has not been lowered enough for reaches toward its lock (the toe moves forward with
     # the body, never back: the lock follows it).
     assert (np.diff(toe[1:20, 1]) >= -1e-12).all() and toe[19, 1] - toe[1, 1] > 0.05
+
+
+def test_stance_reach_is_how_far_the_datas_toes_get_from_the_root():
+    skeleton, _, world_pos = walk(np.full(40, 1.0))
+    chains = leg_chains(skeleton)
+    poses = world_pos[:, 0]  # (T, J, 3)
+    gap = np.linalg.norm(poses[:, chains.toe][..., ::2] - poses[:, None, 0, ::2], axis=-1)  # (T, 2)
+    assert stance_reach(poses, chains, percentile=100.0) == pytest.approx(gap.max())
+    assert stance_reach(poses, chains) <= gap.max() and stance_reach(poses[None], chains) == stance_reach(poses, chains)
