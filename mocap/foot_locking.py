@@ -91,9 +91,14 @@ SLOW_ROOT_MPS = 0.6
 # ... but only while the lock is within this percentile of how far the data's toes get from the root
 # (:func:`stance_reach`; Bandai-Namco 0.50 m, DeepMimic 0.40): farther, the character's legs do not reach it (the
 # DeepMimic tour's planted toe drifted 2.0 cm with the slow leash unbounded, 0.3 with it, as before the slow leash).
-# ``python -m policies.evaluate ... --episodes 100``: the Bandai-Namco joystick policy's foot_sliding_ik 0.091 ->
-# 0.075 (data 0.081), target 0.057 -> 0.057, maze 0.083 -> 0.083; the DeepMimic policies' unchanged.
 REACH_PERCENTILE = 99.0
+# A lock within that reach of the root trails at least this far behind the model's toe at any speed (LEASH_M applies
+# beyond it): the longer leashes that made the DeepMimic tour's legs fall short (see LEASH_M) held locks out of their
+# reach, which the bound leaves out (its planted toe: 0.3 cm with 0.28, 0.30 and 0.35). One 100-episode rollout of the
+# Bandai-Namco maze policy: foot_sliding_ik 0.083 / 0.078 / 0.076 / 0.071 with 0.25 / 0.28 / 0.30 / 0.35, the joystick
+# policy's 0.077 / 0.076 / 0.075 / 0.073; the knee's largest acceleration the same. ``python -m policies.evaluate ...
+# --episodes 100`` with the slow leash and this: see the README (section 6).
+REACH_LEASH_M = 0.35
 BLEND_OUT_FRAMES = 5  # a released foot returns to the model's motion over at least this many steps (1/6 s at 30 fps)
 # ... and over more where its correction exceeds this many metres per step: a toe let go 35 cm from the model's toe
 # moved up to 7.8 cm per step faster than the model's over 5 steps; at most 5.0 with this (foot sliding the same).
@@ -481,7 +486,8 @@ class FootLocker:
                  planted_leash_m: float = PLANTED_LEASH_M,
                  stretch: float = MAX_STRETCH, max_drop_m: float = MAX_PELVIS_DROP_M,
                  drop_speed_mps: float = DROP_SPEED_MPS, rise_speed_mps: float = RISE_SPEED_MPS,
-                 slow_leash_m: float = SLOW_LEASH_M, slow_root_mps: float = SLOW_ROOT_MPS, reach_m=None):
+                 slow_leash_m: float = SLOW_LEASH_M, slow_root_mps: float = SLOW_ROOT_MPS, reach_m=None,
+                 reach_leash_m: float = REACH_LEASH_M):
         if blend_frames < 1:
             raise ValueError(f"blend_frames must be at least 1, got {blend_frames}")
         self.chains = chains
@@ -493,6 +499,7 @@ class FootLocker:
         self.release_m, self.leash_m, self.planted_leash_m = float(release_m), float(leash_m), float(planted_leash_m)
         self.height_m, self.speed_mps = float(height_m), float(speed_mps)
         self.slow_leash_m, self.slow_root_mps = float(slow_leash_m), float(slow_root_mps)
+        self.reach_leash_m = float(reach_leash_m)
         self.reach_m = None if reach_m is None else float(reach_m)
         self.stretch, self.max_drop_m = float(stretch), float(max_drop_m)
         self.drop_step_m, self.rise_step_m = float(drop_speed_mps) / self.fps, float(rise_speed_mps) / self.fps
@@ -577,7 +584,9 @@ class FootLocker:
         root_speed = np.linalg.norm((world_pos - world_prev)[:, 0, ::2], axis=-1) * self.fps  # (B,) m/s
         slow = (root_speed < self.slow_root_mps)[:, None]  # (B, 1)
         if self.reach_m is not None:  # ... while the lock stays within the data's stance reach of the root
-            slow = slow & (np.linalg.norm(self.world_lock_xz - world_pos[:, None, 0, ::2], axis=-1) <= self.reach_m)
+            in_reach = np.linalg.norm(self.world_lock_xz - world_pos[:, None, 0, ::2], axis=-1) <= self.reach_m
+            slow = slow & in_reach
+            leash = np.where(in_reach, np.maximum(leash, self.reach_leash_m), leash)
         leash = np.where(slow, np.maximum(leash, self.slow_leash_m), leash)
         pull = np.where(self.locked, np.clip(gap - leash, 0.0, world_step), 0.0)  # (B, 2) m
         self.world_lock_xz = self.world_lock_xz - away * (pull / np.maximum(gap, _EPS))[..., None]
