@@ -397,7 +397,7 @@ class App:
         return self._task_items
 
     def refresh_hud(self, force: bool = False) -> None:
-        """Re-lay the HUD text (pyglet takes tens of ms per text block): every ``HUD_REFRESH_S`` of wall time
+        """Re-lay the HUD text (the lines that changed: ~0.4 ms each for pyglet): every ``HUD_REFRESH_S`` of wall time
         live, every ``HUD_RECORD_STEPS`` simulation steps when recording (so videos depend on the steps only)."""
         if not self.hud_visible:
             self.window.set_hud([])

@@ -174,7 +174,6 @@ class AppConfig:
             raise FileNotFoundError(f"{'--prior ' if self.prior_flag else ''}{self.prior}: no such code prior file; "
                                     f"train one with `{PRIOR_HINT}`")
 
-
     def _auto_precision(self) -> str:
         """bf16 for a crowd where the torch device multiplies bfloat16 natively (it steps a crowd in 60-70 % of the
         float32 time), else fp32: one character's graph is faster on ONNX Runtime in float32."""

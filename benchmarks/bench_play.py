@@ -2,8 +2,8 @@
 
 Prints one JSON line:
 
-* ``app_fps``: frames per second of the whole app loop (``App.tick``: fixed-rate simulation steps of the
-  joystick task with W held, interpolation, camera, scene, HUD; then draw, ``glFinish``, ``flip``) in a real
+* ``app_fps``: frames per second of the whole app loop (``App.frame``, what ``play.py`` runs: interpolation, camera,
+  scene, HUD, the frame drawn, the fixed-rate simulation steps of the joystick task with W held, ``flip``) in a real
   1280x720 pyglet window under Xvfb (started here when $DISPLAY is unset; software GL), median over windows
   of ``--frames`` frames.
 * ``inference_ms_b1``: per simulation step at one character, for the torch and the ONNX Runtime backends (from

@@ -311,6 +311,27 @@ def test_hud_help_and_scene_items_show(make_window):
 
 
 @pytest.mark.display
+def test_the_hud_lays_out_only_the_lines_that_changed_and_wraps_long_ones(make_window):
+    w = make_window(640, 360)
+    w.set_scene(SceneFrame(characters=[character()]))
+    w.set_hud(["fps 30.0", "task joystick", "command: 1.2 m/s"])
+    first = list(w._hud.labels)
+    before = w.render_to_array()
+    w.set_hud(["fps 31.5", "task joystick", "command: 1.2 m/s"])  # a live HUD: only the figures change
+    assert w._hud.labels == first and first[0].text == "fps 31.5" and first[1].text == "task joystick"
+    assert _changed(before[:30, :120], w.render_to_array()[:30, :120]).any(), "the changed line is drawn anew"
+    three = w._hud.size()
+    w.set_hud(["fps 31.5"])  # fewer lines: the panel shrinks to them
+    one = w._hud.size()
+    assert len(w._hud.labels) == 1 and one[1] < 0.6 * three[1]
+    w.set_hud(["x " * 400])  # longer than the window is wide: wrapped inside it
+    width, height = w._hud.size()
+    assert width <= 640 and height > 2 * one[1]
+    w.set_hud([])
+    assert w._hud.size() == (0.0, 0.0) and w.render_to_array().shape == (360, 640, 3)
+
+
+@pytest.mark.display
 def test_recording_thirty_window_frames_gives_a_thirty_frame_mp4(make_window, tmp_path):
     w = make_window(320, 240)
     w.camera = Camera(mode="fixed", fixed_target=(0.5, 0.8, 0.0), fixed_distance=5.0, fixed_elevation=0.3)
