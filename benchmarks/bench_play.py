@@ -219,58 +219,60 @@ def render_only(app, window, frames: int) -> dict:
 
 def crowd_fps(args) -> dict:
     """The app's crowd: rendering only as the app starts it and spread over the arena, then the whole loop."""
+    with crowd_app(args, "auto") as app:
+        sim, window = app.sim, app.window
+        precision = sim.backend.precision
+        out = {"crowd_render_fps": {**render_only(app, window, args.crowd_frames), "characters": args.crowd,
+                                    "after_steps": sim.step_count}}
+        out["crowd_app_fps"] = {**whole_loop(args, app, window), "precision": precision}
 
-    from app.interactive import App
-    from viewer.window import ViewerWindow
-
-    sim = make_sim(args, "auto", args.crowd, task="target", precision="auto")
-    precision = sim.backend.precision
-    window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
-    app = App(sim, window)
-    for _ in range(args.crowd_warmup):
-        app.step_simulation()
-    out = {"crowd_render_fps": {**render_only(app, window, args.crowd_frames), "characters": args.crowd,
-                                "after_steps": sim.step_count}}
-    out["crowd_app_fps"] = {**whole_loop(args, app, window), "precision": precision}
-
-    # The app starts its crowd on a grid around the first character: at random over the arena instead, the crowd is
-    # what it becomes after a minute of walking to targets.
-    generator = torch.Generator().manual_seed(0)
-    half = float(sim.env.task.half_arena) if hasattr(sim.env.task, "half_arena") else 20.0
-    sim.obs = sim.env.place(root_xz=(torch.rand(args.crowd, 2, generator=generator) * 2.0 - 1.0) * half)
-    sim.set_foot_locking(sim.foot_locking)  # planted feet start afresh where the characters now stand
-    for _ in range(3):
-        app.step_simulation()
-    app.reset_camera()
-    out["crowd_render_fps_spread"] = {**render_only(app, window, args.crowd_frames), "characters": args.crowd,
-                                      "spread_m": round(2 * half, 1)}
-    app.close()
-    window.close()
-    sim.close()
+        # The app starts its crowd on a grid around the first character: at random over the arena instead, the crowd
+        # is what it becomes after a minute of walking to targets.
+        generator = torch.Generator().manual_seed(0)
+        half = float(sim.env.task.half_arena) if hasattr(sim.env.task, "half_arena") else 20.0
+        sim.obs = sim.env.place(root_xz=(torch.rand(args.crowd, 2, generator=generator) * 2.0 - 1.0) * half)
+        sim.set_foot_locking(sim.foot_locking)  # planted feet start afresh where the characters now stand
+        for _ in range(3):
+            app.step_simulation()
+        app.reset_camera()
+        out["crowd_render_fps_spread"] = {**render_only(app, window, args.crowd_frames), "characters": args.crowd,
+                                          "spread_m": round(2 * half, 1)}
     out.update(default_character_crowd(args))
     if precision == "bf16":
         out.update(crowd_fp32(args))
     return out
 
 
+@contextlib.contextmanager
+def crowd_app(args, precision: str, character=None):
+    """The app over ``--crowd`` characters of the Target task in a 1280x720 window, after ``--crowd-warmup`` steps;
+    closed (app, window, simulation) on exit."""
+    from app.interactive import App
+    from viewer.window import ViewerWindow
+
+    sim = make_sim(args, "auto", args.crowd, task="target", precision=precision, character=character)
+    window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
+    app = App(sim, window)
+    try:
+        for _ in range(args.crowd_warmup):
+            app.step_simulation()
+        yield app
+    finally:
+        app.close()
+        window.close()
+        sim.close()
+
+
 def default_character_crowd(args) -> dict:
     """The whole loop again for ``play.py --task target --characters N`` itself: the default character's bundle
     (its VAE and policies), where ``--vae`` is another model."""
-    from app.interactive import App
     from characters.bundle import DEFAULT_CHARACTER, load_character
-    from viewer.window import ViewerWindow
 
     if load_character(DEFAULT_CHARACTER).vae.resolve() == Path(args.vae).resolve():
         return {}
-    sim = make_sim(args, "auto", args.crowd, task="target", precision="auto", character=DEFAULT_CHARACTER)
-    window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
-    app = App(sim, window)
-    for _ in range(args.crowd_warmup):
-        app.step_simulation()
-    result = {**whole_loop(args, app, window), "precision": sim.backend.precision, "character": DEFAULT_CHARACTER}
-    app.close()
-    window.close()
-    sim.close()
+    with crowd_app(args, "auto", character=DEFAULT_CHARACTER) as app:
+        result = {**whole_loop(args, app, app.window), "precision": app.sim.backend.precision,
+                  "character": DEFAULT_CHARACTER}
     return {"crowd_app_fps_default_character": result}
 
 
@@ -289,9 +291,6 @@ def crowd_fp32(args) -> dict:
     """Where the app's crowd runs its decoder in bfloat16 (``--precision auto``): its ``Simulation.step`` at 1,024
     characters in both precisions on torch's threads as the app leaves them outside a window (every CPU), and the
     whole loop again with ``--precision fp32`` (ONNX Runtime's sessions on every CPU)."""
-    from app.interactive import App
-    from viewer.window import ViewerWindow
-
     threads = torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
     try:
@@ -299,15 +298,8 @@ def crowd_fp32(args) -> dict:
         out = {"crowd_target_bf16_step_ms": {str(CROWDS[-1]): {"median_ms": median(samples),
                                                                "min_ms": round(min(samples), 3)},
                                              "torch_threads": torch.get_num_threads()}}
-        sim = make_sim(args, "auto", args.crowd, task="target", precision="fp32")
-        window = ViewerWindow(WIDTH, HEIGHT, visible=True, vsync=False)
-        app = App(sim, window)
-        for _ in range(args.crowd_warmup):
-            app.step_simulation()
-        out["crowd_app_fps_fp32"] = whole_loop(args, app, window)
-        app.close()
-        window.close()
-        sim.close()
+        with crowd_app(args, "fp32") as app:
+            out["crowd_app_fps_fp32"] = whole_loop(args, app, app.window)
     finally:
         torch.set_num_threads(threads)
     return out

@@ -466,17 +466,13 @@ class OnnxBackend(_ManifoldFacade):
         batch = obs.shape[0]
         if batch != cond.shape[0]:
             raise ValueError(f"control: {batch} observations but {cond.shape[0]} condition windows")
-        styles = self._styles(style, batch) if self._styled else None
-        fused = self._fused_at.get(batch)
-        if fused if fused is not None else self.uses_fused(batch):
-            feed = {"obs_raw": obs, "cond_raw": cond}
-            if styles:
-                feed.update(styles)
-            nxt, action = self._run("controller", feed)
+        styles = self._styles(style, batch)
+        if self.uses_fused(batch):
+            nxt, action = self._run("controller", {"obs_raw": obs, "cond_raw": cond, **styles})
         else:
             action = self._run("policy", {"obs_raw": obs})[0]
             latent = action.numpy() if self._scale is None else action.numpy() * self._scale
-            nxt = self._run("decoder", {self._latent_name: latent, "cond_raw": cond, **(styles or {})})[0]
+            nxt = self._run("decoder", {self._latent_name: latent, "cond_raw": cond, **styles})[0]
         self._timed("control", start)
         return nxt, action
 

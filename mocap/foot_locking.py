@@ -25,8 +25,9 @@ that is shown (and exported):
   contact channels say contact (its stance frames, where its foot may move faster), where the toe was drawn
   the step before (ground-plane x, z; the height always follows the pose), and holds while that contact lasts. A
   held toe the model drags away is let trail at most ``LEASH_M`` behind it (``PLANTED_LEASH_M`` while the model's
-  toe is slower than the data's contact speed, so a toe the data calls planted stays put), its lock sliding along
-  behind, never faster than the model's toe. When the contact ends, the correction eases out while the toe moves
+  toe is slower than the data's contact speed, so a toe the data calls planted stays put; ``REACH_LEASH_M`` while
+  the lock is within the data's stance reach of the root, :func:`stance_reach`, and ``SLOW_LEASH_M`` when the body
+  also moves slower than ``SLOW_ROOT_MPS``), its lock sliding along behind, never faster than the model's toe. When the contact ends, the correction eases out while the toe moves
   with the model, over ``BLEND_OUT_FRAMES`` steps or more (at most ``BLEND_OUT_STEP_M`` per step: no pop). The body
   lowers for out-of-reach locks at most ``DROP_SPEED_MPS`` and rises at most ``RISE_SPEED_MPS``; a leg that still
   falls short moves its lock to where its toe got. A foot more than ``RELEASE_DISTANCE_M`` from its lock in one step
@@ -35,8 +36,8 @@ that is shown (and exported):
 
 Measured (CAMDM foot sliding, :mod:`mocap.quality`, of the motion with foot locking as ``policies.evaluate`` reports
 it, ``foot_sliding_ik``; 100 episodes of 30 s; the data's own value 0.081): the shipped Bandai-Namco joystick policy
-0.632 unlocked -> 0.091 with its contact channels (0.225 with contacts from the poses alone), its target policy
-0.338 -> 0.057 (0.182). The previous release's joystick policy went 0.468 -> 0.064 with contacts from the poses (0.191
+0.632 unlocked -> 0.071 with its contact channels and the reach and slow leashes (0.091 without those leashes, 0.225
+with contacts from the poses alone), its target policy 0.338 -> 0.042 (0.057, 0.182), PathFollow 0.016, Maze 0.071. The previous release's joystick policy went 0.468 -> 0.064 with contacts from the poses (0.191
 with the rules before: lock only below the data's 0.6 m/s, let go at 25 cm, blend from the lock); its target policy
 0.467 -> 0.312 (was 0.405): that policy's feet skid along the floor at 1-2.4 m/s for metres, faster than
 ``LOCK_SPEED_MPS`` and farther than any leash a leg reaches. Jitter of the locked motion over the model's: +5 % and
@@ -97,7 +98,7 @@ REACH_PERCENTILE = 99.0
 # reach, which the bound leaves out (its planted toe: 0.3 cm with 0.28, 0.30 and 0.35). One 100-episode rollout of the
 # Bandai-Namco maze policy: foot_sliding_ik 0.083 / 0.078 / 0.076 / 0.071 with 0.25 / 0.28 / 0.30 / 0.35, the joystick
 # policy's 0.077 / 0.076 / 0.075 / 0.073; the knee's largest acceleration the same. ``python -m policies.evaluate ...
-# --episodes 100`` with the slow leash and this: see the README (section 6).
+# --episodes 100`` with both leashes: joystick 0.071, target 0.042, path 0.016, maze 0.071; DeepMimic's unchanged.
 REACH_LEASH_M = 0.35
 BLEND_OUT_FRAMES = 5  # a released foot returns to the model's motion over at least this many steps (1/6 s at 30 fps)
 # ... and over more where its correction exceeds this many metres per step: a toe let go 35 cm from the model's toe
@@ -306,7 +307,8 @@ def floor_heights(world_pos: np.ndarray, chains: LegChains, percentile: float = 
 
 def stance_reach(world_pos: np.ndarray, chains: LegChains, percentile: float = REACH_PERCENTILE) -> float:
     """How far (m, horizontally) the data's toes get from the root, from poses (..., J, 3): the ``percentile``-th
-    percentile over both toes. A lock within it is where the character's own legs go (the slow leash's bound)."""
+    percentile over both toes. A lock within it is where the character's own legs go (the bound of the reach and
+    slow leashes)."""
     poses = world_pos.reshape(-1, *world_pos.shape[-2:])  # (N, J, 3)
     gap = np.linalg.norm(poses[:, chains.toe][..., ::2] - poses[:, None, 0, ::2], axis=-1)  # (N, 2)
     return float(np.percentile(gap, percentile))
