@@ -74,6 +74,11 @@ STATE_VERSION = 1
 # Fields a resumed run takes from the command line; all others come from the checkpoint.
 RUN_CONTROL = ("steps", "minutes", "stop_after_update", "out", "run_dir", "resume", "tensorboard", "progress", "threads",
                "checkpoint_every", "eval_every", "eval_envs", "eval_seconds")
+# What an --init-from policy must share with the run: its weights only fit (and only mean the same) with these.
+INIT_ARCHITECTURE = {"obs_size": "--task / --env-options", "latent_size": "--vae", "discrete": "--vae",
+                     "num_actions": "--vae", "hidden_sizes": "--hidden-sizes", "critic_hidden_sizes":
+                     "--critic-hidden-sizes", "action_scale": "--action-scale", "prior_residual": "--prior",
+                     "residual": "--residual"}
 INFO_SKIP = ("episode_stats", "final_obs", "final_info")
 MAX_BAD_UPDATES = 3
 RANK_SEED_STRIDE = 1_000_003  # rank r seeds its environment and generators with --seed + r x this
@@ -272,7 +277,10 @@ class Trainer:
 
     # ---- state ----------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Reset the environment and prime the observation normaliser with the first observations."""
+        """Reset the environment and prime the observation normaliser with the first observations (after loading
+        ``--init-from``'s weights and normaliser, when given)."""
+        if self.args.init_from:
+            self.load_initial_policy(self.args.init_from)
         obs, _ = self.env.reset(seed=self.seed)
         if self.args.stagger_episodes:
             # Characters that all start together also end together: every rollout would see the same episode
@@ -283,6 +291,26 @@ class Trainer:
         self.obs = obs
         self.update_normalizer(self.policy.obs_rms, self.policy.features(obs))
         self._snapshot = self.state()
+
+    def load_initial_policy(self, path: str) -> None:
+        """``--init-from``: the actor, critic and observation normaliser of a policy file trained for this task on
+        this VAE with the same network sizes; anything else is refused with the flag to change."""
+        from policies.checkpoint import check_policy_fits, load_policy
+
+        start = load_policy(path, self.device)
+        where = f"--init-from {path}"
+        if start.task != self.args.task:
+            raise ValueError(f"{where}: a policy for the {start.task!r} task; this run trains {self.args.task!r} "
+                             f"(pass --task {start.task} or another policy)")
+        check_policy_fits(start, self.manifold, strict=True)
+        differ = [f"{key} {start.config[key]} (this run: {self.policy.config[key]}; see {flag})"
+                  for key, flag in INIT_ARCHITECTURE.items() if start.config.get(key) != self.policy.config[key]]
+        if differ:
+            raise ValueError(f"{where}: the policy does not fit this run: {'; '.join(differ)}")
+        self.policy.load_state_dict(start.state_dict())
+        if self.apg:
+            with torch.no_grad():
+                self.policy.log_std.fill_(math.log(max(self.args.exploration_std, 1e-6)))
 
     def update_normalizer(self, rms: RunningMeanVar, x: torch.Tensor) -> None:
         """Merge ``x`` (N, ...) into ``rms``; under torchrun every rank's batch, in rank order, so the normalisers stay
@@ -762,6 +790,9 @@ def _train(args: TrainArgs, manifold, quiet: bool, on_update, procs: Processes) 
     output_file(args.out, "--out", (".pt",))  # before any work: an hour of training must not die at its first save
     output_dir(Path(args.run_dir or f"runs/policy_{canonical_task(args.task, '--task')}"), "--run-dir")
     state = None
+    if args.resume and args.init_from:
+        raise ValueError("--resume and --init-from exclude each other: --resume continues a run from its checkpoint, "
+                         "--init-from starts a new one from a policy file")
     if args.resume:
         run_dir = Path(args.run_dir or f"runs/policy_{args.task}")
         state = load_train_state(run_dir / "checkpoint.pt")

@@ -137,6 +137,10 @@ class TrainArgs:
     """Simulated seconds of each periodic evaluation."""
     resume: bool = False
     """Continue the run in run_dir from its checkpoint (optimizer, normalisers, RNG and environment state)."""
+    init_from: str | None = None
+    """Start a new run from this policy file's weights and observation normaliser (a shipped policy included) instead
+    of fresh ones: fine-tuning, e.g. with other --env-options. The optimizer, learning-rate schedule and return
+    normaliser start anew. The policy must be for the same task, VAE and network sizes."""
     tensorboard: bool = True
     """Write TensorBoard logs to run_dir (CSV logs are always written)."""
     progress: bool = True

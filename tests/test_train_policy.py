@@ -90,6 +90,31 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, monkeypatch, 
     assert [int(r["update"]) for r in rows] == [1, 2, 3, 4]
 
 
+def test_init_from_starts_a_new_run_from_a_policy_file_and_refuses_one_that_does_not_fit(tmp_path, capsys):
+    first = tiny_args(tmp_path / "a")
+    train(first, quiet=True)
+    start = load_policy(first.out)
+    trainer = Trainer(tiny_args(tmp_path / "b", init_from=first.out))
+    trainer.start()
+    weights = trainer.policy.state_dict()
+    for key, value in start.state_dict().items():
+        if not key.startswith("obs_rms"):
+            assert torch.equal(weights[key], value), key
+    assert float(trainer.policy.obs_rms.count) > float(start.obs_rms.count)  # the file's normaliser goes on
+    trainer.env.close()
+    summary = train(tiny_args(tmp_path / "b", init_from=first.out), quiet=True)
+    assert summary["update"] == 4 and summary["global_step"] == 16 * 16 * 4  # its own schedule, from update 0
+    with pytest.raises(ValueError, match="'target' task; this run trains 'joystick'"):
+        train(tiny_args(tmp_path / "c", task="joystick", init_from=first.out), quiet=True)
+    with pytest.raises(ValueError, match="hidden_sizes \\[32\\] \\(this run: \\[64\\]; see --hidden-sizes\\)"):
+        train(tiny_args(tmp_path / "c", hidden_sizes=(64,), init_from=first.out), quiet=True)
+    out = ["--vae", "toy", "--out", str(tmp_path / "c.pt"), "--run-dir", str(tmp_path / "c")]
+    assert main([*out, "--init-from", first.out, "--resume"]) == 2
+    assert "--resume and --init-from exclude each other" in capsys.readouterr().err
+    assert main([*out, "--init-from", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+
+
 def test_short_training_on_the_toy_target_beats_random(tmp_path):
     args = tiny_args(tmp_path, num_envs=128, rollout_steps=16, minibatch_size=512, epochs=4, hidden_sizes=(64, 64),
                      critic_hidden_sizes=(64, 64), learning_rate=1e-3, steps=128 * 16 * 30, eval_every=0,
