@@ -71,9 +71,6 @@ BF16_CROWD_CHARACTERS = 256  # from this crowd size --precision auto runs the de
 MAX_CHARACTERS = 100_000
 CROWD_SPACING_M = 2.0  # several characters start this far apart (less where the task's arena is too small for them)
 CROWD_JITTER = 0.25  # of the spacing: start spots off the grid, so that a crowd does not march in ranks
-# Environment options that are the trainer's business, not the task's (the app keeps its own).
-TRAINING_ONLY_OPTIONS = ("max_episode_steps", "autoreset_mode", "array_backend", "action_scale", "style_change_s",
-                         "foot_slide_weight", "divergence_penalty", "device")
 
 
 def crowd_start_xz(count: int, spacing: float, half_arena: float | None, seed: int) -> torch.Tensor:
@@ -293,14 +290,13 @@ class Simulation:
             return {}
         try:
             from policies import load_policy
-            from policies.checkpoint import policy_env_options
+            from policies.checkpoint import policy_task_options
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                options = policy_env_options(load_policy(path))
+                return policy_task_options(load_policy(path))
         except Exception:  # noqa: BLE001 - _policy_controller says why this policy is not used
             return {}
-        return {k: v for k, v in options.items() if k not in TRAINING_ONLY_OPTIONS}
 
     def _switch(self, task: str, carry: bool) -> None:
         old = self.env

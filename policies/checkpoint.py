@@ -37,6 +37,10 @@ from common.fingerprint import weights_fingerprint
 from common.paths import portable_path
 from policies.network import CONFIG_KEYS, PolicyModule
 
+# Environment options that are the trainer's business, not the task's (the app and the evaluation keep their own):
+# a policy trained on 10-second episodes is evaluated on the task's standard ones like any other.
+TRAINING_ONLY_OPTIONS = ("max_episode_steps", "autoreset_mode", "array_backend", "action_scale", "style_change_s",
+                         "foot_slide_weight", "divergence_penalty", "device")
 FORMAT = "mvae-policy"
 VERSION = 1
 TRAIN_HINT = "python train_policy.py --task TASK --vae VAE.pt --out POLICY.pt"
@@ -186,9 +190,15 @@ def check_prior_matches(policy, code_prior) -> None:
 
 
 def policy_env_options(policy) -> dict:
-    """The task options the policy was trained with (its TrainArgs ``env_options``), as a dict."""
+    """The environment options the policy was trained with (its TrainArgs ``env_options``), as a dict."""
     options = getattr(policy, "train_args", {}).get("env_options", "{}")
     return json.loads(options) if isinstance(options, str) else dict(options or {})
+
+
+def policy_task_options(policy) -> dict:
+    """The task options of the policy's training (:func:`policy_env_options`) without the trainer's own
+    (``TRAINING_ONLY_OPTIONS``): what the app and the evaluation set up, keeping their own episode length."""
+    return {k: v for k, v in policy_env_options(policy).items() if k not in TRAINING_ONLY_OPTIONS}
 
 
 def expected_obs_size(policy, manifold) -> int | None:

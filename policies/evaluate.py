@@ -8,7 +8,8 @@ Usage::
     python -m policies.evaluate --policy scripted --task joystick --episodes 100 --json
 
 A policy file remembers the VAE it was trained with and its task options: they are used unless ``--vae`` /
-``--env-options`` say otherwise, and a VAE it was not trained on is refused (sizes) or warned about (weights).
+``--env-options`` say otherwise (the trainer's own options, such as a shorter ``max_episode_steps``, are not: every
+policy is evaluated on the task's standard episodes), and a VAE it was not trained on is refused (sizes) or warned about (weights).
 
 ``random`` steers with latents drawn from the VAE's prior (the paper's random walk; uniform actions in the
 [-1, 1] box would be latents of up to 4 sigma the VAE never saw); ``scripted`` is
@@ -75,7 +76,7 @@ from policies.checkpoint import (
     check_policy_fits,
     check_prior_matches,
     load_policy,
-    policy_env_options,
+    policy_task_options,
     trained_prior,
     trained_vae,
 )
@@ -512,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             task = policy.task
             vae = vae or str(trained_vae(policy))  # the VAE it was trained with, unless told otherwise
             scale = policy.action_scale
-            options = {**policy_env_options(policy), **options}
+            options = {**policy_task_options(policy), **options}
             recorded = trained_prior(policy) if prior is None else None
             prior = str(recorded) if recorded is not None else prior
         else:

@@ -13,7 +13,15 @@ import torch
 
 from envs.toy_manifold import ToyManifold
 from envs.vec_env import MotionVecEnv
-from policies import PolicyMismatchWarning, PolicyModule, check_policy_fits, load_policy, make_config, save_policy
+from policies import (
+    PolicyMismatchWarning,
+    PolicyModule,
+    check_policy_fits,
+    checkpoint,
+    load_policy,
+    make_config,
+    save_policy,
+)
 from policies import evaluate as evaluation
 from policies.network import gaussian_log_prob
 from policies.normalizer import RunningMeanVar
@@ -222,6 +230,17 @@ def test_evaluate_cli_runs_a_policy_file_and_reports_bad_input(tmp_path, capsys)
     assert "needs --task" in capsys.readouterr().err
     assert evaluation.main([str(tmp_path / "missing.pt"), "--vae", "toy"]) == 2
     assert "no such policy file" in capsys.readouterr().err
+
+
+def test_evaluation_keeps_the_tasks_episodes_whatever_length_the_policy_trained_on(tmp_path, capsys):
+    trained = {"env_options": json.dumps({"max_episode_steps": 30, "max_distance": 4.0})}
+    save_policy(tmp_path / "p.pt", small_policy(latent=4), manifold=ToyManifold(), train_args=trained)
+    assert evaluation.main([str(tmp_path / "p.pt"), "--vae", "toy", "--episodes", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    standard = MotionVecEnv(1, "target", ToyManifold())
+    assert result["minutes"] == pytest.approx(2 * standard.max_episode_steps / 30.0 / 60.0)  # not 2 x 30 frames
+    policy = load_policy(tmp_path / "p.pt")
+    assert checkpoint.policy_task_options(policy) == {"max_distance": 4.0}  # the task's options stay
 
 
 # ---- shipped policies -------------------------------------------------------------------------------------

@@ -473,7 +473,7 @@ def policy_metrics(task: str, path: str, model, prior, episodes: int, seed: int)
         check_policy_fits,
         check_prior_matches,
         load_policy,
-        policy_env_options,
+        policy_task_options,
         read_policy_checkpoint,
     )
     from policies.controllers import PolicyController
@@ -488,7 +488,7 @@ def policy_metrics(task: str, path: str, model, prior, episodes: int, seed: int)
         check_prior_matches(policy, code_prior)
     except ValueError as e:
         raise ValueError(f"--{task} {e}") from None
-    options = {**policy_env_options(policy), "code_prior": code_prior}
+    options = {**policy_task_options(policy), "code_prior": code_prior}
     result = evaluate(lambda env: PolicyController(policy), task=task, vae=model, episodes=episodes, seed=seed,
                       batch_size=episodes, action_scale=policy.action_scale, env_options=options)
     minutes = read_policy_checkpoint(path).get("stats", {}).get("train_minutes")
