@@ -217,6 +217,21 @@ def test_maze_penalize_mode_keeps_counting():
         np.testing.assert_allclose(reward, -0.5, atol=1e-5)
 
 
+def test_maze_clearance_penalty_warns_before_the_wall_in_proportion_to_closeness():
+    h = 6.0 - 0.1  # the outer wall's inner face (3 cells of 4 m, 0.2 m thick walls)
+    rewards = {}
+    for penalty in (0.0, 3.0):
+        env = _maze_env(clearance_penalty=penalty)
+        cz = env.task.layout.cell_centers()[0, 1]
+        _place(env, [[h - 0.45, cz], [h - 2.0, cz]], [0.0, 0.0])  # 0.45 m from the wall; a cell centre
+        _, rewards[penalty], terminated, _, info = env.step(STAND)
+        assert not terminated.any() and not info["collided"].any()
+    # Half way from clearance_m (0.6 m) to body_radius (0.3 m): half the penalty per second, for one frame.
+    np.testing.assert_allclose(rewards[0.0] - rewards[3.0], [3.0 * 0.5 / 30.0, 0.0], atol=1e-5)
+    with pytest.raises(ValueError, match="clearance_m > body_radius"):
+        _maze_env(clearance_m=0.2)
+
+
 def test_maze_reward_follows_the_route_not_the_straight_line():
     env = _maze_env()
     task = env.task

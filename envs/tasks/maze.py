@@ -17,7 +17,10 @@ maze                ``cells`` x ``cells`` (5 x 5) cells of ``cell_size`` (4 m), 
                     (a perfect maze: one route between any two cells) and shared by all B characters
 reward              progress along the shortest route to the goal (m, decrease of the route distance
                     below), ``+goal_bonus`` (1.0) on arrival, ``-collision_penalty`` (1.0) on a step
-                    that ends in collision
+                    that ends in collision, ``-clearance_penalty`` (0: off) per second x how far the root
+                    is inside ``clearance_m`` (0.6 m) of a wall, as a fraction of the way from there to
+                    ``body_radius`` (a dense warning before the rare collision: training sees one in
+                    about ten character-minutes)
 route distance      min over the character's cell c and the cells open to it n of
                     ``cell_size * moves(n, goal) + |root - centre(n)|``, continuous across cells
 arrival             root within ``arrival_radius`` (0.5 m) of the goal cell's centre; a new goal cell
@@ -80,7 +83,8 @@ class Maze(Task):
                  extra_openings: float = 0.0, wall_thickness: float = 0.2, wall_height: float = 2.0,
                  num_rays: int = 16, ray_length: float = 10.0, ray_fov_deg: float = 360.0, ray_height: float = 1.0,
                  body_radius: float = 0.3, arrival_radius: float = 0.5, goal_bonus: float = 1.0,
-                 collision: str = "terminate", collision_penalty: float = 1.0, route_hint: bool = True):
+                 collision: str = "terminate", collision_penalty: float = 1.0, clearance_penalty: float = 0.0,
+                 clearance_m: float = 0.6, route_hint: bool = True):
         super().__init__(core)
         if collision not in COLLISION_MODES:
             raise ValueError(f"collision={collision!r}; choose one of {', '.join(COLLISION_MODES)}")
@@ -88,10 +92,14 @@ class Maze(Task):
             raise ValueError("need num_rays >= 1, ray_length > 0 and 0 < ray_fov_deg <= 360")
         if body_radius < 0 or arrival_radius <= 0 or wall_thickness <= 0 or wall_height <= 0:
             raise ValueError("body_radius must be >= 0 and arrival_radius, wall_thickness, wall_height > 0")
+        if clearance_penalty < 0 or clearance_m <= body_radius:
+            raise ValueError(f"need clearance_penalty >= 0 and clearance_m > body_radius ({body_radius} m), got "
+                             f"{clearance_penalty}, {clearance_m}")
         if 2 * (arrival_radius + body_radius) + wall_thickness > cell_size:
             raise ValueError(f"cell_size {cell_size} m is too small for the arrival radius, body radius and walls")
         self.layout = generate_maze(int(cells), float(cell_size), int(maze_seed), float(extra_openings))
         self.collision, self.collision_penalty = collision, float(collision_penalty)
+        self.clearance_penalty, self.clearance_m = float(clearance_penalty), float(clearance_m)
         self.body_radius, self.arrival_radius = float(body_radius), float(arrival_radius)
         self.goal_bonus = float(goal_bonus)
         self.num_rays, self.ray_length, self.ray_height = int(num_rays), float(ray_length), float(ray_height)
@@ -240,8 +248,12 @@ class Maze(Task):
         xz = self.core.root_xz
         route = self.route_distance(xz, self.goal)
         self.arrived = torch.linalg.vector_norm(xz - self.cell_centers[self.goal], dim=1) < self.arrival_radius
-        self.collided = self.wall_distance(xz) < self.body_radius
+        wall = self.wall_distance(xz)
+        self.collided = wall < self.body_radius
         reward = self.route - route + self.goal_bonus * self.arrived - self.collision_penalty * self.collided
+        if self.clearance_penalty > 0:
+            inside = ((self.clearance_m - wall) / (self.clearance_m - self.body_radius)).clamp(0.0, 1.0)  # (B,)
+            reward = reward - self.clearance_penalty * self.core.dt * inside
         self.step_route = route
         self.collisions = self.collisions + self.collided
         self.reached = self.reached + self.arrived
