@@ -9,7 +9,8 @@ Usage::
 
 A policy file remembers the VAE it was trained with and its task options: they are used unless ``--vae`` /
 ``--env-options`` say otherwise (the trainer's own options, such as a shorter ``max_episode_steps``, are not: every
-policy is evaluated on the task's standard episodes), and a VAE it was not trained on is refused (sizes) or warned about (weights).
+policy is evaluated on the task's standard episodes), and a VAE it was not trained on is refused (sizes) or warned
+about (weights).
 
 ``random`` steers with latents drawn from the VAE's prior (the paper's random walk; uniform actions in the
 [-1, 1] box would be latents of up to 4 sigma the VAE never saw); ``scripted`` is

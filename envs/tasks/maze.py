@@ -19,8 +19,8 @@ reward              progress along the shortest route to the goal (m, decrease o
                     below), ``+goal_bonus`` (1.0) on arrival, ``-collision_penalty`` (1.0) on a step
                     that ends in collision, ``-clearance_penalty`` (0: off) per second x how far the root
                     is inside ``clearance_m`` (0.6 m) of a wall, as a fraction of the way from there to
-                    ``body_radius`` (a dense warning before the rare collision: training sees one in
-                    about ten character-minutes)
+                    ``body_radius`` (a dense warning: once a policy walks the maze, collisions come
+                    about once in 8-13 character-minutes, a rare signal for the penalty alone)
 route distance      min over the character's cell c and the cells open to it n of
                     ``cell_size * moves(n, goal) + |root - centre(n)|``, continuous across cells
 arrival             root within ``arrival_radius`` (0.5 m) of the goal cell's centre; a new goal cell
