@@ -527,7 +527,7 @@ class Simulation:
     # ---- planted feet ------------------------------------------------------------------------------------------
     def _make_foot_locker(self):
         """(a FootLocker for this crowd, None) or (None, why there is none: no skeleton, or one without legs)."""
-        from mocap.foot_locking import FootLocker, channel_sides, floor_heights, leg_chains, stance_reach
+        from mocap.foot_locking import FootLocker, channel_sides, leg_chains
         from mocap.pose_layout import PoseLayout
 
         if self.skeleton is None:
@@ -536,18 +536,17 @@ class Simulation:
             chains = leg_chains(self.skeleton)
         except ValueError as e:
             return None, f"foot locking unavailable: {_first_line(e)}"
-        floor = reach = None  # without the data's poses the locker takes the lowest feet it sees as the floor
+        poses = None  # without the data's poses the locker takes the lowest feet it sees as the floor
         start = getattr(self.backend, "start_frames", None)
         if start is not None:
             frames = np.asarray(torch.as_tensor(start).cpu(), dtype=np.float64)
             layout = PoseLayout.from_frame_size(frames.shape[-1])
             poses = layout.positions(frames.reshape(-1, frames.shape[-1]))  # (N, J, 3): heights are world heights
-            floor, reach = floor_heights(poses, chains), stance_reach(poses, chains)
         head = getattr(self.backend, "contacts", None)
         self._contact_sides = None if head is None else channel_sides(chains, self.skeleton, head.joints)
         rows = self.num_characters if not self.config.foot_lock_nearest else min(self.num_characters,
                                                                                  self.config.foot_lock_nearest)
-        return FootLocker(chains, rows, self.fps, floor, reach_m=reach), None
+        return FootLocker.from_data(chains, rows, self.fps, poses), None
 
     def set_foot_locking(self, on: bool) -> None:
         """Planted feet on or off (on starts every foot unlocked); where the skeleton has no legs, a note says so."""

@@ -27,8 +27,8 @@ that is shown (and exported):
   held toe the model drags away is let trail at most ``LEASH_M`` behind it (``PLANTED_LEASH_M`` while the model's
   toe is slower than the data's contact speed, so a toe the data calls planted stays put; ``REACH_LEASH_M`` while
   the lock is within the data's stance reach of the root, :func:`stance_reach`, and ``SLOW_LEASH_M`` when the body
-  also moves slower than ``SLOW_ROOT_MPS``), its lock sliding along behind, never faster than the model's toe. When the contact ends, the correction eases out while the toe moves
-  with the model, over ``BLEND_OUT_FRAMES`` steps or more (at most ``BLEND_OUT_STEP_M`` per step: no pop). The body
+  also moves slower than ``SLOW_ROOT_MPS``), its lock sliding along behind, never faster than the model's toe.
+  When the contact ends, the correction eases out while the toe moves with the model, over ``BLEND_OUT_FRAMES`` steps or more (at most ``BLEND_OUT_STEP_M`` per step: no pop). The body
   lowers for out-of-reach locks at most ``DROP_SPEED_MPS`` and rises at most ``RISE_SPEED_MPS``; a leg that still
   falls short moves its lock to where its toe got. A foot more than ``RELEASE_DISTANCE_M`` from its lock in one step
   lets go (at once beyond ``JUMP_RELEASES`` times that: a teleport it was not told about, ``reset`` being the way
@@ -37,8 +37,9 @@ that is shown (and exported):
 Measured (CAMDM foot sliding, :mod:`mocap.quality`, of the motion with foot locking as ``policies.evaluate`` reports
 it, ``foot_sliding_ik``; 100 episodes of 30 s; the data's own value 0.081): the shipped Bandai-Namco joystick policy
 0.632 unlocked -> 0.071 with its contact channels and the reach and slow leashes (0.091 without those leashes, 0.225
-with contacts from the poses alone), its target policy 0.338 -> 0.042 (0.057, 0.182), PathFollow 0.016, Maze 0.071. The previous release's joystick policy went 0.468 -> 0.064 with contacts from the poses (0.191
-with the rules before: lock only below the data's 0.6 m/s, let go at 25 cm, blend from the lock); its target policy
+with contacts from the poses alone), its target policy 0.338 -> 0.042 (0.057, 0.182), PathFollow 0.016, Maze 0.071
+(the fine-tuned PathFollow and Maze policies: 0.006 and 0.019). The previous release's joystick policy went 0.468 ->
+0.064 with contacts from the poses (0.191 with the rules before: lock only below the data's 0.6 m/s, let go at 25 cm, blend from the lock); its target policy
 0.467 -> 0.312 (was 0.405): that policy's feet skid along the floor at 1-2.4 m/s for metres, faster than
 ``LOCK_SPEED_MPS`` and farther than any leash a leg reaches. Jitter of the locked motion over the model's: +5 % and
 +12 % (8.24 -> 8.68 and 13.7 -> 15.3 m/s^2; the same with contacts from the poses alone); a toe moves at most 5.0 cm
@@ -518,6 +519,17 @@ class FootLocker:
         self._has_prev = np.zeros(b, dtype=bool)
         self._world_drawn_xz = np.zeros((b, 2, 2))  # the toes (x, z) as the last step drew them
 
+
+    @classmethod
+    def from_data(cls, chains: LegChains, num_characters: int, fps: float, world_pos: np.ndarray | None,
+                  **options) -> FootLocker:
+        """A locker whose floor (:func:`floor_heights`) and stance reach (:func:`stance_reach`) come from the data's
+        poses ``world_pos`` (..., J, 3) m, e.g. the VAE's start frames; None: the lowest feet it sees are the floor
+        and no leash is bounded by reach."""
+        if world_pos is None:
+            return cls(chains, num_characters, fps, None, **options)
+        return cls(chains, num_characters, fps, floor_heights(world_pos, chains),
+                   reach_m=stance_reach(world_pos, chains), **options)
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Forget the locks (and the previous pose) of characters ``mask`` (B,) bool (None: all), e.g. teleported
         ones: their next step starts from the model's pose with no correction."""
@@ -583,7 +595,7 @@ class FootLocker:
         gap = np.linalg.norm(away, axis=-1)  # (B, 2) m
         planted = world_step <= CONTACT_SPEED_MPS / self.fps  # the data's rule would call it planted
         leash = np.where(planted, self.planted_leash_m, self.leash_m)  # (B, 2) m
-        root_speed = np.linalg.norm((world_pos - world_prev)[:, 0, ::2], axis=-1) * self.fps  # (B,) m/s
+        root_speed = np.linalg.norm(world_pos[:, 0, ::2] - world_prev[:, 0, ::2], axis=-1) * self.fps  # (B,) m/s
         slow = (root_speed < self.slow_root_mps)[:, None]  # (B, 1)
         if self.reach_m is not None:  # ... while the lock stays within the data's stance reach of the root
             in_reach = np.linalg.norm(self.world_lock_xz - world_pos[:, None, 0, ::2], axis=-1) <= self.reach_m

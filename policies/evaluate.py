@@ -321,19 +321,18 @@ def _quality(tally: _Tally, manifold, joints: torch.Tensor, alive: torch.Tensor,
 def locked_motion(manifold, world_pos: np.ndarray, fps: float, contacts: np.ndarray | None = None) -> np.ndarray | None:
     """The rollout (T, B, J, 3) as the app shows it with foot locking (:mod:`mocap.foot_locking`; with the model's
     contact channels ``contacts`` (T, B, F) where it has them, as the app), or None for a skeleton without legs."""
-    from mocap.foot_locking import FootLocker, channel_contacts, channel_sides, floor_heights, leg_chains, stance_reach
+    from mocap.foot_locking import FootLocker, channel_contacts, channel_sides, leg_chains
 
     try:
         chains = leg_chains(manifold.skeleton)
     except ValueError:
         return None
     frames = getattr(manifold, "start_frames", None)
-    floor = reach = None
+    poses = None
     if frames is not None:
         frames = np.asarray(torch.as_tensor(frames).cpu(), dtype=np.float64)
         poses = pose_layout(manifold).positions(frames.reshape(-1, frames.shape[-1]))  # (N, J, 3)
-        floor, reach = floor_heights(poses, chains), stance_reach(poses, chains)
-    locker = FootLocker(chains, world_pos.shape[1], fps, floor, reach_m=reach)
+    locker = FootLocker.from_data(chains, world_pos.shape[1], fps, poses)
     head = getattr(manifold, "contacts", None)
     sides = None if contacts is None or head is None else channel_sides(chains, manifold.skeleton, head.joints)
     if sides is None:

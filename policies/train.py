@@ -74,11 +74,11 @@ STATE_VERSION = 1
 # Fields a resumed run takes from the command line; all others come from the checkpoint.
 RUN_CONTROL = ("steps", "minutes", "stop_after_update", "out", "run_dir", "resume", "tensorboard", "progress", "threads",
                "checkpoint_every", "eval_every", "eval_envs", "eval_seconds")
-# What an --init-from policy must share with the run: its weights only fit (and only mean the same) with these.
-INIT_ARCHITECTURE = {"obs_size": "--task / --env-options", "latent_size": "--vae", "discrete": "--vae",
-                     "num_actions": "--vae", "hidden_sizes": "--hidden-sizes", "critic_hidden_sizes":
-                     "--critic-hidden-sizes", "action_scale": "--action-scale", "prior_residual": "--prior",
-                     "residual": "--residual"}
+# What an --init-from policy must share with the run beyond what check_policy_fits checks against the VAE: its
+# weights only fit (and only mean the same) with these.
+INIT_ARCHITECTURE = {"obs_size": "--task / --env-options", "hidden_sizes": "--hidden-sizes",
+                     "critic_hidden_sizes": "--critic-hidden-sizes", "action_scale": "--action-scale",
+                     "prior_residual": "--prior", "residual": "--residual"}
 INFO_SKIP = ("episode_stats", "final_obs", "final_info")
 MAX_BAD_UPDATES = 3
 RANK_SEED_STRIDE = 1_000_003  # rank r seeds its environment and generators with --seed + r x this
