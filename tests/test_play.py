@@ -111,6 +111,34 @@ def test_window_shows_the_character_and_the_hud(make_app):
 
 
 @pytest.mark.display
+def test_slow_steps_slow_the_simulation_down_instead_of_the_frame_rate(make_app, monkeypatch):
+    """Where a step takes 40 ms (a big crowd on a slow processor), a frame catches up one step, not four: the window
+    keeps drawing a frame per step while the simulation falls behind real time, and the HUD shows the rate it
+    reaches. Quick steps still catch up several to a frame."""
+    import time
+
+    app = make_app()
+    for _ in range(5):  # past the warm-up steps, which are not timed
+        app.tick(app.sim.dt)
+    assert app.catch_up_steps() == 4, "a quick step: a late frame catches up four"
+    step = app.sim.step
+
+    def slow_step(*args, **kwargs):
+        time.sleep(0.04)
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(app.sim, "step", slow_step)
+    for _ in range(30):
+        before, allowed = app.sim.step_count, app.catch_up_steps()
+        app.tick(0.1)  # a late frame: three steps due
+        assert 1 <= app.sim.step_count - before <= allowed
+    assert app.catch_up_steps() == 1 and app.sim.step_count - before == 1
+    assert app.sim_hz < 15.0
+    hud = app.hud_lines()[0]
+    assert f"of {app.sim.fps:.0f} Hz" in hud, hud
+
+
+@pytest.mark.display
 @pytest.mark.parametrize("letter, sign", [("A", 1.0), ("D", -1.0)])
 def test_holding_a_turns_left_and_d_turns_right(make_app, letter, sign):
     from pyglet.window import key
