@@ -172,7 +172,7 @@ def capsule_ray_hits(origins: np.ndarray, directions: np.ndarray, a: np.ndarray,
         disc = qb * qb - qa * qc
         ok = (qa > 1e-12) & (disc >= 0)
         t = np.where(ok, (-qb - np.sqrt(np.where(ok, disc, 0.0))) / np.where(ok, qa, 1.0), np.inf)
-        s = oau + t * du
+        s = oau + np.where(ok, t, 0.0) * du  # a miss (t = inf) along a perpendicular axis (du = 0) is not nan
         best = np.where(ok & (t > 0) & (s >= 0) & (s <= length), t, best)
     for c in (a, b):
         oc = o - c
