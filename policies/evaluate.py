@@ -49,9 +49,10 @@ joystick        ``heading_error_deg`` (facing against the commanded facing), ``s
                 error stays under 20 deg for 0.5 s) and ``stop_time_s`` (from a command of speed 0 until
                 the ground speed stays under 0.2 m/s for 0.5 s), with their counts
 path_follow     ``path_error_mean_m``, ``path_error_p95_m``: distance from the root to the moving path
-                point over every frame. Evaluated with ``max_distance`` = 1e6 (the task option), so a
-                character that falls behind is not ended early and its error counts in full;
-                ``lost_fraction`` = episodes that were ever more than 4 m away (the training limit)
+                point over every frame. Evaluated with ``max_distance`` = 1e6 (the task option, whatever
+                the policy trained with), so a character that falls behind is not ended early and its error
+                counts in full; ``lost_fraction`` = episodes that were ever more than 4 m away (the task's
+                default limit)
 maze            ``goals_reached`` (per episode), ``goals_per_minute``, ``collisions_per_minute``
                 (with the task's default ``collision="terminate"`` an episode ends at its first collision)
 =============== ===================================================================================
@@ -99,7 +100,7 @@ def make_eval_env(task: str, vae, num_envs: int, *, device=None, action_scale: f
 
     options = dict(env_options or {})
     if task == "path_follow":
-        options.setdefault("max_distance", PATH_EVAL_MAX_DISTANCE)
+        options["max_distance"] = PATH_EVAL_MAX_DISTANCE  # whatever limit a policy trained with: see the docstring
     return MotionVecEnv(num_envs, task, vae, device=device, array_backend="torch", action_scale=action_scale,
                         autoreset_mode=AutoresetMode.DISABLED, **options)
 

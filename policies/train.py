@@ -3,7 +3,9 @@
 One run (``Trainer.run``): make the environment (``envs.MotionVecEnv``, torch arrays on ``--device``), then
 repeat until ``--steps`` (or ``--minutes``): collect ``rollout_steps`` frames of all ``num_envs`` characters
 (:mod:`policies.ppo` storage), compute GAE advantages, run the clipped PPO epochs, log, and every
-``checkpoint_every`` updates write the training checkpoint and the policy file atomically.
+``checkpoint_every`` updates write the training checkpoint and the policy file atomically. ``--env-schedule`` moves
+task options with the fraction of ``--steps`` done (a curriculum in one run: the maze's collision penalty from 1 to
+30), set before each update and logged as ``env_<option>``.
 
 Files in ``run_dir`` (default ``runs/policy_<task>``):
 
@@ -48,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import inspect
 import json
 import math
 import os
@@ -55,6 +58,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -188,6 +192,25 @@ def all_agree(flag: bool, procs: Processes) -> bool:
     return bool(t.item() > 0.5)
 
 
+def schedule_value(points: list[tuple[float, float]], fraction: float) -> float:
+    """The value of an --env-schedule at ``fraction`` of training: linear between its (fraction, value) points,
+    the first value before them and the last after."""
+    return float(np.interp(fraction, [f for f, _ in points], [v for _, v in points]))
+
+
+def check_schedulable(task, schedule: dict) -> None:
+    """ValueError unless every --env-schedule option is a numeric option of ``task``'s constructor that it keeps
+    as an attribute of that name (what it reads at every step)."""
+    options = inspect.signature(type(task).__init__).parameters
+    for name in schedule:
+        value = getattr(task, name, None)
+        if name not in options or isinstance(value, bool) or not isinstance(value, (int, float)):
+            numeric = sorted(n for n in options if isinstance(getattr(task, n, None), (int, float))
+                             and not isinstance(getattr(task, n), bool))
+            raise ValueError(f"--env-schedule {name!r}: task {task.name} has no numeric option of that name "
+                             f"(it has: {', '.join(numeric) or 'none'})")
+
+
 class _ActionScorer(torch.nn.Module):
     """``policy.evaluate_actions`` as a forward: DistributedDataParallel all-reduces the gradients of what its
     wrapped module's forward ran, and the PPO loss scores stored actions, not ``policy.forward``."""
@@ -226,6 +249,8 @@ class Trainer:
 
             self.code_prior = resolve_code_prior(self.prior_file, self.manifold)
         self.env = make_env(args, self.manifold, args.num_envs, code_prior=self.code_prior)
+        self.env_schedule = args.env_schedule_dict()
+        check_schedulable(self.env.task, self.env_schedule)
         torch.manual_seed(args.seed)  # network initialisation
         obs_size = int(self.env.single_observation_space.shape[0])
         discrete = bool(self.env.core.discrete)
@@ -436,6 +461,19 @@ class Trainer:
         counts.update({"episode_return": episodes, "episode_length": episodes})
         return {"sums": sums, "counts": counts}
 
+    def apply_env_schedule(self) -> dict:
+        """Set the --env-schedule options for the coming update, at the fraction of --steps done (the learning
+        rate's clock) -> their values as metrics ``env_<option>``."""
+        frac = min(self.global_step / self.args.steps, 1.0)
+        values = {}
+        for name, points in self.env_schedule.items():
+            value = schedule_value(points, frac)
+            for env in (self.env, self.eval_env):
+                if env is not None:
+                    setattr(env.task, name, value)
+            values[f"env_{name}"] = value
+        return values
+
     def learning_rate(self) -> float:
         frac = min(self.global_step / self.args.steps, 1.0)
         return self.args.learning_rate * (1.0 - (1.0 - self.args.final_lr_fraction) * frac)
@@ -574,7 +612,8 @@ class Trainer:
         started = time.perf_counter()
         try:
             while self._go_on():
-                metrics = self.train_update()
+                scheduled = self.apply_env_schedule()
+                metrics = {**self.train_update(), **scheduled}
                 if main and args.eval_every and self.update % args.eval_every == 0:
                     t = time.perf_counter()
                     metrics.update(self.periodic_eval())

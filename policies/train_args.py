@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 
 from common.dataclass_cli import dataclass_parser
@@ -112,6 +113,11 @@ class TrainArgs:
     Default: the character's, else the VAE's own bound (measured where its decoder was trained), else 4."""
     env_options: str = "{}"
     """JSON dict of extra environment options, e.g. '{"max_speed": 1.5, "max_episode_steps": 600}'."""
+    env_schedule: str = "{}"
+    """JSON dict of task options that change as training goes on (a curriculum in one run): option -> [[fraction of
+    --steps, value], ...], linear between the points and held before the first and after the last, e.g. the maze's
+    '{"collision_penalty": [[0.5, 1], [0.9, 30]]}'. Each must be a number the task reads at every step; its value is
+    logged as env_<option>. Training only: the evaluation and the app run the task with its --env-options."""
     foot_slide_weight: float | None = None
     """Foot-sliding reward term (envs.foot_slide): positive rewards are scaled by exp(-w x cm the toes in contact
     slide per frame); 0 turns it off. Default: 0.3 for PPO, 0.6 for APG. Needs a model whose skeleton names its toes
@@ -159,6 +165,31 @@ class TrainArgs:
             raise ValueError(f"--env-options must be a JSON object (dict), got {self.env_options!r}")
         return options
 
+    def env_schedule_dict(self) -> dict[str, list[tuple[float, float]]]:
+        """--env-schedule as {option: [(fraction, value), ...]}, checked; ValueError naming the flag otherwise."""
+        try:
+            schedule = json.loads(self.env_schedule)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--env-schedule is not valid JSON ({e}): pass e.g. "
+                             "'{\"collision_penalty\": [[0.5, 1], [0.9, 30]]}'") from None
+        if not isinstance(schedule, dict):
+            raise ValueError(f"--env-schedule must be a JSON object (dict), got {self.env_schedule!r}")
+        result = {}
+        for name, points in schedule.items():
+            where = f"--env-schedule {name!r}"
+            if not isinstance(points, list) or not points or not all(
+                    isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                               and math.isfinite(v) for v in p) for p in points):
+                raise ValueError(f"{where}: give a list of [fraction of --steps, value] pairs of numbers, "
+                                 f"e.g. [[0.5, 1], [0.9, 30]]; got {points!r}")
+            fractions = [float(f) for f, _ in points]
+            if any(not 0.0 <= f <= 1.0 for f in fractions) or any(b <= a for a, b in zip(fractions, fractions[1:], strict=False)):
+                raise ValueError(f"{where}: the fractions of --steps must lie in [0, 1] and increase; got {fractions}")
+            if name in self.env_option_dict():
+                raise ValueError(f"{where}: the option is in --env-options too; give it in one of the two")
+            result[name] = [(float(f), float(v)) for f, v in points]
+        return result
+
     def validate(self) -> None:
         self.task = canonical_task(self.task, "--task")
         if self.algo not in ALGORITHMS:
@@ -186,6 +217,7 @@ class TrainArgs:
         if self.minutes < 0 or self.eval_every < 0 or self.threads < 0 or self.stop_after_update < 0:
             raise ValueError("--minutes, --stop-after-update, --eval-every and --threads must be >= 0")
         self.env_option_dict()
+        self.env_schedule_dict()
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -113,6 +114,36 @@ def test_init_from_starts_a_new_run_from_a_policy_file_and_refuses_one_that_does
     assert "--resume and --init-from exclude each other" in capsys.readouterr().err
     assert main([*out, "--init-from", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_env_schedule_moves_a_task_option_with_training_and_refuses_what_it_cannot_move(tmp_path, capsys):
+    """The maze's collision penalty from 1 to 30 over the run: set before each update at the fraction of --steps
+    done, logged per update; the task reads it (a collision costs what the schedule says at that update)."""
+    schedule = json.dumps({"collision_penalty": [[0.0, 1.0], [1.0, 30.0]]})
+    args = tiny_args(tmp_path, task="maze", env_schedule=schedule, eval_every=0)
+    trainer = Trainer(args)
+    trainer.start()
+    assert trainer.apply_env_schedule() == {"env_collision_penalty": 1.0} and trainer.env.task.collision_penalty == 1.0
+    trainer.global_step = args.steps // 2
+    assert trainer.apply_env_schedule() == {"env_collision_penalty": 15.5} and trainer.env.task.collision_penalty == 15.5
+    trainer.env.close()
+    train(tiny_args(tmp_path, task="maze", env_schedule=schedule, eval_every=0), quiet=True)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "progress.csv")))
+    assert [float(r["env_collision_penalty"]) for r in rows] == [1.0, 8.25, 15.5, 22.75]
+    assert json.loads(load_policy(args.out).train_args["env_schedule"]) == json.loads(schedule)  # recorded
+    with pytest.raises(ValueError, match="task maze has no numeric option of that name .*collision_penalty"):
+        train(tiny_args(tmp_path / "x", task="maze", env_schedule='{"speed": [[0, 1]]}'), quiet=True)
+    for bad, said in [('{"collision_penalty": [[0.5, 1], [0.2, 3]]}', "must lie in \\[0, 1\\] and increase"),
+                      ('{"collision_penalty": 3}', "list of \\[fraction of --steps, value\\] pairs"),
+                      ('{"collision_penalty": [[0, 1]]', "not valid JSON")]:
+        with pytest.raises(ValueError, match=said):
+            tiny_args(tmp_path, task="maze", env_schedule=bad).validate()
+    both = tiny_args(tmp_path, task="maze", env_schedule=schedule, env_options='{"collision_penalty": 3}')
+    with pytest.raises(ValueError, match="in --env-options too"):
+        both.validate()
+    out = ["--vae", "toy", "--task", "maze", "--out", str(tmp_path / "c.pt"), "--run-dir", str(tmp_path / "c")]
+    assert main([*out, "--env-schedule", '{"goal_bonus": [[2, 1]]}']) == 2
+    assert "--env-schedule 'goal_bonus'" in capsys.readouterr().err
 
 
 def test_short_training_on_the_toy_target_beats_random(tmp_path):
