@@ -377,7 +377,7 @@ class App:
                 self.step_seconds = seconds if self.step_seconds == 0 else 0.9 * self.step_seconds + 0.1 * seconds
             self.accumulator -= self.sim.dt
             steps += 1
-        if dt > 0:
+        if dt > 0 and not self.paused:
             self.sim_hz = 0.95 * self.sim_hz + 0.05 * steps / dt
 
     def catch_up_steps(self) -> int:
@@ -385,7 +385,7 @@ class App:
         processor) that catching up would hold frames below ``MIN_FRAME_HZ``; at least one. Time beyond that is
         dropped: the simulation runs slower than real time (the HUD shows its rate) while the window keeps drawing a
         frame for every step, rather than keeping time at a few frames a second (a crowd of 1,000 on a 2-core AVX2
-        processor that steps it in 28 ms: 8 frames a second with four steps to a frame, 20 with one)."""
+        processor that steps it in 28-35 ms: 8 frames a second with four steps to a frame, 14-16 with one)."""
         if self.step_seconds <= 0.0:
             return MAX_STEPS_PER_TICK
         return max(1, min(MAX_STEPS_PER_TICK, int(1.0 / (MIN_FRAME_HZ * self.step_seconds))))

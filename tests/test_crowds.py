@@ -299,11 +299,11 @@ def test_the_app_runs_a_crowd_of_1000_live_at_30_hz_where_the_processor_can(x_di
     a step and a frame back to back (0.77-0.89 in three runs here)."""
     import time
 
-    from pyglet import gl
-
     from controller.bfloat16 import native_bfloat16
 
     configure_pyglet(headless=False)
+    from pyglet import gl
+
     from app.interactive import App
     from app.simulation import AppConfig, Simulation
     from viewer.window import ViewerWindow
