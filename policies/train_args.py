@@ -183,7 +183,8 @@ class TrainArgs:
                 raise ValueError(f"{where}: give a list of [fraction of --steps, value] pairs of numbers, "
                                  f"e.g. [[0.5, 1], [0.9, 30]]; got {points!r}")
             fractions = [float(f) for f, _ in points]
-            if any(not 0.0 <= f <= 1.0 for f in fractions) or any(b <= a for a, b in zip(fractions, fractions[1:], strict=False)):
+            increasing = all(a < b for a, b in zip(fractions, fractions[1:], strict=False))
+            if not increasing or any(not 0.0 <= f <= 1.0 for f in fractions):
                 raise ValueError(f"{where}: the fractions of --steps must lie in [0, 1] and increase; got {fractions}")
             if name in self.env_option_dict():
                 raise ValueError(f"{where}: the option is in --env-options too; give it in one of the two")

@@ -293,10 +293,11 @@ def test_the_app_runs_a_crowd_of_1000_live_at_30_hz_where_the_processor_can(x_di
     frame, each on its own. Where the two together take at most 1.25 frames at 30 Hz (software GL rasterises while
     the simulation steps, which wins back a quarter), the app holds the simulation above 27 Hz while drawing over 20
     frames a second for 4 s (a second 4-s window runs only where a busy moment of the shared machine spoilt the first).
-    Where they take longer (2 AVX2 cores without bfloat16: 28-35 ms a step and 30 ms a frame), the app draws a frame
-    for every step (``App.catch_up_steps``: the simulation slows down rather than the frame rate collapsing, 14 frames
-    a second against 8 when it caught up four steps to a frame) and wastes no time: it runs at least 0.6 of the rate of
-    a step and a frame back to back (0.77-0.89 in three runs here)."""
+    Where they take longer (2 AVX2 cores without bfloat16: 28-35 ms a step and 30 ms a frame) and the loop does not
+    reach those rates anyway, it wastes no time: it runs at least 0.6 of the rate of a step and a frame back to back
+    (0.77-0.89 in three runs here), and where steps are too slow to catch up two to a frame, it draws a frame for
+    every step (``App.catch_up_steps``: the simulation slows down rather than the frame rate collapsing, 14 frames a
+    second against 8 when it caught up four steps to a frame)."""
     import time
 
     from controller.bfloat16 import native_bfloat16
@@ -338,6 +339,7 @@ def test_the_app_runs_a_crowd_of_1000_live_at_30_hz_where_the_processor_can(x_di
                 last, frames = now, frames + 1
             seconds = time.perf_counter() - begin
             sim_hz, fps = (sim.step_count - steps) / seconds, frames / seconds
+            one_step_a_frame = app.catch_up_steps() == 1
             if not realtime or (sim_hz > 27.0 and fps > 20.0):
                 break
     finally:
@@ -347,5 +349,7 @@ def test_the_app_runs_a_crowd_of_1000_live_at_30_hz_where_the_processor_can(x_di
     measured = f"{fps:.1f} frames a second, {sim_hz:.1f} steps (a step and a frame: {back_to_back * 1e3:.0f} ms)"
     if realtime:
         assert sim_hz > 27.0 and fps > 20.0, measured
-    else:
-        assert fps > 0.9 * sim_hz and sim_hz > 0.6 / back_to_back, measured
+    elif not (sim_hz > 27.0 and fps > 20.0):
+        assert sim_hz > 0.6 / back_to_back, measured  # no time lost beyond the work itself
+        if one_step_a_frame:  # steps too slow to catch up several to a frame
+            assert fps > 0.9 * sim_hz, measured
