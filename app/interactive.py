@@ -438,7 +438,8 @@ class App:
         lines = simulation_lines(self.sim)
         if self.realtime:
             sim = self.sim
-            rate = f"{min(self.sim_hz, sim.fps):.0f} of {sim.fps:.0f}" if self.sim_hz < 0.9 * sim.fps else f"{sim.fps:.0f}"
+            behind = self.sim_hz < 0.9 * sim.fps  # the processor cannot keep real time (catch_up_steps)
+            rate = f"{self.sim_hz:.0f} of {sim.fps:.0f}" if behind else f"{sim.fps:.0f}"
             lines.insert(0, f"fps {self.fps:5.1f}   sim {rate} Hz   inference {sim.act_ms + sim.decode_ms:5.2f} ms "
                             f"(controller {sim.act_ms:.2f} + decoder {sim.decode_ms:.2f})")
         if self.paused:

@@ -20,33 +20,33 @@ that is shown (and exported):
   body runs ahead of its planted feet.
 - :func:`channel_sides` and :func:`channel_contacts` turn a Motion VAE's contact channels (:mod:`vae.contacts`:
   the contact of each labelled foot joint in the frame the decoder predicts) into contacts per side.
-- :class:`FootLocker` steps B characters once per simulation step. A lock starts on a contact by the data's rule
-  but up to ``LOCK_SPEED_MPS`` (the models slide planted feet faster than the data's speed), or where the model's
-  contact channels say contact (its stance frames, where its foot may move faster), where the toe was drawn
-  the step before (ground-plane x, z; the height always follows the pose), and holds while that contact lasts. A
-  held toe the model drags away is let trail at most ``LEASH_M`` behind it (``PLANTED_LEASH_M`` while the model's
-  toe is slower than the data's contact speed, so a toe the data calls planted stays put; ``REACH_LEASH_M`` while
-  the lock is within the data's stance reach of the root, :func:`stance_reach`, and ``SLOW_LEASH_M`` when the body
-  also moves slower than ``SLOW_ROOT_MPS``), its lock sliding along behind, never faster than the model's toe.
-  When the contact ends, the correction eases out while the toe moves with the model, over ``BLEND_OUT_FRAMES`` steps or more (at most ``BLEND_OUT_STEP_M`` per step: no pop). The body
-  lowers for out-of-reach locks at most ``DROP_SPEED_MPS`` and rises at most ``RISE_SPEED_MPS``; a leg that still
-  falls short moves its lock to where its toe got. A foot more than ``RELEASE_DISTANCE_M`` from its lock in one step
-  lets go (at once beyond ``JUMP_RELEASES`` times that: a teleport it was not told about, ``reset`` being the way
-  to tell it).
+- :class:`FootLocker` steps B characters once per simulation step. A lock starts on a contact by the data's rule but
+  up to ``LOCK_SPEED_MPS`` (the models slide planted feet faster than the data's speed), or where the model's contact
+  channels say contact (its stance frames, where its foot may move faster), where the toe was drawn the step before
+  (ground-plane x, z; the height always follows the pose), and holds while that contact lasts. A held toe the model
+  drags away is let trail at most ``LEASH_M`` behind it (``PLANTED_LEASH_M`` while the model's toe is slower than the
+  data's contact speed, so a toe the data calls planted stays put; ``REACH_LEASH_M`` while the lock is within the
+  data's stance reach of the root, :func:`stance_reach`, and ``SLOW_LEASH_M`` when the body also moves slower than
+  ``SLOW_ROOT_MPS``), its lock sliding along behind, never faster than the model's toe. When the contact ends, the
+  correction eases out while the toe moves with the model, over ``BLEND_OUT_FRAMES`` steps or more (at most
+  ``BLEND_OUT_STEP_M`` per step: no pop). The body lowers for out-of-reach locks at most ``DROP_SPEED_MPS`` and rises
+  at most ``RISE_SPEED_MPS``; a leg that still falls short moves its lock to where its toe got. A foot more than
+  ``RELEASE_DISTANCE_M`` from its lock in one step lets go (at once beyond ``JUMP_RELEASES`` times that: a teleport it
+  was not told about, ``reset`` being the way to tell it).
 
 Measured (CAMDM foot sliding, :mod:`mocap.quality`, of the motion with foot locking as ``policies.evaluate`` reports
 it, ``foot_sliding_ik``; 100 episodes of 30 s; the data's own value 0.081): the shipped Bandai-Namco joystick policy
 0.632 unlocked -> 0.071 with its contact channels and the reach and slow leashes (0.091 without those leashes, 0.225
 with contacts from the poses alone), its target policy 0.338 -> 0.042 (0.057, 0.182), PathFollow 0.016, Maze 0.071
 (the fine-tuned PathFollow and Maze policies: 0.006 and 0.019). The previous release's joystick policy went 0.468 ->
-0.064 with contacts from the poses (0.191 with the rules before: lock only below the data's 0.6 m/s, let go at 25 cm, blend from the lock); its target policy
-0.467 -> 0.312 (was 0.405): that policy's feet skid along the floor at 1-2.4 m/s for metres, faster than
-``LOCK_SPEED_MPS`` and farther than any leash a leg reaches. Jitter of the locked motion over the model's: +5 % and
-+12 % (8.24 -> 8.68 and 13.7 -> 15.3 m/s^2; the same with contacts from the poses alone); a toe moves at most 5.0 cm
-per step faster than the model's, the knee's acceleration is at most 16.5 cm/step^2 (the model's own 13.2; the
-previous release's policies). On the 20 s joystick tour of ``tests/test_play.py`` (DeepMimic) a toe planted by the
-data's rule drifts at most 0.3 cm (14 cm unlocked), foot sliding 0.39 -> 0.052 (0.067 from the poses alone). A step
-costs 0.5 ms for one character and 1.5 ms for 256 (numpy, one CPU thread).
+0.064 with contacts from the poses (0.191 with the rules before: lock only below the data's 0.6 m/s, let go at 25 cm,
+blend from the lock); its target policy 0.467 -> 0.312 (was 0.405): that policy's feet skid along the floor at 1-2.4
+m/s for metres, faster than ``LOCK_SPEED_MPS`` and farther than any leash a leg reaches. Jitter of the locked motion
+over the model's: +5 % and +12 % (8.24 -> 8.68 and 13.7 -> 15.3 m/s^2; the same with contacts from the poses alone); a
+toe moves at most 5.0 cm per step faster than the model's, the knee's acceleration is at most 16.5 cm/step^2 (the
+model's own 13.2; the previous release's policies). On the 20 s joystick tour of ``tests/test_play.py`` (DeepMimic) a
+toe planted by the data's rule drifts at most 0.3 cm (14 cm unlocked), foot sliding 0.39 -> 0.052 (0.067 from the
+poses alone). A step costs 0.5 ms for one character and 1.5 ms for 256 (numpy, one CPU thread).
 
 Spaces: ``world_`` is the y-up world in metres. Sides are ordered (left, right) everywhere.
 """
@@ -519,7 +519,6 @@ class FootLocker:
         self._has_prev = np.zeros(b, dtype=bool)
         self._world_drawn_xz = np.zeros((b, 2, 2))  # the toes (x, z) as the last step drew them
 
-
     @classmethod
     def from_data(cls, chains: LegChains, num_characters: int, fps: float, world_pos: np.ndarray | None,
                   **options) -> FootLocker:
@@ -530,6 +529,7 @@ class FootLocker:
             return cls(chains, num_characters, fps, None, **options)
         return cls(chains, num_characters, fps, floor_heights(world_pos, chains),
                    reach_m=stance_reach(world_pos, chains), **options)
+
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Forget the locks (and the previous pose) of characters ``mask`` (B,) bool (None: all), e.g. teleported
         ones: their next step starts from the model's pose with no correction."""

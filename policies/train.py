@@ -201,14 +201,16 @@ def schedule_value(points: list[tuple[float, float]], fraction: float) -> float:
 def check_schedulable(task, schedule: dict) -> None:
     """ValueError unless every --env-schedule option is a numeric option of ``task``'s constructor that it keeps
     as an attribute of that name (what it reads at every step)."""
+    def numeric(name: str) -> bool:
+        value = getattr(task, name, None)
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
     options = inspect.signature(type(task).__init__).parameters
     for name in schedule:
-        value = getattr(task, name, None)
-        if name not in options or isinstance(value, bool) or not isinstance(value, (int, float)):
-            numeric = sorted(n for n in options if isinstance(getattr(task, n, None), (int, float))
-                             and not isinstance(getattr(task, n), bool))
+        if name not in options or not numeric(name):
+            numeric_options = sorted(filter(numeric, options))
             raise ValueError(f"--env-schedule {name!r}: task {task.name} has no numeric option of that name "
-                             f"(it has: {', '.join(numeric) or 'none'})")
+                             f"(it has: {', '.join(numeric_options) or 'none'})")
 
 
 class _ActionScorer(torch.nn.Module):

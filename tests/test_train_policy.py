@@ -125,7 +125,8 @@ def test_env_schedule_moves_a_task_option_with_training_and_refuses_what_it_cann
     trainer.start()
     assert trainer.apply_env_schedule() == {"env_collision_penalty": 1.0} and trainer.env.task.collision_penalty == 1.0
     trainer.global_step = args.steps // 2
-    assert trainer.apply_env_schedule() == {"env_collision_penalty": 15.5} and trainer.env.task.collision_penalty == 15.5
+    assert trainer.apply_env_schedule() == {"env_collision_penalty": 15.5}
+    assert trainer.env.task.collision_penalty == 15.5
     trainer.env.close()
     train(tiny_args(tmp_path, task="maze", env_schedule=schedule, eval_every=0), quiet=True)
     rows = list(csv.DictReader(open(tmp_path / "run" / "progress.csv")))
