@@ -38,9 +38,10 @@ from common.paths import portable_path
 from policies.network import CONFIG_KEYS, PolicyModule
 
 # Environment options that are the trainer's business, not the task's (the app and the evaluation keep their own):
-# a policy trained on 10-second episodes is evaluated on the task's standard ones like any other.
+# a policy trained on 10-second episodes, or on PathFollow's offset starts, is evaluated on the task's standard ones
+# like any other.
 TRAINING_ONLY_OPTIONS = ("max_episode_steps", "autoreset_mode", "array_backend", "action_scale", "style_change_s",
-                         "foot_slide_weight", "divergence_penalty", "device")
+                         "foot_slide_weight", "divergence_penalty", "device", "start_offset")
 FORMAT = "mvae-policy"
 VERSION = 1
 TRAIN_HINT = "python train_policy.py --task TASK --vae VAE.pt --out POLICY.pt"

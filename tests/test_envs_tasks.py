@@ -127,6 +127,16 @@ def test_path_follow_heuristic_stays_on_the_path_and_random_gets_lost():
     assert lost(smart) == 0 and lost(rand) > B
 
 
+def test_path_follow_offset_starts_put_the_point_away_and_a_chaser_catches_up():
+    env, infos, _ = run("path_follow", chase_path_point, start_offset=3.0)
+    start_distance = infos[0]["path_distance"]  # after one step: up to 3 m, plus the point's one-frame move
+    assert start_distance.max() > 1.0 and start_distance.max() < 3.0 + env.task.path_speed / 30.0 + 0.05
+    late = np.mean([i["path_distance"] for i in infos[-100:]])
+    assert late < 0.6  # caught up: as close as from a start on the path
+    with pytest.raises(ValueError, match="start_offset"):
+        MotionVecEnv(1, "path_follow", ToyManifold(), start_offset=4.0)
+
+
 @pytest.mark.parametrize("path", ["figure8", "random"])
 def test_paths_are_closed_smooth_loops_through_the_start(path):
     env = MotionVecEnv(4, "path_follow", ToyManifold(), path=path)

@@ -233,14 +233,15 @@ def test_evaluate_cli_runs_a_policy_file_and_reports_bad_input(tmp_path, capsys)
 
 
 def test_evaluation_keeps_the_tasks_episodes_whatever_length_the_policy_trained_on(tmp_path, capsys):
-    trained = {"env_options": json.dumps({"max_episode_steps": 30, "max_distance": 4.0})}
+    trained = {"env_options": json.dumps({"max_episode_steps": 30, "max_distance": 4.0, "start_offset": 3.0})}
     save_policy(tmp_path / "p.pt", small_policy(latent=4), manifold=ToyManifold(), train_args=trained)
     assert evaluation.main([str(tmp_path / "p.pt"), "--vae", "toy", "--episodes", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     standard = MotionVecEnv(1, "target", ToyManifold())
     assert result["minutes"] == pytest.approx(2 * standard.max_episode_steps / 30.0 / 60.0)  # not 2 x 30 frames
     policy = load_policy(tmp_path / "p.pt")
-    assert checkpoint.policy_task_options(policy) == {"max_distance": 4.0}  # the task's options stay
+    assert checkpoint.policy_task_options(policy) == {"max_distance": 4.0}  # the task's options stay; offset starts
+    # are a training aid: the app and the evaluation start on the path
     # PathFollow's evaluation runs every episode to its end, whatever distance the policy trained to end at: a
     # character that falls behind keeps counting its error and counts as lost beyond 4 m.
     env = evaluation.make_eval_env("path_follow", ToyManifold(), 1, env_options={"max_distance": 2.0})

@@ -11,6 +11,10 @@ paths               closed curves through the character's start, traversed at ``
                     star-shaped loop r(t) = R (1 + sum_k a_k cos(k t + phi_k)), R 4-7 m) or ``"mixed"``
                     (each episode picks one with probability 1/2); random orientation and direction
 termination         d > ``max_distance`` (4 m): the character lost the path (and a non-finite state)
+start               the path passes through the character's start and the moving point starts there; with
+                    ``start_offset`` > 0 (m, a training aid) the whole path is moved by up to that distance
+                    (uniform, in a random direction), so the episode starts with the point away from the
+                    character, which has to catch up: the recoveries that lost episodes need
 truncation          ``max_episode_steps`` (default 900 = 30 s at 30 fps)
 info metrics        ``path_distance`` (d, m), ``path_laps`` (loops completed by the moving point)
 user input          ``set_path(points)`` (below); ``replan``: the paths move so that the moving point is
@@ -54,17 +58,22 @@ class PathFollow(Task):
     state_names = ("path", "length", "progress", "distance")
 
     def __init__(self, core, *, path: str = "mixed", path_speed: float = 1.2, num_lookahead: int = 5,
-                 lookahead_seconds: float = 0.5, max_distance: float = 4.0, path_points: int = 256):
+                 lookahead_seconds: float = 0.5, max_distance: float = 4.0, path_points: int = 256,
+                 start_offset: float = 0.0):
         super().__init__(core)
         if path not in PATH_KINDS:
             raise ValueError(f"path={path!r}; choose one of {', '.join(PATH_KINDS)}")
         if path_speed <= 0 or lookahead_seconds <= 0 or max_distance <= 0:
             raise ValueError("path_speed, lookahead_seconds and max_distance must be positive")
+        if not 0.0 <= start_offset < max_distance:
+            raise ValueError(f"start_offset={start_offset:g} m must be at least 0 and below max_distance "
+                             f"({max_distance:g} m), or every episode would start lost")
         if int(num_lookahead) < 1 or int(path_points) < 16:
             raise ValueError(f"need num_lookahead >= 1 and path_points >= 16, got {num_lookahead}, {path_points}")
         self.path_kind = path
         self.path_speed, self.lookahead_seconds = float(path_speed), float(lookahead_seconds)
         self.num_lookahead, self.max_distance = int(num_lookahead), float(max_distance)
+        self.start_offset = float(start_offset)
         self.feature_size = 2 * self.num_lookahead
         b, p, dev = core.num_envs, int(path_points), core.device
         self.path = torch.zeros(b, p, 2, device=dev)  # uniform arc-length samples of each closed path, world
@@ -172,7 +181,12 @@ class PathFollow(Task):
         if rows.numel() == 0:
             return
         path, length = self._resample(self._curves(rows.numel()))
-        self.path = self.path.index_put((rows,), path + self.core.root_xz[rows, None, :])  # starts at the character
+        start = self.core.root_xz[rows]  # (n, 2)
+        if self.start_offset > 0.0:  # drawn only then, so that the default's episodes stay what they were
+            reach = self.uniform(0.0, self.start_offset, (rows.numel(),))
+            angle = self.uniform(-math.pi, math.pi, (rows.numel(),))
+            start = start + reach[:, None] * torch.stack((torch.cos(angle), torch.sin(angle)), dim=-1)
+        self.path = self.path.index_put((rows,), path + start[:, None, :])
         self.length = self.length.index_put((rows,), length)
         self.progress = self.progress.index_put((rows,), torch.zeros_like(length))
         self.distance = self.where(mask, self._measure(), self.distance)
