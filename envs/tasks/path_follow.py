@@ -185,7 +185,7 @@ class PathFollow(Task):
         if self.start_offset > 0.0:  # drawn only then, so that the default's episodes stay what they were
             reach = self.uniform(0.0, self.start_offset, (rows.numel(),))
             angle = self.uniform(-math.pi, math.pi, (rows.numel(),))
-            start = start + reach[:, None] * torch.stack((torch.cos(angle), torch.sin(angle)), dim=-1)
+            start = start + reach[:, None] * torch.stack((torch.cos(angle), torch.sin(angle)), dim=-1)  # (n, 2)
         self.path = self.path.index_put((rows,), path + start[:, None, :])
         self.length = self.length.index_put((rows,), length)
         self.progress = self.progress.index_put((rows,), torch.zeros_like(length))
