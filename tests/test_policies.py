@@ -240,8 +240,8 @@ def test_evaluation_keeps_the_tasks_episodes_whatever_length_the_policy_trained_
     standard = MotionVecEnv(1, "target", ToyManifold())
     assert result["minutes"] == pytest.approx(2 * standard.max_episode_steps / 30.0 / 60.0)  # not 2 x 30 frames
     policy = load_policy(tmp_path / "p.pt")
-    assert checkpoint.policy_task_options(policy) == {"max_distance": 4.0}  # the task's options stay; offset starts
-    # are a training aid: the app and the evaluation start on the path
+    # The task's options stay; offset starts are a training aid: the app and the evaluation start on the path.
+    assert checkpoint.policy_task_options(policy) == {"max_distance": 4.0}
     # PathFollow's evaluation runs every episode to its end, whatever distance the policy trained to end at: a
     # character that falls behind keeps counting its error and counts as lost beyond 4 m.
     env = evaluation.make_eval_env("path_follow", ToyManifold(), 1, env_options={"max_distance": 2.0})
