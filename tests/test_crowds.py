@@ -290,8 +290,9 @@ def test_the_app_runs_a_crowd_of_1000_live_at_30_hz_where_the_processor_can(x_di
     runs its decoder in bfloat16 where the processor has it (``--precision auto``).
 
     Whether 30 Hz is within reach depends on the processor, so the test first times a step of the crowd and a drawn
-    frame, each on its own. Where the two together take at most 1.25 frames at 30 Hz (software GL rasterises while
-    the simulation steps, which wins back a quarter), the app holds the simulation above 27 Hz while drawing over 20
+    frame, each on its own. Where the two together take at most 1.1 frames at 30 Hz (software GL rasterises while
+    the simulation steps, which wins a little back; at 42 ms, 1.25 frames, a 2-core AVX-512 machine held only 23 Hz
+    at 29 frames a second), the app holds the simulation above 27 Hz while drawing over 20
     frames a second for 4 s (a second 4-s window runs only where a busy moment of the shared machine spoilt the first).
     Where they take longer (2 AVX2 cores without bfloat16: 28-35 ms a step and 30 ms a frame) and the loop does not
     reach those rates anyway, it wastes no time: it runs at least 0.6 of the rate of a step and a frame back to back
@@ -329,7 +330,7 @@ def test_the_app_runs_a_crowd_of_1000_live_at_30_hz_where_the_processor_can(x_di
             gl.glFinish()
             draw_s.append(time.perf_counter() - began)
         back_to_back = float(np.median(step_s) + np.median(draw_s))  # s: a step and a frame, one after the other
-        realtime = back_to_back <= 1.25 * sim.dt
+        realtime = back_to_back <= 1.1 * sim.dt
         for _ in range(2):
             frames, steps, begin = 0, sim.step_count, time.perf_counter()
             last = begin
